@@ -1,0 +1,70 @@
+"""Decoded AgentResponse contents, pure-Python flavour.
+
+The native extension defines the same classes in Cython (``src_ext/messages.pyx``);
+``fishjam_fast._codec`` picks one set. Both compare by value, support keyword
+``match`` patterns and attribute access like the plain SDK's betterproto classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .enums import TrackType
+
+__all__ = ["Authenticated", "IncomingTrackData", "IncomingTrackImage", "Track", "UnknownResponse"]
+
+
+@dataclass(slots=True)
+class Track:
+    """A peer's track: ``id``, ``type`` (TrackType, or an int the enum lacks) and
+    ``metadata`` (JSON text)."""
+
+    id: str = ""
+    type: TrackType | int = TrackType.TRACK_TYPE_UNSPECIFIED
+    metadata: str = ""
+
+
+@dataclass(slots=True)
+class IncomingTrackData:
+    """A chunk of a peer's track: PCM16 little-endian audio for audio tracks.
+
+    Attributes:
+        peer_id: The peer whose track this is.
+        track: The track the chunk belongs to.
+        data: The chunk (an owned ``bytes`` object).
+    """
+
+    peer_id: str = ""
+    track: Track = field(default_factory=Track)
+    data: bytes = b""
+
+
+@dataclass(slots=True)
+class IncomingTrackImage:
+    """An image captured from a track, answering ``capture_image``.
+
+    Attributes:
+        track_id: The track the image was captured from.
+        content_type: The image's MIME type, e.g. ``image/jpeg``.
+        data: The encoded image (an owned ``bytes`` object).
+    """
+
+    track_id: str = ""
+    content_type: str = ""
+    data: bytes = b""
+
+
+@dataclass(slots=True)
+class Authenticated:
+    """The server accepted the agent's token."""
+
+
+@dataclass(slots=True)
+class UnknownResponse:
+    """An AgentResponse whose content this version does not know (a newer server).
+
+    Attributes:
+        field_number: The unknown oneof member's field number; 0 for an empty message.
+    """
+
+    field_number: int = 0

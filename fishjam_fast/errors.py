@@ -1,0 +1,47 @@
+"""Exceptions raised by fishjam_fast.
+
+The names and the two base classes match the plain SDK's ``fishjam.agent.errors``,
+so ``except AgentError`` written for the plain SDK keeps working.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class of every exception raised by an agent."""
+
+
+class AgentAuthError(AgentError):
+    """The server refused the agent's token.
+
+    Attributes:
+        reason: The close reason the server gave, e.g. ``"invalid token"``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"agent failed to authenticate: {self.reason}"
+
+
+class AgentProtocolError(AgentError, ValueError):
+    """A frame received from the network is not a valid agent protocol message.
+
+    The message says what was wrong and at which byte offset of the frame.
+    """
+
+
+class AgentConnectionError(AgentError):
+    """The connection to Fishjam ended abnormally, or was used after it ended.
+
+    Attributes:
+        code: The WebSocket close code (1006 when the connection dropped without one).
+        reason: The close reason the server gave, possibly empty.
+    """
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up a virtual environment, builds and installs fishjam_fast with its test
+# dependencies (the Cython extension is compiled here; a failed compile is fatal),
+# then runs the test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${FISHJAM_FAST_VENV:-.venv}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+FISHJAM_FAST_REQUIRE_EXTENSION=1 "$VENV/bin/python" -m pip install --quiet '.[test]'
+# pytest (not `python -m pytest`) so the source tree is not put before the installed package
+exec "$VENV/bin/pytest" "$@"

@@ -1,0 +1,97 @@
+"""Build of the fishjam_fast._ext Cython extension.
+
+Environment variables (mirroring asyncpg/uvloop/websockets):
+
+FISHJAM_FAST_REQUIRE_EXTENSION=1  a failed compile fails the install (CI sets it);
+                                  otherwise the package installs pure-Python.
+FISHJAM_FAST_SKIP_EXTENSION=1     do not build the extension at all.
+FISHJAM_FAST_CYTHON_ANNOTATE=1    write Cython's HTML annotation next to the sources.
+FISHJAM_FAST_DEBUG=1              build with line tracing and -O0 -g, for coverage and gdb.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+REQUIRE_EXTENSION = _flag("FISHJAM_FAST_REQUIRE_EXTENSION")
+SKIP_EXTENSION = _flag("FISHJAM_FAST_SKIP_EXTENSION")
+ANNOTATE = _flag("FISHJAM_FAST_CYTHON_ANNOTATE")
+DEBUG = _flag("FISHJAM_FAST_DEBUG")
+
+
+class OptionalBuildExt(build_ext):
+    """Builds the extension; a failure falls back to pure Python unless it is required."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            self._fail(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        if REQUIRE_EXTENSION:
+            raise
+        print(
+            f"WARNING: building the fishjam_fast extension failed ({exc!r}); "
+            "installing the pure-Python fallback",
+            file=sys.stderr,
+        )
+
+
+def _extensions() -> list[Extension]:
+    if SKIP_EXTENSION:
+        return []
+    try:
+        import numpy
+        from Cython.Build import cythonize
+    except ImportError:
+        if REQUIRE_EXTENSION:
+            raise
+        print("WARNING: Cython or NumPy missing; installing pure-Python", file=sys.stderr)
+        return []
+
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+    compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+    directives = {
+        "language_level": "3",
+        # bounds checks stay on by default; audited loops switch them off locally
+        "boundscheck": True,
+        "wraparound": False,
+        "cdivision": True,
+        "embedsignature": True,
+    }
+    if DEBUG:
+        macros.append(("CYTHON_TRACE_NOGIL", "1"))
+        directives["linetrace"] = True
+
+    extension = Extension(
+        "fishjam_fast._ext",
+        sources=["src_ext/_ext.pyx"],
+        include_dirs=[numpy.get_include(), "src_ext"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+    )
+    return cythonize(
+        [extension],
+        compiler_directives=directives,
+        annotate=ANNOTATE,
+        include_path=["src_ext"],
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
