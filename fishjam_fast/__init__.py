@@ -1,22 +1,53 @@
-"""fishjam_fast: a native-accelerated, drop-in replacement for ``fishjam.agent``."""
+"""fishjam_fast: a native-accelerated, drop-in replacement for ``fishjam.agent``.
+
+Switch an application with one changed import::
+
+    from fishjam_fast import Agent, OutgoingAudioTrackOptions   # was: fishjam.agent
+
+``NATIVE`` tells whether the compiled codec is in use.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
+from .agent import Agent
 from .enums import TrackEncoding, TrackType
 from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
+from .runner import run
+from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
+
+if TYPE_CHECKING:
+    from .client import FishjamClient
 
 __version__ = "0.1.0"
 
 __all__ = [
     "NATIVE",
+    "Agent",
     "AgentAuthError",
     "AgentConnectionError",
     "AgentError",
     "AgentProtocolError",
+    "AgentSession",
+    "FishjamClient",
     "IncomingTrackData",
     "IncomingTrackImage",
+    "OutgoingAudioTrackOptions",
+    "OutgoingTrack",
+    "SessionStats",
     "Track",
     "TrackEncoding",
     "TrackType",
+    "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # FishjamClient needs the optional plain SDK: import it only when asked for
+    if name == "FishjamClient":
+        from .client import FishjamClient
+
+        return FishjamClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,179 @@
+"""The seam between an agent session and the socket it talks over.
+
+A session only needs four things from a transport: send one frame (waiting while the
+write buffer is above its high-water mark), receive one frame, close, and say why the
+connection ended. ``WebsocketsTransport`` provides them on the ``websockets`` asyncio
+client; another transport (picows, say) can be added beside it without touching the
+session code.
+"""
+
+from __future__ import annotations
+
+import ssl as ssl_module
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
+
+from .errors import AgentConnectionError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+# Close codes of a connection that ended without an error (RFC 6455 section 7.4.1).
+NORMAL_CLOSE_CODES = frozenset({1000, 1001})
+
+DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+"""Largest frame accepted from the server: captured images can be large."""
+
+DEFAULT_MAX_QUEUE = 64
+"""Frames buffered before the transport stops reading from the socket."""
+
+DEFAULT_WRITE_LIMIT = 64 * 1024
+"""Write-buffer high-water mark above which sending waits."""
+
+
+class TransportClosed(Exception):
+    """The connection is closed; ``code`` and ``reason`` tell why, ``ok`` if normally."""
+
+    def __init__(self, code: int, reason: str, ok: bool) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+        self.ok = ok
+
+
+class Transport(Protocol):
+    """What an AgentSession needs from a connection."""
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection is closed (1006 if it dropped)."""
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason once the connection is closed, else ``""``."""
+
+    async def send(self, frame: Buffer) -> None:
+        """Sends one binary frame; waits while the write buffer is full.
+
+        Raises:
+            TransportClosed: the connection is closed.
+        """
+
+    async def send_many(self, frames: Sequence[Buffer]) -> None:
+        """Sends several binary frames, in order, with as few writes as it can."""
+
+    async def recv(self) -> bytes:
+        """Returns the next binary frame.
+
+        Raises:
+            TransportClosed: the connection is closed.
+        """
+
+    async def close(self) -> None:
+        """Closes the connection normally (code 1000) and waits until it is closed."""
+
+
+def websocket_url(fishjam_url: str) -> str:
+    """Returns the agent socket URL for a Fishjam URL, keeping any path prefix.
+
+    ``http://`` becomes ``ws://`` and ``https://`` becomes ``wss://``; only the scheme is
+    rewritten (the plain SDK replaces every ``http`` in the URL).
+    """
+    base = fishjam_url.rstrip("/")
+    scheme, sep, rest = base.partition("://")
+    if not sep:
+        raise ValueError(
+            f"fishjam_url must start with http://, https://, ws:// or wss://: {fishjam_url!r}"
+        )
+    schemes = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+    if scheme.lower() not in schemes:
+        raise ValueError(f"unsupported fishjam_url scheme {scheme!r}: use http, https, ws or wss")
+    return f"{schemes[scheme.lower()]}://{rest}/socket/agent/websocket"
+
+
+class WebsocketsTransport:
+    """A Transport on the ``websockets`` asyncio client, opened without compression."""
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
+        open_timeout: float | None = 10.0,
+    ) -> WebsocketsTransport:
+        """Opens the WebSocket.
+
+        Raises:
+            AgentConnectionError: the server could not be reached or refused the upgrade.
+        """
+        secure = url.startswith("wss://")
+        if ssl is not None and not secure:
+            raise ValueError("an ssl context was given for a ws:// (plain) URL")
+        try:
+            ws = await connect(
+                url,
+                # PCM does not compress: deflate would only burn CPU on both ends
+                compression=None,
+                ssl=ssl if ssl is not None else secure or None,
+                max_size=max_message_size,
+                max_queue=max_queue,
+                write_limit=write_limit,
+                open_timeout=open_timeout,
+            )
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            raise AgentConnectionError(f"cannot connect to {url}: {exc}", 1006, "") from exc
+        return cls(ws)
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self._ws.close_reason or ""
+
+    def _closed(self, exc: ConnectionClosed) -> TransportClosed:
+        code = self._ws.close_code
+        if code is None:
+            code = 1006
+        return TransportClosed(
+            code, self._ws.close_reason or "", isinstance(exc, ConnectionClosedOK)
+        )
+
+    async def send(self, frame: Buffer) -> None:
+        try:
+            await self._ws.send(frame, text=False)  # type: ignore[arg-type]
+        except ConnectionClosed as exc:
+            raise self._closed(exc) from None
+
+    async def send_many(self, frames: Sequence[Buffer]) -> None:
+        # websockets builds (and masks) each frame before it yields, so the frames may
+        # be views of one buffer that the caller reuses after this returns.
+        ws = self._ws
+        try:
+            for frame in frames:
+                await ws.send(frame, text=False)  # type: ignore[arg-type]
+        except ConnectionClosed as exc:
+            raise self._closed(exc) from None
+
+    async def recv(self) -> bytes:
+        try:
+            frame = await self._ws.recv(decode=False)
+        except ConnectionClosed as exc:
+            raise self._closed(exc) from None
+        return frame
+
+    async def close(self) -> None:
+        await self._ws.close()
