@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
 
 from fishjam_fast._proto import agent_pb2
 
