@@ -78,3 +78,22 @@ def test_signals() -> None:
     assert spoken.dtype == np.int16 and len(spoken) > 1600 and np.abs(spoken).max() > 1000
     src = AudioSource.from_array(np.arange(160, dtype=np.int16), 16000)
     assert len(src.render(24000)) == 240 and not src.render(16000).flags.writeable
+
+
+def test_threaded_server_with_sync_client() -> None:
+    from fishjam import FishjamClient
+
+    from fishjam_fast.local import ThreadedLocalFishjam
+
+    with ThreadedLocalFishjam() as t:
+        client = FishjamClient(t.url, t.management_token)
+        room = client.create_room()
+        agent = client.create_agent(room.id)
+        assert t.call(lambda: t.server.peer(agent.id).type) == "agent"
+        speaker = t.call(t.server.add_speaking_peer, room.id, realtime=False, chunks=3)
+        t.call(speaker.wait_done, 5.0)
+        assert [p.status.value for p in client.get_room(room.id).peers] == [
+            "disconnected",
+            "connected",
+        ]
+    assert not t.server.running

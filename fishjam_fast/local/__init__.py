@@ -68,6 +68,10 @@ peer's delivery to the other agents of its room; no webhooks or notifications.
 See :mod:`fishjam_fast.local.agent_socket` for the protocol decisions (malformed frames
 close 1011 ``invalid message``, capture_image of an unknown track is ignored, ...).
 
+For synchronous code, ``with ThreadedLocalFishjam() as t:`` runs the server on its own
+loop in a thread; ``t.call(t.server.add_agent, room_id, 24000)`` runs any of the methods
+above there and returns the result.
+
 Also: the pytest fixture ``local_fishjam`` (:mod:`fishjam_fast.local.pytest_plugin`) and
 the command line ``python -m fishjam_fast.local --port 5002``.
 """
@@ -80,6 +84,7 @@ from .records import AgentRecord, ConnectionRecord, TrackRecording
 from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
 from .signals import AudioSource
 from .state import Peer, Room
+from .threaded import ThreadedLocalFishjam
 
 __all__ = [
     "PEER_REMOVED",
@@ -92,6 +97,7 @@ __all__ = [
     "Room",
     "SimulatedTrack",
     "SpeakingPeer",
+    "ThreadedLocalFishjam",
     "TrackRecording",
     "make_png",
 ]
