@@ -244,3 +244,18 @@ async def test_capture_image_returns_png(local_fishjam: LocalFishjam) -> None:
     idat_len = struct.unpack(">I", png.data[33:37])[0]
     assert len(zlib.decompress(png.data[41 : 41 + idat_len])) == 8 * (1 + 16 * 3)
     assert (images[1].content_type, images[1].data) == ("image/jpeg", jpeg.image)
+
+
+async def test_counts_only_recording() -> None:
+    async with LocalFishjam(record_chunks=False, record_requests=False) as fj:
+        _, agent = await _agent(fj)
+        async with agent.connect() as session:
+            track = await session.add_track(OutgoingAudioTrackOptions())
+            for _ in range(10):
+                await track.send_chunk(bytes(640))
+            await fj.wait_requests(agent.id, 12, TIMEOUT)
+        rec = fj.agent(agent.id)
+        assert rec.requests == [] and rec.connections[0].request_count == 12
+        t = rec.track()
+        assert t.chunks == [] and (t.chunk_count, t.total_bytes) == (10, 6400)
+        assert t.played_audio == bytearray()
