@@ -1,0 +1,103 @@
+"""A faithful local Fishjam server for tests, benchmarks and demos.
+
+Install with ``pip install fishjam-fast[local]``.
+
+One aiohttp server on 127.0.0.1 serves both faces of Fishjam on one port:
+
+- the REST subset ``FishjamClient`` needs: ``POST/GET /room``, ``GET/DELETE /room/{id}``,
+  ``POST /room/{id}/peer`` (``agent`` and ``webrtc``), ``DELETE /room/{id}/peer/{id}``,
+  ``POST /room/{id}/peer/{id}/refresh_token``, ``GET /validate``; bearer-token checked,
+  JSON shaped as the plain SDK's OpenAPI models parse it, errors as ``{"errors": "..."}``
+  with the real statuses (400 bad body, 401 bad/missing token, 404 unknown room/peer);
+- the agent socket at ``/socket/agent/websocket``, with the real authentication and close
+  reasons (``unauthenticated``, ``missing token``, ``invalid token``, ``peer not found``,
+  ``room not found``, ``peer already connected``; ``Peer removed``, ``Room stopped``).
+
+Both are also served under the hosted path prefix ``/api/v1/connect/<fishjam_id>``, and a
+new peer's ``peer_websocket_url`` keeps the prefix it was created under, so
+``FishjamClient(fj.url, fj.management_token).create_agent(...)`` (plain SDK or ours)
+returns an Agent that connects here.
+
+The server side decodes with google.protobuf (``fishjam_fast._proto``), never with
+fishjam_fast's own codec, which is what it tests.
+
+Programmatic API (all on the server's event loop)::
+
+    async with LocalFishjam(port=0, *, management_token=None, heartbeat=30.0,
+                            auth_timeout=30.0, max_message_size=4 MiB,
+                            record_chunks=True, record_requests=True) as fj:
+        fj.url, fj.ws_url, fj.agent_socket_url, fj.management_token, fj.port
+        room_id = await fj.create_room(**camelCaseRoomConfig)          -> str
+        peer = await fj.add_agent(room_id, sample_rate=16000)           -> Peer (.id, .token)
+        speaker = await fj.add_speaking_peer(room_id, source=None, *, source_sample_rate=16000,
+                                             realtime=True, loop=False, chunks=None,
+                                             metadata=None, start=True)  -> SpeakingPeer
+        track = await fj.add_video_peer(room_id, *, width=32, height=24, image=None,
+                                        content_type="image/jpeg", metadata=None)
+                                                                        -> SimulatedTrack
+        await fj.remove_peer(room_id, peer_id); await fj.delete_room(room_id)
+        fj.rooms, fj.peer(peer_id), fj.agent(peer_id) -> AgentRecord, fj.connection(peer_id),
+        fj.connections -> [ConnectionRecord]
+        await fj.wait_for(predicate, timeout); fj.wait_connected / wait_disconnected /
+        wait_track(peer_id, index) / wait_bytes(track, n) / wait_requests(peer_id, n)
+        # fault injection
+        await fj.kick(peer_id)                       # close 1000 "Peer removed" (peer deleted)
+        await fj.close_agent(peer_id, code=1011, reason="internal error")  # peer kept
+        fj.drop_agent(peer_id)                       # TCP abort, client sees 1006
+        fj.stall_agent(peer_id, seconds)             # stop reading: backpressure
+        await fj.send_raw(peer_id, data)             # any binary frame
+        await fj.flood_agent(peer_id, count, chunk_bytes=None) -> int
+
+Recordings: ``fj.agent(peer_id)`` is an :class:`AgentRecord`: ``.connections`` (each a
+:class:`ConnectionRecord` with ``.requests``, every decoded ``AgentRequest`` in order,
+and the close code/reason the server sent) and ``.tracks`` (each a
+:class:`TrackRecording`: codec params, metadata, ``chunks``, ``total_bytes``,
+``interrupts``, ``bytes_played`` / ``bytes_dropped`` / ``bytes_queued``,
+``played_audio``, ``removed``).
+
+Simulated peers speak PCM16 mono at each agent's output rate in 20 ms chunks, from an
+:class:`AudioSource` (``tone``, ``chirp``, ``noise``, ``speech`` via espeak-ng when
+installed, else a speech-like synthetic signal, or ``from_array``).
+
+Deliberate simplifications: no WebRTC (``webrtc`` peers made over REST stay
+``disconnected``; simulated peers count as connected); no subscriptions (every agent
+hears every speaking peer in its room; ``subscribeMode`` is stored and echoed); tokens
+are random strings that never expire and stay valid after ``refresh_token``; OPUS audio
+from agents is recorded but not paced; one agent's slow socket delays the speaking
+peer's delivery to the other agents of its room; no webhooks or notifications.
+See :mod:`fishjam_fast.local.agent_socket` for the protocol decisions (malformed frames
+close 1011 ``invalid message``, capture_image of an unknown track is ignored, ...).
+
+For synchronous code, ``with ThreadedLocalFishjam() as t:`` runs the server on its own
+loop in a thread; ``t.call(t.server.add_agent, room_id, 24000)`` runs any of the methods
+above there and returns the result.
+
+Also: the pytest fixture ``local_fishjam`` (:mod:`fishjam_fast.local.pytest_plugin`) and
+the command line ``python -m fishjam_fast.local --port 5002``.
+"""
+
+from __future__ import annotations
+
+from .images import make_png
+from .peers import SimulatedTrack, SpeakingPeer
+from .records import AgentRecord, ConnectionRecord, TrackRecording
+from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
+from .signals import AudioSource
+from .state import Peer, Room
+from .threaded import ThreadedLocalFishjam
+
+__all__ = [
+    "PEER_REMOVED",
+    "ROOM_STOPPED",
+    "AgentRecord",
+    "AudioSource",
+    "ConnectionRecord",
+    "LocalFishjam",
+    "Peer",
+    "Room",
+    "SimulatedTrack",
+    "SpeakingPeer",
+    "ThreadedLocalFishjam",
+    "TrackRecording",
+    "make_png",
+]

@@ -1,0 +1,64 @@
+"""``python -m fishjam_fast.local``: run a local Fishjam server until Ctrl-C.
+
+Prints ``URL <url>`` and ``MANAGEMENT_TOKEN <token>`` lines (then flushes), so scripts
+can read them; ``--seconds N`` stops it after N seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+
+from .server import LocalFishjam
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fishjam_fast.local", description="Run a local Fishjam server."
+    )
+    p.add_argument("--port", type=int, default=5002, help="port on 127.0.0.1 (0: any free)")
+    p.add_argument("--token", default=None, help="management token (default: random)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--heartbeat", type=float, default=30.0, help="ping interval, s (0: off)")
+    p.add_argument(
+        "--no-record", action="store_true", help="keep counts only, not chunk bodies or requests"
+    )
+    return p
+
+
+async def _run(args: argparse.Namespace) -> None:
+    fj = LocalFishjam(
+        args.port,
+        management_token=args.token,
+        heartbeat=args.heartbeat or None,
+        record_chunks=not args.no_record,
+        record_requests=not args.no_record,
+    )
+    async with fj:
+        print(f"URL {fj.url}", flush=True)
+        print(f"MANAGEMENT_TOKEN {fj.management_token}", flush=True)
+        if args.seconds is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(args.seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
+    args = _parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

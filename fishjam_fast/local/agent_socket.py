@@ -1,0 +1,308 @@
+"""The agent WebSocket (``/socket/agent/websocket``): authentication, recording, replies.
+
+Decisions where the protocol is silent (the real server is an Elixir WebSock handler):
+
+- The first message must be a binary frame holding an ``auth_request``; a decodable
+  message of another kind closes with 1000 ``unauthenticated``. No message within
+  ``auth_timeout`` seconds closes the same way.
+- A binary frame that does not decode as ``AgentRequest`` closes with 1011
+  ``invalid message`` (the handler crashes on a decode error: an internal error).
+  A text frame closes with 1003 ``unsupported data``.
+- After authentication: a second ``auth_request`` is ignored; ``track_data``,
+  ``interrupt_track`` or ``remove_track`` for a track the agent never added are ignored;
+  a duplicate ``add_track`` id is ignored; ``capture_image`` for a track that is not a
+  simulated video track in the agent's room is ignored (no reply). All of them are
+  still logged in the connection's request list.
+- When an agent disconnects, its tracks end and their unplayed audio is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
+
+from fishjam_fast._proto import agent_pb2
+
+from .records import ConnectionRecord, TrackRecording
+
+if TYPE_CHECKING:
+    from .server import LocalFishjam
+    from .state import Peer
+
+#: How the server answers a successful auth (``AgentResponse{authenticated{}}``).
+AUTHENTICATED = agent_pb2.AgentResponse(
+    authenticated=agent_pb2.AgentResponse.Authenticated()
+).SerializeToString()
+
+
+class AgentConnection:
+    """A live, authenticated agent socket and the controls fault injection uses."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None,
+        peer: Peer,
+        record: ConnectionRecord,
+    ) -> None:
+        """Wrap an authenticated socket.
+
+        Args:
+            ws: The aiohttp WebSocket.
+            transport: Its TCP transport (for stall and abort).
+            peer: The agent peer it authenticated as.
+            record: Its connection record.
+        """
+        self.ws = ws
+        self.transport = transport
+        self.peer = peer
+        self.record = record
+        self._send_lock = asyncio.Lock()
+        self._unstalled = asyncio.Event()
+        self._unstalled.set()
+        self._stall_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the socket is closed or closing."""
+        return self.ws.closed
+
+    async def send(self, data: bytes) -> bool:
+        """Send one binary frame (serialized ``AgentResponse`` or raw bytes).
+
+        Args:
+            data: The frame payload.
+
+        Returns:
+            False if the socket was already closed (nothing sent).
+        """
+        if self.ws.closed:
+            return False
+        async with self._send_lock:
+            try:
+                await self.ws.send_bytes(data)
+            except (ConnectionError, RuntimeError):
+                return False
+        return True
+
+    async def close(self, code: int, reason: str, timeout: float = 5.0) -> None:
+        """Close with a close frame; abort the TCP connection if that takes too long.
+
+        Args:
+            code: WebSocket close code.
+            reason: Close reason.
+            timeout: Seconds to wait for the close handshake.
+        """
+        self.record.close_code, self.record.close_reason = code, reason
+        self._end_stall()
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), timeout)
+        except (TimeoutError, ConnectionError):
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame."""
+        self._end_stall()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def stall(self, seconds: float) -> None:
+        """Stop reading from the socket for ``seconds`` (TCP backpressure reaches the agent).
+
+        Args:
+            seconds: How long to stall (aiohttp's heartbeat, if on, may close the
+                socket when a stall outlasts half the heartbeat interval).
+        """
+        self._unstalled.clear()
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if self._stall_handle is not None:
+            self._stall_handle.cancel()
+        self._stall_handle = asyncio.get_running_loop().call_later(seconds, self._end_stall)
+
+    def _end_stall(self) -> None:
+        if self._stall_handle is not None:
+            self._stall_handle.cancel()
+            self._stall_handle = None
+        if not self._unstalled.is_set():
+            self._unstalled.set()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    async def wait_unstalled(self) -> None:
+        """Return once no stall is in force."""
+        await self._unstalled.wait()
+
+
+def _decode(msg: object) -> agent_pb2.AgentRequest | tuple[int, str] | None:
+    """The request in ``msg``; a (code, reason) to close with; None when the socket ended."""
+    kind = getattr(msg, "type", None)
+    if kind is WSMsgType.BINARY:
+        req = agent_pb2.AgentRequest()
+        try:
+            req.ParseFromString(msg.data)  # type: ignore[attr-defined]
+        except DecodeError:
+            return (1011, "invalid message")
+        return req
+    if kind is WSMsgType.TEXT:
+        return (1003, "unsupported data")
+    return None
+
+
+async def handle_agent_socket(server: LocalFishjam, request: web.Request) -> web.StreamResponse:
+    """aiohttp handler of the agent socket.
+
+    Args:
+        server: The local server whose state the agent joins.
+        request: The upgrade request.
+
+    Returns:
+        The WebSocket response (after the socket closed).
+    """
+    ws = web.WebSocketResponse(
+        heartbeat=server.heartbeat,
+        max_msg_size=server.max_message_size,
+        compress=False,
+    )
+    transport = request.transport
+    await ws.prepare(request)
+    rec = ConnectionRecord(
+        peer_id=None, opened_at=time.monotonic(), keep_requests=server.record_requests
+    )
+    server._all_connections.append(rec)
+    task = asyncio.current_task()
+    if task is not None:
+        server._socket_tasks.add(task)
+    conn: AgentConnection | None = None
+    try:
+        conn = await _authenticate(server, ws, transport, rec)
+        if conn is not None:
+            await _serve(server, conn)
+    finally:
+        rec.closed_at = time.monotonic()
+        if conn is not None:
+            _detach(conn)
+        if not ws.closed:
+            await ws.close()
+        if task is not None:
+            server._socket_tasks.discard(task)
+    return ws
+
+
+async def _close(ws: web.WebSocketResponse, rec: ConnectionRecord, code: int, reason: str) -> None:
+    rec.close_code, rec.close_reason = code, reason
+    await ws.close(code=code, message=reason.encode())
+
+
+def _log(rec: ConnectionRecord, req: agent_pb2.AgentRequest) -> None:
+    rec.request_count += 1
+    if rec.keep_requests:
+        rec.requests.append(req)
+
+
+async def _authenticate(
+    server: LocalFishjam,
+    ws: web.WebSocketResponse,
+    transport: asyncio.Transport | None,
+    rec: ConnectionRecord,
+) -> AgentConnection | None:
+    try:
+        msg = await ws.receive(timeout=server.auth_timeout)
+    except TimeoutError:
+        await _close(ws, rec, 1000, "unauthenticated")
+        return None
+    req = _decode(msg)
+    if req is None:
+        return None
+    if isinstance(req, tuple):
+        await _close(ws, rec, *req)
+        return None
+    _log(rec, req)
+    if req.WhichOneof("content") != "auth_request":
+        await _close(ws, rec, 1000, "unauthenticated")
+        return None
+    peer, error = server._peer_for_token(req.auth_request.token)
+    if peer is None:
+        await _close(ws, rec, 1000, error)
+        return None
+    assert peer.record is not None
+    conn = AgentConnection(ws, transport, peer, rec)
+    rec.peer_id = peer.id
+    rec.authenticated = True
+    peer.connection = conn
+    peer.record.connections.append(rec)
+    if not await conn.send(AUTHENTICATED):
+        _detach(conn)
+        return None
+    return conn
+
+
+def _detach(conn: AgentConnection) -> None:
+    peer = conn.peer
+    if peer.connection is conn:
+        peer.connection = None
+    assert peer.record is not None
+    for track in peer.record.tracks.values():
+        if not track.ended and peer.record.connections[track.connection_index] is conn.record:
+            track._end(removed=False)
+
+
+async def _serve(server: LocalFishjam, conn: AgentConnection) -> None:
+    peer, rec = conn.peer, conn.record
+    assert peer.record is not None
+    tracks = peer.record.tracks
+    conn_index = len(peer.record.connections) - 1
+    while True:
+        await conn.wait_unstalled()
+        msg = await conn.ws.receive()
+        req = _decode(msg)
+        if req is None:
+            return
+        if isinstance(req, tuple):
+            await conn.close(*req)
+            return
+        _log(rec, req)
+        kind = req.WhichOneof("content")
+        if kind == "track_data":
+            track = tracks.get(req.track_data.track_id)
+            if track is not None:
+                track._on_data(req.track_data.data)
+        elif kind == "add_track":
+            add = req.add_track
+            if add.track.id not in tracks:
+                tracks[add.track.id] = TrackRecording(
+                    track_id=add.track.id,
+                    peer_id=peer.id,
+                    connection_index=conn_index,
+                    type=add.track.type,
+                    metadata=add.track.metadata,
+                    encoding=add.codec_params.encoding,
+                    sample_rate=add.codec_params.sample_rate,
+                    channels=add.codec_params.channels,
+                    keep_chunks=server.record_chunks,
+                )
+        elif kind == "interrupt_track":
+            track = tracks.get(req.interrupt_track.track_id)
+            if track is not None and not track.ended:
+                track._on_interrupt()
+        elif kind == "remove_track":
+            track = tracks.get(req.remove_track.track_id)
+            if track is not None and not track.ended:
+                track._end(removed=True)
+        elif kind == "capture_image":
+            image = server._capture_image(peer.room_id, req.capture_image.track_id)
+            if image is not None:
+                content_type, data = image
+                reply = agent_pb2.AgentResponse(
+                    track_image=agent_pb2.AgentResponse.TrackImage(
+                        track_id=req.capture_image.track_id,
+                        content_type=content_type,
+                        data=data,
+                    )
+                )
+                if await conn.send(reply.SerializeToString()):
+                    rec.images_sent += 1

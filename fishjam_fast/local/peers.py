@@ -1,0 +1,220 @@
+"""Simulated peers: a speaking peer's audio track and a video peer's camera track.
+
+A speaking peer sends its audio to every connected agent in its room as
+``AgentResponse{track_data{peer_id, track{id, AUDIO, metadata}, data}}``, PCM16 mono at
+each agent's output rate, in 20 ms chunks (640 bytes at 16 kHz). Chunk ``i`` of the
+stream is the same instant for every agent; an agent that connects mid-stream joins at
+the current chunk. Paced mode sends chunk ``i`` at ``start + i * 20 ms``; fast mode sends
+as fast as the sockets drain. A video peer sends nothing by itself; it answers
+``capture_image`` with a PNG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fishjam_fast._proto import agent_pb2, notifications_pb2
+
+from .images import make_png
+from .signals import CHUNK_SECONDS, AudioSource, Samples
+from .state import Peer, Room
+
+
+@dataclass
+class SimulatedTrack:
+    """A track of a simulated peer."""
+
+    #: Track id.
+    id: str
+    #: ``"audio"`` or ``"video"``.
+    type: str
+    #: Track metadata (a JSON object or None).
+    metadata: Any = None
+    #: The image a video track answers capture_image with.
+    image: bytes = b""
+    #: Its content type.
+    content_type: str = "image/png"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``Track`` object of the REST API."""
+        return {"id": self.id, "type": self.type, "metadata": self.metadata}
+
+    def proto(self) -> notifications_pb2.Track:
+        """The track as it travels in ``AgentResponse.TrackData``."""
+        kind = notifications_pb2.TRACK_TYPE_AUDIO
+        if self.type == "video":
+            kind = notifications_pb2.TRACK_TYPE_VIDEO
+        return notifications_pb2.Track(id=self.id, type=kind, metadata=json.dumps(self.metadata))
+
+
+@dataclass
+class SpeakingPeer:
+    """Handle of a simulated peer that speaks; returned by ``LocalFishjam.add_speaking_peer``.
+
+    The counters are live: ``chunks_sent`` counts stream positions (chunk indices)
+    played, ``frames_delivered`` counts messages actually sent to agents.
+    """
+
+    #: The peer (a simulated WebRTC peer).
+    peer: Peer
+    #: Its audio track.
+    track: SimulatedTrack
+    #: What it says.
+    source: AudioSource
+    #: Pace in real time (20 ms per chunk) or as fast as possible.
+    realtime: bool = True
+    #: Start again at the end of the source.
+    loop: bool = False
+    #: Stop after this many chunks (None: at the end of the source, or never if looping).
+    chunks: int | None = None
+    #: Stream positions played so far.
+    chunks_sent: int = 0
+    #: track_data messages sent to agents so far.
+    frames_delivered: int = 0
+    #: Set when the stream ended (source exhausted, count reached, stopped).
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def peer_id(self) -> str:
+        """The peer's id."""
+        return self.peer.id
+
+    @property
+    def track_id(self) -> str:
+        """The audio track's id."""
+        return self.track.id
+
+    def stop(self) -> None:
+        """Stop speaking (the peer stays in the room)."""
+        if self._task is not None:
+            self._task.cancel()
+        self.done.set()
+
+    async def wait_done(self, timeout: float) -> None:
+        """Wait until the stream ended.
+
+        Args:
+            timeout: Seconds.
+
+        Raises:
+            TimeoutError: If it did not end in time.
+        """
+        await asyncio.wait_for(self.done.wait(), timeout)
+
+
+def chunks_of(samples: Samples, sample_rate: int, wrap: bool) -> list[bytes]:
+    """One pass of ``samples`` cut into 20 ms chunks of little-endian PCM16 bytes.
+
+    Args:
+        samples: Mono int16 samples at ``sample_rate``.
+        sample_rate: Samples per second.
+        wrap: Fill the last chunk from the start of ``samples`` (looping streams);
+            otherwise pad it with silence. Every chunk is exactly 20 ms either way.
+
+    Returns:
+        Owned byte strings, ``ceil(len(samples) / samples_per_chunk)`` of them.
+    """
+    n = round(sample_rate * CHUNK_SECONDS)
+    count = -(-len(samples) // n)
+    padded = np.zeros(count * n, dtype="<i2")
+    padded[: len(samples)] = samples
+    if wrap and len(samples) < count * n:
+        padded[len(samples) :] = np.resize(samples, count * n - len(samples))
+    raw = padded.tobytes()
+    return [raw[i * 2 * n : (i + 1) * 2 * n] for i in range(count)]
+
+
+async def speak(speaker: SpeakingPeer, room: Room, is_running: Callable[[], bool]) -> None:
+    """The speaking loop: deliver the stream to the room's connected agents.
+
+    Args:
+        speaker: The speaking peer.
+        room: Its room (agents are looked up on every chunk).
+        is_running: Returns False once the server stops (ends the loop).
+    """
+    loop = asyncio.get_running_loop()
+    passes: dict[int, list[bytes]] = {}
+
+    def pass_at(rate: int) -> list[bytes]:
+        chunks = passes.get(rate)
+        if chunks is None:
+            chunks = passes[rate] = chunks_of(speaker.source.render(rate), rate, speaker.loop)
+        return chunks
+
+    # one pass at 16 kHz fixes the stream length for every rate (the same duration)
+    one_pass = len(pass_at(16000))
+    limit = speaker.chunks
+    if limit is None and not speaker.loop:
+        limit = one_pass
+    track_proto = speaker.track.proto()
+    start = loop.time()
+    index = 0
+    try:
+        while is_running() and (limit is None or index < limit):
+            if speaker.realtime:
+                delay = start + index * CHUNK_SECONDS - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            agents = [p.connection for p in room.peers.values() if p.connection is not None]
+            frames: dict[int, bytes] = {}
+            for conn in agents:
+                rate = conn.peer.output_sample_rate
+                frame = frames.get(rate)
+                if frame is None:
+                    chunks = pass_at(rate)
+                    msg = agent_pb2.AgentResponse(
+                        track_data=agent_pb2.AgentResponse.TrackData(
+                            peer_id=speaker.peer.id,
+                            track=track_proto,
+                            data=chunks[index % len(chunks)],
+                        )
+                    )
+                    frame = frames[rate] = msg.SerializeToString()
+                if await conn.send(frame):
+                    conn.record.track_data_sent += 1
+                    speaker.frames_delivered += 1
+            index += 1
+            speaker.chunks_sent = index
+            if not speaker.realtime and not agents:
+                await asyncio.sleep(0)  # fast mode with nobody listening: stay fair
+    finally:
+        speaker.done.set()
+
+
+def video_track(
+    track_id: str,
+    width: int,
+    height: int,
+    seed: int,
+    image: bytes | None,
+    content_type: str,
+    metadata: Any,
+) -> SimulatedTrack:
+    """A simulated camera track answering capture_image with ``image`` or a generated PNG.
+
+    Args:
+        track_id: Track id.
+        width: Generated PNG width.
+        height: Generated PNG height.
+        seed: Varies the generated PNG.
+        image: Image bytes to use instead (JPEG or PNG).
+        content_type: Content type of ``image``.
+        metadata: Track metadata.
+
+    Returns:
+        The track.
+    """
+    return SimulatedTrack(
+        id=track_id,
+        type="video",
+        metadata=metadata,
+        image=image if image is not None else make_png(width, height, seed),
+        content_type=content_type if image is not None else "image/png",
+    )

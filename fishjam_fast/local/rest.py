@@ -1,0 +1,184 @@
+"""The REST subset of the Fishjam API, as aiohttp routes.
+
+Every route is served at the root and under a deployment-style path prefix
+``/api/v1/connect/{fishjam_id}``. Errors are JSON ``{"errors": "..."}`` with the status
+the real API uses (the plain SDK maps 400/401/404/409/503 to its own error types);
+no request ever gets a traceback: an unexpected exception is a 500 with a generic body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .agent_socket import handle_agent_socket
+from .state import agent_sample_rate, room_config
+
+if TYPE_CHECKING:
+    from .server import LocalFishjam
+
+#: The path prefix a hosted deployment puts in front of every route.
+PREFIX = "/api/v1/connect/{fishjam_id}"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """A REST error: its status and the text of ``{"errors": ...}``."""
+
+    def __init__(self, status: int, errors: str) -> None:
+        """Args: status: HTTP status. errors: the error text."""
+        super().__init__(errors)
+        self.status = status
+        self.errors = errors
+
+
+def error(status: int, errors: str) -> web.Response:
+    """A JSON error response ``{"errors": errors}``."""
+    return web.json_response({"errors": errors}, status=status)
+
+
+def _is_socket(path: str) -> bool:
+    return path.endswith("/socket/agent/websocket") or path.endswith("/socket/peer/websocket")
+
+
+def make_middleware(server: LocalFishjam) -> Any:
+    """The middleware: bearer-token check, JSON errors, no tracebacks."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not _is_socket(request.path):
+            auth = request.headers.get("Authorization", "")
+            if not auth:
+                return error(401, "Missing token")
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or token.strip() != server.management_token:
+                return error(401, "Invalid token")
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error(exc.status, exc.errors)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error(exc.status, exc.reason)
+        except Exception:  # a bug in the local server must not leak a traceback
+            server.log.exception("local Fishjam: error in %s %s", request.method, request.path)
+            return error(500, "Internal server error")
+
+    return middleware
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "Invalid request body structure") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Invalid request body structure")
+    return body
+
+
+def _prefix(request: web.Request, suffix: str) -> str:
+    """The path prefix the request came in under (``""`` or ``/api/v1/connect/<id>``)."""
+    path = request.path
+    i = path.find(suffix)
+    return path[:i] if i > 0 else ""
+
+
+def routes(server: LocalFishjam) -> list[web.RouteDef]:
+    """All routes, at the root and under :data:`PREFIX`.
+
+    Args:
+        server: The server whose state the routes read and change.
+
+    Returns:
+        Route definitions for ``app.add_routes``.
+    """
+
+    async def create_room(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        try:
+            config = room_config(body)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        room = server._create_room(config)
+        return web.json_response({"data": {"room": room.to_json()}}, status=201)
+
+    async def list_rooms(request: web.Request) -> web.Response:
+        return web.json_response({"data": [r.to_json() for r in server.rooms.values()]})
+
+    async def get_room(request: web.Request) -> web.Response:
+        room = server._room_or_error(request.match_info["room_id"])
+        return web.json_response({"data": room.to_json()})
+
+    async def delete_room(request: web.Request) -> web.Response:
+        server._room_or_error(request.match_info["room_id"])
+        await server.delete_room(request.match_info["room_id"])
+        return web.Response(status=204)
+
+    async def add_peer(request: web.Request) -> web.Response:
+        room = server._room_or_error(request.match_info["room_id"])
+        body = await _json_body(request)
+        kind = body.get("type")
+        options = body.get("options") or {}
+        if not isinstance(options, dict):
+            raise ApiError(400, "Invalid request body structure")
+        if kind == "agent":
+            try:
+                rate = agent_sample_rate(options)
+            except ValueError as exc:
+                raise ApiError(400, str(exc)) from None
+            peer = server._add_agent(room.id, rate, options.get("subscribeMode", "auto"))
+            socket = "/socket/agent/websocket"
+        elif kind == "webrtc":
+            metadata = options.get("metadata")
+            if metadata is not None and not isinstance(metadata, dict):
+                raise ApiError(400, "Invalid peer metadata")
+            peer = server._add_webrtc_peer(room.id, metadata, options.get("subscribeMode", "auto"))
+            socket = "/socket/peer/websocket"
+        elif kind is None:
+            raise ApiError(400, "Peer type not provided")
+        else:
+            raise ApiError(400, f"Invalid peer type: {kind}")
+        ws_url = server.ws_url + _prefix(request, "/room/") + socket
+        data = {"peer": peer.to_json(), "token": peer.token, "peer_websocket_url": ws_url}
+        return web.json_response({"data": data}, status=201)
+
+    async def delete_peer(request: web.Request) -> web.Response:
+        room_id, peer_id = request.match_info["room_id"], request.match_info["peer_id"]
+        server._peer_or_error(room_id, peer_id)
+        await server.remove_peer(room_id, peer_id)
+        return web.Response(status=204)
+
+    async def refresh_token(request: web.Request) -> web.Response:
+        peer = server._peer_or_error(request.match_info["room_id"], request.match_info["peer_id"])
+        token = server._refresh_token(peer)
+        return web.json_response({"data": {"token": token}}, status=201)
+
+    async def validate(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def agent_socket(request: web.Request) -> web.StreamResponse:
+        return await handle_agent_socket(server, request)
+
+    out: list[web.RouteDef] = []
+    for p in ("", PREFIX):
+        out += [
+            web.post(p + "/room", create_room),
+            web.get(p + "/room", list_rooms),
+            web.get(p + "/room/{room_id}", get_room),
+            web.delete(p + "/room/{room_id}", delete_room),
+            web.post(p + "/room/{room_id}/peer", add_peer),
+            web.delete(p + "/room/{room_id}/peer/{peer_id}", delete_peer),
+            web.post(p + "/room/{room_id}/peer/{peer_id}/refresh_token", refresh_token),
+            web.get(p + "/validate", validate),
+            web.get(p + "/socket/agent/websocket", agent_socket),
+        ]
+    return out
