@@ -120,9 +120,8 @@ class LocalFishjam:
         except BaseException:
             await runner.cleanup()
             raise
-        server = site._server
-        assert isinstance(server, asyncio.Server) and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        # runner.addresses works on asyncio and uvloop servers alike
+        self.port = int(runner.addresses[0][1])
         self._runner = runner
         self._running = True
         return self
