@@ -39,6 +39,10 @@ AUTHENTICATED = agent_pb2.AgentResponse(
 ).SerializeToString()
 
 
+ECHO_WINDOW = 512
+"""Chunks remembered per connection for echo round trips (10 s of 20 ms chunks)."""
+
+
 class AgentConnection:
     """A live, authenticated agent socket and the controls fault injection uses."""
 
@@ -65,6 +69,21 @@ class AgentConnection:
         self._unstalled = asyncio.Event()
         self._unstalled.set()
         self._stall_handle: asyncio.TimerHandle | None = None
+        # chunk body -> when a speaking peer sent it here, for echo round trips
+        self._echo_sent: dict[bytes, float] = {}
+
+    def note_sent_chunk(self, chunk: bytes, at: float) -> None:
+        """Remembers when ``chunk`` was sent, so an echo of it can be timed."""
+        sent = self._echo_sent
+        sent[chunk] = at
+        if len(sent) > ECHO_WINDOW:
+            del sent[next(iter(sent))]  # the oldest: dicts keep insertion order
+
+    def note_received_chunk(self, chunk: bytes, at: float) -> None:
+        """Records a round trip if ``chunk`` echoes one sent by :meth:`note_sent_chunk`."""
+        sent_at = self._echo_sent.pop(chunk, None)
+        if sent_at is not None:
+            self.record.echo_latencies.append(at - sent_at)
 
     @property
     def closed(self) -> bool:
@@ -271,6 +290,7 @@ async def _serve(server: LocalFishjam, conn: AgentConnection) -> None:
             track = tracks.get(req.track_data.track_id)
             if track is not None:
                 track._on_data(req.track_data.data)
+                conn.note_received_chunk(req.track_data.data, time.monotonic())
         elif kind == "add_track":
             add = req.add_track
             if add.track.id not in tracks:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,20 +164,23 @@ async def speak(speaker: SpeakingPeer, room: Room, is_running: Callable[[], bool
                 if delay > 0:
                     await asyncio.sleep(delay)
             agents = [p.connection for p in room.peers.values() if p.connection is not None]
-            frames: dict[int, bytes] = {}
+            frames: dict[int, tuple[bytes, bytes]] = {}
             for conn in agents:
                 rate = conn.peer.output_sample_rate
-                frame = frames.get(rate)
-                if frame is None:
+                framed = frames.get(rate)
+                if framed is None:
                     chunks = pass_at(rate)
+                    chunk = chunks[index % len(chunks)]
                     msg = agent_pb2.AgentResponse(
                         track_data=agent_pb2.AgentResponse.TrackData(
                             peer_id=speaker.peer.id,
                             track=track_proto,
-                            data=chunks[index % len(chunks)],
+                            data=chunk,
                         )
                     )
-                    frame = frames[rate] = msg.SerializeToString()
+                    framed = frames[rate] = (chunk, msg.SerializeToString())
+                chunk, frame = framed
+                conn.note_sent_chunk(chunk, time.monotonic())
                 if await conn.send(frame):
                     conn.record.track_data_sent += 1
                     speaker.frames_delivered += 1

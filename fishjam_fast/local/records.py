@@ -207,6 +207,9 @@ class ConnectionRecord:
     images_sent: int = 0
     #: Number of track_data messages the server sent to this connection.
     track_data_sent: int = 0
+    #: Round trips, in seconds: a speaking peer's chunk sent to this agent until the
+    #: same bytes came back on one of its tracks (an echoing agent's latency).
+    echo_latencies: list[float] = field(default_factory=list)
 
     def kinds(self) -> list[str]:
         """The oneof member names of :attr:`requests`, in order (e.g. ``"track_data"``)."""

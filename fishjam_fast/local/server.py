@@ -14,6 +14,7 @@ import numpy.typing as npt
 from aiohttp import web
 
 from .agent_socket import AgentConnection
+from .control import control_routes
 from .peers import SimulatedTrack, SpeakingPeer, speak, video_track
 from .records import AgentRecord, ConnectionRecord, TrackRecording
 from .rest import ApiError, make_middleware, routes
@@ -111,7 +112,7 @@ class LocalFishjam:
         if self._runner is not None:
             raise RuntimeError("LocalFishjam already started")
         app = web.Application(middlewares=[make_middleware(self)])
-        app.add_routes(routes(self))
+        app.add_routes(routes(self) + control_routes(self))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
