@@ -42,9 +42,7 @@ async def test_speaking_peer_echo_latency_and_summary(local_fishjam: LocalFishja
     peer = await fj.add_agent(room, sample_rate=16000)
     agent = Agent(peer.id, room, peer.token, fj.url)
     async with agent.connect() as session:
-        track = await session.add_track(
-            __import__("fishjam.agent").agent.OutgoingAudioTrackOptions()
-        )
+        track = await session.add_track(OutgoingAudioTrackOptions())
         status, body = await call(
             fj,
             "POST",
