@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
 
 from . import _codec
+from .local.process import LocalFishjamProcess
 from .runner import has_uvloop, run
 
 
@@ -61,50 +58,6 @@ class RunResult:
         return 1e6 * self.cpu_seconds / self.messages if self.messages else float("nan")
 
 
-class LocalServerProcess:
-    """``python -m fishjam_fast.local`` in a child process, driven over REST."""
-
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-        self._process: subprocess.Popen[str] | None = None
-        self.url = ""
-        self.token = ""
-
-    def __enter__(self) -> LocalServerProcess:
-        command = [sys.executable, "-m", "fishjam_fast.local", "--port", "0", "--no-record"]
-        command += ["--seconds", str(self._seconds)]
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self._process.stdout is not None
-        for _ in range(2):
-            key, _, value = self._process.stdout.readline().strip().partition(" ")
-            if key == "URL":
-                self.url = value
-            elif key == "MANAGEMENT_TOKEN":
-                self.token = value
-        if not (self.url and self.token):
-            self.__exit__()
-            raise RuntimeError("the local Fishjam server did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(5)
-            if self._process.poll() is None:
-                self._process.kill()
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        """One REST call (Fishjam's subset or the /local/ control routes)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self.token}")
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            payload = response.read()
-        return json.loads(payload)["data"] if payload else None
-
-
 @dataclass
 class AgentSpec:
     """Where one agent connects."""
@@ -115,7 +68,7 @@ class AgentSpec:
     url: str
 
 
-def create_local_agents(server: LocalServerProcess, count: int) -> list[AgentSpec]:
+def create_local_agents(server: LocalFishjamProcess, count: int) -> list[AgentSpec]:
     """A room per agent, each with an agent peer and a peer speaking in a loop."""
     specs = []
     for _ in range(count):
@@ -251,7 +204,7 @@ def run_local(args: argparse.Namespace) -> int:
     budget = 30 + len(impls) * (args.seconds + 10) + args.agents
     live = sys.stderr.isatty()
     results = []
-    with LocalServerProcess(budget) as server:
+    with LocalFishjamProcess(budget) as server:
         print(f"local Fishjam at {server.url}", file=sys.stderr)
         for name, module in impls:
             specs = create_local_agents(server, args.agents)

@@ -80,6 +80,7 @@ from __future__ import annotations
 
 from .images import make_png
 from .peers import SimulatedTrack, SpeakingPeer
+from .process import LocalFishjamProcess
 from .records import AgentRecord, ConnectionRecord, TrackRecording
 from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
 from .signals import AudioSource
@@ -93,6 +94,7 @@ __all__ = [
     "AudioSource",
     "ConnectionRecord",
     "LocalFishjam",
+    "LocalFishjamProcess",
     "Peer",
     "Room",
     "SimulatedTrack",

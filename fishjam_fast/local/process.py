@@ -1,0 +1,81 @@
+"""The local Fishjam server in a child process, for benchmarks, demos and other tests.
+
+Running the server in its own process keeps its CPU time out of the client's
+measurements (and off the client's event loop). The in-process API of
+:class:`~fishjam_fast.local.LocalFishjam` is reached over REST: Fishjam's own routes
+and the ``/local/`` control routes (:mod:`fishjam_fast.local.control`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+
+class LocalFishjamProcess:
+    """``python -m fishjam_fast.local`` in a child process, driven over REST.
+
+    Use as ``with LocalFishjamProcess(seconds=60) as server:``; ``server.url`` and
+    ``server.token`` are set on entry, and the process is stopped on exit (or by
+    itself after ``seconds``).
+    """
+
+    def __init__(self, seconds: float, *, record: bool = False) -> None:
+        """Configures the child process.
+
+        Args:
+            seconds: The server stops by itself after this long, whatever happens.
+            record: Keep chunk bodies and requests (memory grows with traffic).
+        """
+        self._seconds = seconds
+        self._record = record
+        self._process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.token = ""
+
+    def __enter__(self) -> LocalFishjamProcess:
+        command = [sys.executable, "-m", "fishjam_fast.local", "--port", "0"]
+        command += ["--seconds", str(self._seconds), "--heartbeat", "0"]
+        if not self._record:
+            command.append("--no-record")
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        for _ in range(2):
+            key, _, value = self._process.stdout.readline().strip().partition(" ")
+            if key == "URL":
+                self.url = value
+            elif key == "MANAGEMENT_TOKEN":
+                self.token = value
+        if not (self.url and self.token):
+            self.__exit__()
+            raise RuntimeError("the local Fishjam server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(5)
+            if self._process.poll() is None:
+                self._process.kill()
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One REST call (Fishjam's subset or the /local/ control routes).
+
+        Returns:
+            The ``data`` member of the JSON answer (None for an empty one).
+
+        Raises:
+            urllib.error.HTTPError: the server answered with an error status.
+        """
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            payload = response.read()
+        return json.loads(payload)["data"] if payload else None
