@@ -55,9 +55,7 @@ def _source(samples: object) -> npt.NDArray[Any]:
         elif samples.dtype.kind == "f" and samples.dtype.itemsize in (4, 8):
             pass
         else:
-            raise TypeError(
-                f"samples must be an {_ACCEPTED} array, got dtype {samples.dtype}"
-            )
+            raise TypeError(f"samples must be an {_ACCEPTED} array, got dtype {samples.dtype}")
         if samples.ndim not in (1, 2):
             raise ValueError(
                 f"samples must have shape (n,) or (n, channels), got shape {samples.shape}"
@@ -141,9 +139,7 @@ def pcm16_to_float32(data: Buffer) -> npt.NDArray[np.float32]:
     except TypeError:
         view = None
     if view is None or not view.c_contiguous:
-        raise TypeError(
-            f"data must be a C-contiguous bytes-like object, got {type(data).__name__}"
-        )
+        raise TypeError(f"data must be a C-contiguous bytes-like object, got {type(data).__name__}")
     if view.nbytes % 2:
         raise ValueError(f"PCM16 data must have an even number of bytes, got {view.nbytes}")
     values = np.frombuffer(view, dtype=np.uint8).view(_LE16)
