@@ -16,6 +16,7 @@ Samples are visited in C order: an ``(n, channels)`` array gives interleaved PCM
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -168,6 +169,8 @@ def frame_pcm16(
         raise ValueError(f"samples_per_chunk must be at least 1, got {samples_per_chunk}")
     if channels < 1:
         raise ValueError(f"channels must be at least 1, got {channels}")
+    if samples_per_chunk > (sys.maxsize // 4) // channels:
+        raise ValueError(f"samples_per_chunk {samples_per_chunk} is too large")
     values = _source(samples)
     if values.ndim == 2 and values.shape[1] != channels:
         raise ValueError(
