@@ -8,3 +8,5 @@ includes small files, each with one job and its declarations in a .pxd beside it
     codec    AgentRequest encoder, AgentResponse decoder
     pcm      PCM16 packing kernels
 """
+
+include "pcm.pyx"

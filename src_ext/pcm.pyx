@@ -1,0 +1,445 @@
+# PCM16 kernels: NumPy samples -> PCM16 little-endian wire bytes, framed or not, and
+# PCM16 bytes -> float32. Included by _ext.pyx; declarations in pcm.pxd.
+#
+# Semantics (the same as the NumPy reference, fishjam_fast/_pcm_py.py):
+#   float -> PCM16: v = x * 32767 (in the input's precision), NaN -> 0, then rounded
+#       to the nearest integer, ties to even (np.rint), then clipped to
+#       [-32768, 32767]; so +inf -> 32767 and -inf -> -32768.
+#   int16 -> PCM16: the same value, written little-endian.
+#   PCM16 -> float32: v / 32768, in [-1, 1 - 2**-15].
+#
+# Nothing here trusts a size it did not compute: every source is described by a
+# pcm_source filled from the array's own shape and strides, every output is allocated
+# here or checked to have exactly the bytes needed, before any loop runs. The loops
+# use raw pointers (no Cython bounds checks apply to them); each says why it is safe.
+
+cimport numpy as cnp
+from cpython.buffer cimport (
+    PyBUF_SIMPLE,
+    PyBUF_WRITABLE,
+    PyBuffer_Release,
+    PyObject_GetBuffer,
+)
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint64_t
+from libc.string cimport memcpy, memmove
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+include "pcm.pxd"
+
+cnp.import_array()
+
+
+# ---------------------------------------------------------------- converters
+
+# The float kernels are in pcm_kernels.h (SSE2 C: see there why).
+
+
+cdef inline uint16_t pcm_bswap16(uint16_t v) noexcept nogil:
+    return <uint16_t>((v >> 8) | (v << 8))
+
+
+cdef void pcm_gather(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
+                     char *out) noexcept nogil:
+    # Copies values [first, first + n) in C order into `out` (n * itemsize bytes,
+    # aligned for any kind): the strided, unaligned or transposed case. Every address
+    # read is data + r * row_stride + c * col_stride with r < rows and c < cols
+    # (first + n <= count, checked by the callers), so it lies inside the array.
+    cdef Py_ssize_t r = first // src.cols
+    cdef Py_ssize_t c = first % src.cols
+    cdef Py_ssize_t i, run
+    cdef Py_ssize_t size = src.itemsize
+    cdef const char *q = src.data + r * src.row_stride + c * src.col_stride
+    cdef Py_ssize_t step = src.col_stride
+    if src.cols == 1:
+        step = src.row_stride      # 1-D: one long run down the rows
+        c = 0
+    while n > 0:
+        # one run along a row (or down a 1-D array), then on to the next row
+        run = n if src.cols == 1 else min(n, src.cols - c)
+        if size == 4:
+            for i in range(run):
+                memcpy(out + 4 * i, q + i * step, 4)
+        elif size == 8:
+            for i in range(run):
+                memcpy(out + 8 * i, q + i * step, 8)
+        else:
+            for i in range(run):
+                memcpy(out + 2 * i, q + i * step, 2)
+        out += run * size
+        n -= run
+        r += 1
+        q = src.data + r * src.row_stride
+        c = 0
+
+
+cdef void pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
+                      uint8_t *dst) noexcept nogil:
+    cdef double scratch[PCM_BLOCK]      # gathered values; double: aligned for every kind
+    cdef const char *p
+    cdef const uint16_t *s16
+    cdef Py_ssize_t m, i
+    cdef uint16_t u
+    if src.packed and (src.kind == PCM_KIND_LE16
+                       or (src.kind == PCM_KIND_I16 and PCM_LITTLE_ENDIAN)):
+        # already the wire form; memmove: `out` may be the very memory of the input
+        memmove(dst, src.data + 2 * first, 2 * n)
+        return
+    while n > 0:
+        m = n if n < PCM_BLOCK else PCM_BLOCK
+        if src.packed:
+            p = src.data + first * src.itemsize
+            if src.kind == PCM_KIND_F32 or src.kind == PCM_KIND_F64:
+                m = n   # the float kernels take any length in one go
+        else:
+            pcm_gather(src, first, m, <char *>scratch)
+            p = <const char *>scratch
+        if src.kind == PCM_KIND_F32:
+            pcm_f32_to_le16(<const float *>p, m, dst)
+        elif src.kind == PCM_KIND_F64:
+            pcm_f64_to_le16(<const double *>p, m, dst)
+        else:
+            # int16 not already in wire form (gathered, or swapped): the value, its
+            # low byte first
+            s16 = <const uint16_t *>p
+            if src.kind == PCM_KIND_I16_SWAPPED:
+                for i in range(m):
+                    u = pcm_bswap16(s16[i])
+                    dst[2 * i] = <uint8_t>(u & 0xFF)
+                    dst[2 * i + 1] = <uint8_t>(u >> 8)
+            else:
+                for i in range(m):
+                    u = s16[i]
+                    dst[2 * i] = <uint8_t>(u & 0xFF)
+                    dst[2 * i + 1] = <uint8_t>(u >> 8)
+        dst += 2 * m
+        first += m
+        n -= m
+
+
+# ---------------------------------------------------------------- varints
+
+cdef Py_ssize_t pcm_varint_size(uint64_t value) noexcept nogil:
+    cdef Py_ssize_t size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
+
+
+cdef uint8_t *pcm_varint_write(uint8_t *p, uint64_t value) noexcept nogil:
+    # The caller sized the buffer with pcm_varint_size.
+    while value >= 0x80:
+        p[0] = <uint8_t>((value & 0x7F) | 0x80)
+        p += 1
+        value >>= 7
+    p[0] = <uint8_t>value
+    return p + 1
+
+
+# ---------------------------------------------------------------- sources
+
+cdef object pcm_source_init(pcm_source *src, object samples, Py_buffer *view,
+                            bint *has_view):
+    """Describes `samples` in `src`; returns the object that must stay alive.
+
+    A bytes-like object (not an ndarray) is taken as PCM16 little-endian and its
+    buffer is held in `view` (`has_view` set): the caller releases it.
+    """
+    cdef cnp.ndarray arr
+    cdef int type_num
+    cdef int ndim
+    has_view[0] = False
+    if cnp.PyArray_Check(samples):
+        arr = <cnp.ndarray>samples
+        type_num = cnp.PyArray_TYPE(arr)
+        if type_num == cnp.NPY_INT16:
+            src.kind = PCM_KIND_I16 if cnp.PyArray_ISNOTSWAPPED(arr) else PCM_KIND_I16_SWAPPED
+        elif type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64:
+            if not cnp.PyArray_ISNOTSWAPPED(arr):
+                # rare: convert to the machine's byte order once (a copy)
+                arr = samples.astype(samples.dtype.newbyteorder("="))
+            src.kind = PCM_KIND_F32 if type_num == cnp.NPY_FLOAT32 else PCM_KIND_F64
+        else:
+            raise TypeError(
+                f"samples must be an int16, float32 or float64 array, got dtype {samples.dtype}"
+            )
+        ndim = cnp.PyArray_NDIM(arr)
+        if ndim == 1:
+            src.rows = cnp.PyArray_DIMS(arr)[0]
+            src.cols = 1
+            src.row_stride = cnp.PyArray_STRIDES(arr)[0]
+            src.col_stride = 0
+        elif ndim == 2:
+            src.rows = cnp.PyArray_DIMS(arr)[0]
+            src.cols = cnp.PyArray_DIMS(arr)[1]
+            src.row_stride = cnp.PyArray_STRIDES(arr)[0]
+            src.col_stride = cnp.PyArray_STRIDES(arr)[1]
+        else:
+            raise ValueError(
+                f"samples must have shape (n,) or (n, channels), got shape {samples.shape}"
+            )
+        src.data = <const char *>cnp.PyArray_DATA(arr)
+        src.itemsize = cnp.PyArray_ITEMSIZE(arr)
+        src.packed = cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+        src.ndim = ndim
+        src.count = src.rows * src.cols  # (n, 0) gives 0: then no loop ever runs
+        return arr
+    try:
+        PyObject_GetBuffer(samples, view, PyBUF_SIMPLE)
+    except (TypeError, BufferError, ValueError):
+        raise TypeError(
+            "samples must be a NumPy array (int16, float32 or float64) or a "
+            f"C-contiguous bytes-like object of PCM16, got {type(samples).__name__}"
+        ) from None
+    has_view[0] = True
+    if view.len % 2:
+        raise ValueError(f"PCM16 data must have an even number of bytes, got {view.len}")
+    src.kind = PCM_KIND_LE16
+    src.data = <const char *>view.buf
+    src.itemsize = 2
+    src.rows = view.len // 2
+    src.cols = 1
+    src.row_stride = 2
+    src.col_stride = 0
+    src.packed = True
+    src.ndim = 1
+    src.count = src.rows
+    return samples
+
+
+cdef int pcm_check_channels(const pcm_source *src, Py_ssize_t channels) except -1:
+    if channels < 1:
+        raise ValueError(f"channels must be at least 1, got {channels}")
+    if src.ndim == 2 and src.cols != channels:
+        raise ValueError(
+            f"samples have {src.cols} channels (shape (n, {src.cols})), "
+            f"but channels={channels}"
+        )
+    if src.count % channels:
+        raise ValueError(
+            f"{src.count} samples do not split evenly into {channels} interleaved channels"
+        )
+    return 0
+
+
+# ---------------------------------------------------------------- Python API
+
+def pcm16_bytes(object samples):
+    """pcm16_bytes(samples) -> bytes
+
+    Encodes samples as PCM16 little-endian (float scaled by 32767, rounded half to
+    even, clipped; NaN -> 0). `samples`: an int16 (either byte order), float32 or
+    float64 array of shape (n,) or (n, channels), any strides; or bytes-like PCM16,
+    returned as bytes.
+    """
+    cdef pcm_source src
+    cdef Py_buffer view
+    cdef bint has_view = False
+    cdef bytes result
+    cdef uint8_t *dst
+    if type(samples) is bytes:
+        if len(<bytes>samples) % 2:
+            raise ValueError(
+                f"PCM16 data must have an even number of bytes, got {len(<bytes>samples)}"
+            )
+        return samples
+    keep = pcm_source_init(&src, samples, &view, &has_view)
+    try:
+        result = PyBytes_FromStringAndSize(NULL, 2 * src.count)
+        dst = <uint8_t *>PyBytes_AS_STRING(result)
+        with nogil:
+            pcm_convert(&src, 0, src.count, dst)
+        return result
+    finally:
+        if has_view:
+            PyBuffer_Release(&view)
+
+
+def pcm16_into(object samples, object out):
+    """pcm16_into(samples, out) -> int
+
+    Writes samples as PCM16 little-endian into `out`, a writable C-contiguous buffer
+    (bytearray, memoryview, uint8/int8/little-endian int16 array) of exactly
+    2 * samples.size bytes, and returns that number. `out` must not overlap `samples`
+    except by being the very same int16 memory.
+    """
+    cdef pcm_source src
+    cdef Py_buffer view
+    cdef bint has_view = False
+    cdef Py_buffer out_view
+    cdef bint has_out = False
+    cdef cnp.ndarray out_arr
+    cdef Py_ssize_t needed
+    if cnp.PyArray_Check(out):
+        out_arr = <cnp.ndarray>out
+        if not (
+            cnp.PyArray_TYPE(out_arr) in (cnp.NPY_UINT8, cnp.NPY_INT8)
+            or (cnp.PyArray_TYPE(out_arr) == cnp.NPY_INT16
+                and cnp.PyArray_ISNOTSWAPPED(out_arr) == PCM_LITTLE_ENDIAN)
+        ):
+            raise TypeError(
+                f"out must be a uint8, int8 or little-endian int16 array, got dtype {out.dtype}"
+            )
+        if not cnp.PyArray_IS_C_CONTIGUOUS(out_arr):
+            raise ValueError("out must be C-contiguous")
+        if not cnp.PyArray_ISWRITEABLE(out_arr):
+            raise ValueError("out is read-only")
+    keep = pcm_source_init(&src, samples, &view, &has_view)
+    try:
+        try:
+            PyObject_GetBuffer(out, &out_view, PyBUF_WRITABLE)
+        except (TypeError, BufferError, ValueError) as exc:
+            raise TypeError(
+                "out must be a writable C-contiguous buffer (bytearray, memoryview, "
+                f"NumPy array), got {type(out).__name__}: {exc}"
+            ) from None
+        has_out = True
+        needed = 2 * src.count
+        if out_view.len != needed:
+            raise ValueError(
+                f"out holds {out_view.len} bytes, but {src.count} samples need {needed}"
+            )
+        with nogil:
+            pcm_convert(&src, 0, src.count, <uint8_t *>out_view.buf)
+        return needed
+    finally:
+        if has_out:
+            PyBuffer_Release(&out_view)
+        if has_view:
+            PyBuffer_Release(&view)
+
+
+def pcm16_to_float32(object data):
+    """pcm16_to_float32(data) -> numpy.ndarray
+
+    Decodes PCM16 little-endian bytes to a new 1-D float32 array, value / 32768.
+    """
+    cdef Py_buffer view
+    cdef cnp.npy_intp n
+    cdef cnp.ndarray result
+    cdef const uint8_t *s
+    cdef float *o
+    cdef int16_t v
+    cdef Py_ssize_t i
+    try:
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    except (TypeError, BufferError, ValueError):
+        raise TypeError(
+            f"data must be a C-contiguous bytes-like object, got {type(data).__name__}"
+        ) from None
+    try:
+        if view.len % 2:
+            raise ValueError(f"PCM16 data must have an even number of bytes, got {view.len}")
+        n = view.len // 2
+        result = cnp.PyArray_EMPTY(1, &n, cnp.NPY_FLOAT32, 0)
+        s = <const uint8_t *>view.buf
+        o = <float *>cnp.PyArray_DATA(result)
+        with nogil:
+            # n = len // 2 values: reads end at s + 2n <= s + len, writes at o + n
+            # (the array was just made with n elements)
+            if PCM_LITTLE_ENDIAN:
+                for i in range(n):
+                    memcpy(&v, s + 2 * i, 2)
+                    o[i] = <float>v * pcm_f32_read_scale
+            else:
+                for i in range(n):
+                    v = <int16_t>(s[2 * i] | (s[2 * i + 1] << 8))
+                    o[i] = <float>v * pcm_f32_read_scale
+        return result
+    finally:
+        PyBuffer_Release(&view)
+
+
+def frame_pcm16(str track_id not None, object samples, Py_ssize_t channels,
+                Py_ssize_t samples_per_chunk):
+    """frame_pcm16(track_id, samples, channels, samples_per_chunk) -> (buffer, offsets)
+
+    Encodes `samples` as PCM16 LE and frames it, in one pass into one new buffer, as
+    consecutive AgentRequest{track_data{track_id, data}} messages of
+    `samples_per_chunk * channels` samples each (the last one may be shorter).
+    Byte-identical to _codec_py.frame_track_data(track_id, pcm16_bytes(samples),
+    2 * samples_per_chunk * channels).
+
+    Returns (buffer, offsets): a new uint8 array, and len(frames) + 1 int64 offsets;
+    frame i is buffer[offsets[i]:offsets[i + 1]].
+    """
+    cdef pcm_source src
+    cdef Py_buffer view
+    cdef bint has_view = False
+    cdef bytes id_bytes
+    cdef const uint8_t *id_ptr
+    cdef Py_ssize_t id_len, id_field, chunk_values, last_values, full_chunks, frames
+    cdef Py_ssize_t full_frame, last_frame, total, k, first, m, payload, inner
+    cdef cnp.npy_intp dim
+    cdef cnp.ndarray buffer, offsets
+    cdef uint8_t *out
+    cdef uint8_t *p
+    cdef int64_t *offs
+
+    if samples_per_chunk < 1:
+        raise ValueError(f"samples_per_chunk must be at least 1, got {samples_per_chunk}")
+    if channels < 1:
+        raise ValueError(f"channels must be at least 1, got {channels}")
+    if samples_per_chunk > (PY_SSIZE_T_MAX // 4) // channels:
+        raise ValueError(f"samples_per_chunk {samples_per_chunk} is too large")
+    id_bytes = track_id.encode("utf-8")
+    id_ptr = <const uint8_t *><const char *>id_bytes
+    id_len = len(id_bytes)
+
+    keep = pcm_source_init(&src, samples, &view, &has_view)
+    try:
+        pcm_check_channels(&src, channels)
+        # sizes first (wire-protocol.md: TrackData = 1: track_id, 2: data; the
+        # AgentRequest oneof member track_data is field 4, so tag 0x22)
+        chunk_values = samples_per_chunk * channels
+        full_chunks = src.count // chunk_values
+        last_values = src.count % chunk_values
+        frames = full_chunks + (1 if last_values else 0)
+        id_field = 0 if id_len == 0 else 1 + pcm_varint_size(id_len) + id_len
+        inner = id_field + 1 + pcm_varint_size(2 * chunk_values) + 2 * chunk_values
+        full_frame = 1 + pcm_varint_size(inner) + inner
+        last_frame = 0
+        if last_values:
+            inner = id_field + 1 + pcm_varint_size(2 * last_values) + 2 * last_values
+            last_frame = 1 + pcm_varint_size(inner) + inner
+        if full_chunks and full_frame > (PY_SSIZE_T_MAX - last_frame) // full_chunks:
+            raise MemoryError(f"{frames} frames of {full_frame} bytes do not fit in memory")
+        total = full_chunks * full_frame + last_frame
+
+        dim = total
+        buffer = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_UINT8, 0)
+        dim = frames + 1
+        offsets = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_INT64, 0)
+        out = <uint8_t *>cnp.PyArray_DATA(buffer)
+        offs = <int64_t *>cnp.PyArray_DATA(offsets)
+
+        with nogil:
+            # writes exactly the sizes computed above, frame by frame
+            p = out
+            for k in range(frames):
+                first = k * chunk_values
+                m = chunk_values if k < full_chunks else last_values
+                payload = 2 * m
+                inner = id_field + 1 + pcm_varint_size(payload) + payload
+                offs[k] = p - out
+                p[0] = 0x22
+                p = pcm_varint_write(p + 1, inner)
+                if id_len:
+                    p[0] = 0x0A
+                    p = pcm_varint_write(p + 1, id_len)
+                    memcpy(p, id_ptr, id_len)
+                    p += id_len
+                p[0] = 0x12
+                p = pcm_varint_write(p + 1, payload)
+                pcm_convert(&src, first, m, p)
+                p += payload
+            offs[frames] = p - out
+        if p - out != total:  # cannot happen; a loud stop if the arithmetic ever drifts
+            raise SystemError(f"frame_pcm16 wrote {p - out} bytes, computed {total}")
+        return buffer, offsets
+    finally:
+        if has_view:
+            PyBuffer_Release(&view)
