@@ -8,12 +8,13 @@ Switching an application is one changed import::
 from __future__ import annotations
 
 import ssl as ssl_module
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from . import _codec
-from ._codec import Authenticated, IncomingTrackData, IncomingTrackImage
+from ._codec import Authenticated, IncomingTrackData, IncomingTrackImage, Track
 from ._transport import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_QUEUE,
@@ -23,8 +24,9 @@ from ._transport import (
     WebsocketsTransport,
     websocket_url,
 )
+from .enums import TrackEncoding, TrackType
 from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
-from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack
+from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
 
 __all__ = [
     "Agent",
@@ -37,6 +39,10 @@ __all__ = [
     "IncomingTrackImage",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
+    "SessionStats",
+    "Track",
+    "TrackEncoding",
+    "TrackType",
 ]
 
 
@@ -125,11 +131,17 @@ class Agent:
             AgentConnectionError: the server could not be reached.
         """
         transport = await WebsocketsTransport.open(self._socket_url, **self._transport_options)
+        session: AgentSession | None = None
         try:
             session = await self._authenticate(transport)
             yield session
         finally:
-            await transport.close()
+            if session is not None:
+                # closes the socket and marks the session ended: later sends raise
+                # AgentConnectionError, a later receive() ends at once
+                await session.disconnect()
+            else:
+                await transport.close()
 
     async def _authenticate(self, transport: Transport) -> AgentSession:
         session = AgentSession(self, transport)
@@ -149,4 +161,5 @@ class Agent:
             message, IncomingTrackData | IncomingTrackImage
         ):
             session._backlog.append(message)
+        session.stats.connected_at = time.monotonic()
         return session

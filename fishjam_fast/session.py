@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage
-from ._transport import Transport, TransportClosed
+from ._transport import NORMAL_CLOSE_CODES, Transport, TransportClosed
 from .enums import TrackEncoding, TrackType
 from .errors import AgentConnectionError, AgentError, AgentProtocolError
 
@@ -191,12 +191,18 @@ class OutgoingTrack:
         interrupt plays normally.
 
         Raises:
+            AgentError: the track was removed.
             AgentConnectionError: the session is closed.
         """
+        if self._removed:
+            raise AgentError(f"track {self.id} was removed; add a new track to send audio")
         await self.session._send(_codec.encode_interrupt_track(self.id))
 
     async def remove(self) -> None:
         """Removes the track from the room (``RemoveTrack``; the plain SDK lacks it).
+
+        Sending on the track afterwards raises :class:`AgentError`; removing it again
+        does nothing.
 
         Raises:
             AgentConnectionError: the session is closed.
@@ -344,12 +350,17 @@ class AgentSession:
     async def remove_track(self, track: OutgoingTrack | str) -> None:
         """Removes an outgoing track (``RemoveTrack``; the plain SDK lacks it).
 
+        Sending on the track afterwards raises :class:`AgentError`. Removing an
+        :class:`OutgoingTrack` that was already removed does nothing.
+
         Args:
             track: The track, or its id.
 
         Raises:
             AgentConnectionError: the session is closed.
         """
+        if isinstance(track, OutgoingTrack) and track._removed:
+            return
         track_id = track.id if isinstance(track, OutgoingTrack) else track
         await self._send(_codec.encode_remove_track(track_id))
         if isinstance(track, OutgoingTrack):
@@ -422,6 +433,11 @@ class AgentSession:
                 message = await self._read_message()
                 if message is not None:
                     self._backlog.append(message)
+            except TransportClosed as closed:
+                # _end() has failed the waiter with an AgentConnectionError; receive()
+                # learns of the close from self._closed
+                if not waiter.done():
+                    raise _connection_error(closed, "the session ended") from None
             finally:
                 lock.release()
         return waiter.result()
@@ -481,6 +497,9 @@ class AgentSession:
                 continue
             try:
                 async with lock:
+                    if backlog:
+                        # request_image read (and set aside) messages while we waited
+                        continue
                     message = await self._read_message()
             except TransportClosed as closed:
                 if closed.ok:
@@ -494,10 +513,10 @@ class AgentSession:
 
         A :meth:`receive` loop in progress then ends cleanly.
         """
-        await self._transport.close()
-        self._end(
-            TransportClosed(self._transport.close_code or 1000, self._transport.close_reason, True)
-        )
+        transport = self._transport
+        await transport.close()
+        code = transport.close_code or 1000
+        self._end(TransportClosed(code, transport.close_reason, code in NORMAL_CLOSE_CODES))
 
 
 def _connection_error(closed: TransportClosed, what: str) -> AgentConnectionError:

@@ -25,7 +25,7 @@ Programmatic API (all on the server's event loop)::
 
     async with LocalFishjam(port=0, *, management_token=None, heartbeat=30.0,
                             auth_timeout=30.0, max_message_size=4 MiB,
-                            record_chunks=True, record_requests=True) as fj:
+                            record_chunks=True, record_requests=True, ssl=None) as fj:
         fj.url, fj.ws_url, fj.agent_socket_url, fj.management_token, fj.port
         room_id = await fj.create_room(**camelCaseRoomConfig)          -> str
         peer = await fj.add_agent(room_id, sample_rate=16000)           -> Peer (.id, .token)

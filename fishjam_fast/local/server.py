@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import ssl as ssl_module
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -45,6 +46,7 @@ class LocalFishjam:
         max_message_size: int = 4 * 1024 * 1024,
         record_chunks: bool = True,
         record_requests: bool = True,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         """Configure (nothing listens until :meth:`start`).
 
@@ -57,6 +59,8 @@ class LocalFishjam:
             record_chunks: Keep every chunk body agents send (off: counts only).
             record_requests: Keep every decoded AgentRequest per connection
                 (off: counts only). Turn both off for benchmarks with huge traffic.
+            ssl: A server-side SSL context: serve HTTPS and WSS instead (the URLs below
+                become ``https://`` and ``wss://``).
         """
         self.host = "127.0.0.1"
         self.port = port
@@ -66,6 +70,7 @@ class LocalFishjam:
         self.max_message_size = max_message_size
         self.record_chunks = record_chunks
         self.record_requests = record_requests
+        self.ssl = ssl
         self.log = logging.getLogger("fishjam_fast.local")
         #: Rooms by id.
         self.rooms: dict[str, Room] = {}
@@ -81,17 +86,17 @@ class LocalFishjam:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``: what ``FishjamClient`` takes as ``fishjam_id``."""
-        return f"http://{self.host}:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https`` with TLS): ``FishjamClient``'s ``fishjam_id``."""
+        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        """``ws://127.0.0.1:PORT``."""
-        return f"ws://{self.host}:{self.port}"
+        """``ws://127.0.0.1:PORT`` (``wss`` with TLS)."""
+        return f"{'wss' if self.ssl else 'ws'}://{self.host}:{self.port}"
 
     @property
     def agent_socket_url(self) -> str:
-        """``ws://127.0.0.1:PORT/socket/agent/websocket``."""
+        """``ws(s)://127.0.0.1:PORT/socket/agent/websocket``."""
         return self.ws_url + "/socket/agent/websocket"
 
     @property
@@ -115,7 +120,7 @@ class LocalFishjam:
         app.add_routes(routes(self) + control_routes(self))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl)
         try:
             await site.start()
         except BaseException:
