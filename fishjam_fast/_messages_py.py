@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from .enums import TrackType
+from .pcm import incoming_pcm_view, incoming_samples
 
 __all__ = ["Authenticated", "IncomingTrackData", "IncomingTrackImage", "Track", "UnknownResponse"]
 
@@ -37,6 +41,24 @@ class IncomingTrackData:
     peer_id: str = ""
     track: Track = field(default_factory=Track)
     data: bytes = b""
+
+    @property
+    def pcm(self) -> npt.NDArray[np.int16]:
+        """The chunk as PCM16 samples: a read-only int16 VIEW of :attr:`data` (no copy),
+        shape ``(samples,)`` (channels interleaved).
+
+        Raises:
+            ValueError: ``data`` has an odd number of bytes.
+        """
+        return incoming_pcm_view(self.data)
+
+    def samples(self) -> npt.NDArray[np.float32]:
+        """The chunk as float32 samples in [-1, 1): a NEW array (``pcm / 32768``).
+
+        Raises:
+            ValueError: ``data`` has an odd number of bytes.
+        """
+        return incoming_samples(self.data)
 
 
 @dataclass(slots=True)

@@ -35,6 +35,10 @@ DEFAULT_WRITE_LIMIT = 64 * 1024
 """Write-buffer high-water mark above which sending waits."""
 
 
+SEND_MANY_BATCH_BYTES = 64 * 1024
+"""Bytes of frames that ``send_many`` hands to the socket in one write."""
+
+
 class TransportClosed(Exception):
     """The connection is closed; ``code`` and ``reason`` tell why, ``ok`` if normally."""
 
@@ -165,24 +169,51 @@ class WebsocketsTransport:
         if self._fast_send and self._protocol.state is OPEN and ws.send_in_progress is None:
             self._protocol.send_binary(frame)  # type: ignore[arg-type]
             ws.send_data()
-            if ws.paused or ws.transport.is_closing():
-                try:
-                    await ws.drain()
-                except Exception:
-                    # the connection was lost while the write buffer was full
-                    code = ws.close_code or 1006
-                    raise TransportClosed(code, ws.close_reason or "", False) from None
+            await self._drain_if_full()
             return
         try:
             await ws.send(frame, text=False)  # type: ignore[arg-type]
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
 
+    async def _drain_if_full(self) -> None:
+        ws = self._ws
+        if ws.paused or ws.transport.is_closing():
+            try:
+                await ws.drain()
+            except Exception:
+                # the connection was lost while the write buffer was full
+                code = ws.close_code or 1006
+                raise TransportClosed(code, ws.close_reason or "", False) from None
+
     async def send_many(self, frames: Sequence[Buffer]) -> None:
-        # websockets builds (and masks) each frame before it yields, so the frames may
-        # be views of one buffer that the caller reuses after this returns.
-        for frame in frames:
-            await self.send(frame)
+        # websockets frames (and masks, copying) each message before anything yields,
+        # so the frames may be views of one buffer the caller reuses afterwards.
+        ws, protocol = self._ws, self._protocol
+        index, count = 0, len(frames)
+        while index < count:
+            if not (self._fast_send and protocol.state is OPEN and ws.send_in_progress is None):
+                for frame in frames[index:]:
+                    await self.send(frame)  # the slow path raises TransportClosed
+                return
+            # a batch of frames up to the high-water mark goes out in one writelines
+            # (one writev on uvloop), then flow control as for single frames
+            batch = 0
+            while index < count and batch < SEND_MANY_BATCH_BYTES:
+                frame = frames[index]
+                protocol.send_binary(frame)  # type: ignore[arg-type]
+                batch += memoryview(frame).nbytes
+                index += 1
+            data = protocol.data_to_send()
+            if all(data):
+                ws.transport.writelines(data)
+            else:  # an end-of-stream marker among them: let websockets handle it
+                for chunk in data:
+                    if chunk:
+                        ws.transport.write(chunk)
+                    elif ws.transport.can_write_eof():
+                        ws.transport.write_eof()
+            await self._drain_if_full()
 
     async def recv(self) -> bytes:
         try:

@@ -16,9 +16,13 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import _codec
+import numpy as np
+import numpy.typing as npt
+
+from . import _codec, _pcm, pcm
 from ._codec import IncomingTrackData, IncomingTrackImage
 from ._transport import NORMAL_CLOSE_CODES, Transport, TransportClosed
 from .enums import TrackEncoding, TrackType
@@ -133,13 +137,14 @@ class OutgoingTrack:
         options: The options the track was created with.
     """
 
-    __slots__ = ("_encoder", "_frame_bytes", "_removed", "id", "options", "session")
+    __slots__ = ("_encoder", "_frame_bytes", "_params", "_removed", "id", "options", "session")
 
     def __init__(self, id: str, session: AgentSession, options: Any) -> None:
         params = _track_params(options)
         self.id = id
         self.session = session
         self.options = options
+        self._params = params
         self._encoder = _codec.TrackDataEncoder(id)
         # PCM16 chunks must hold whole sample frames; Opus packets are opaque
         self._frame_bytes = params.frame_bytes if params.is_pcm16 else 1
@@ -163,16 +168,23 @@ class OutgoingTrack:
         Args:
             data: Raw audio: a bytes-like object (bytes, bytearray, memoryview or a
                 contiguous buffer). For PCM16 tracks its length must be a multiple
-                of ``2 * channels`` bytes.
+                of ``2 * channels`` bytes. PCM16 tracks also take NumPy arrays,
+                converted and framed in one native pass (see :mod:`fishjam_fast.pcm`):
+                int16 (either byte order), or float32/float64 in [-1, 1]; shape
+                ``(n,)`` (mono, or interleaved) or ``(n, channels)``; any strides.
 
         Raises:
-            TypeError: ``data`` is not bytes-like.
-            ValueError: ``data`` does not hold whole PCM16 sample frames.
+            TypeError: ``data`` is neither bytes-like nor an accepted NumPy array.
+            ValueError: ``data`` does not hold whole PCM16 sample frames, or its
+                shape does not match the track's channels.
             AgentError: the track was removed.
             AgentConnectionError: the session is closed.
         """
         if self._removed:
             raise AgentError(f"track {self.id} was removed; add a new track to send audio")
+        if isinstance(data, np.ndarray):
+            await self.session._send(self._frame_array(data))
+            return
         frame_bytes = self._frame_bytes
         if frame_bytes != 1:
             size = _payload_size(data)
@@ -183,6 +195,55 @@ class OutgoingTrack:
                     f"(whole 16-bit samples for every channel), got {size} bytes"
                 )
         await self.session._send(self._encoder.encode(data))
+
+    def _frame_array(self, samples: npt.NDArray[Any]) -> memoryview:
+        """One track_data frame holding all of ``samples`` as PCM16."""
+        params = self._params
+        if not params.is_pcm16:
+            raise TypeError(
+                "NumPy arrays are PCM samples, for PCM16 tracks only; send Opus packets as bytes"
+            )
+        prepared, _ = pcm._prepare(samples, params.channels)
+        per_chunk = max(1, prepared.size // params.channels)
+        buffer, offsets = _pcm.frame_pcm16(self.id, prepared, params.channels, per_chunk)
+        if len(offsets) == 1:  # no samples: an empty chunk, as b"" would send
+            return memoryview(self._encoder.encode(b""))
+        return buffer.data
+
+    async def send_pcm(self, samples: Buffer | npt.NDArray[Any], chunk_ms: int = 20) -> int:
+        """Sends a long stretch of audio as chunks of ``chunk_ms`` each.
+
+        Converts and frames every chunk in one native pass into one buffer, then hands
+        the frames to the transport in as few writes as it allows (flow control as
+        :meth:`send_chunk`). A short last chunk is sent as it is: no padding, no
+        truncation. The server plays the chunks in real time from its queue.
+
+        Args:
+            samples: PCM16 bytes, or a NumPy array as :meth:`send_chunk` takes.
+            chunk_ms: Milliseconds of audio per chunk; at the track's sample rate it
+                must be a whole number of samples.
+
+        Returns:
+            The number of chunks sent.
+
+        Raises:
+            TypeError, ValueError: as :meth:`send_chunk`, or a bad ``chunk_ms``.
+            AgentError: the track was removed.
+            AgentConnectionError: the session is closed.
+        """
+        if self._removed:
+            raise AgentError(f"track {self.id} was removed; add a new track to send audio")
+        params = self._params
+        if not params.is_pcm16:
+            raise TypeError("send_pcm is for PCM16 tracks; send Opus packets with send_chunk")
+        buffer, offsets = pcm.frame_pcm(
+            self.id, samples, params.sample_rate, params.channels, chunk_ms
+        )
+        view = buffer.data
+        bounds = offsets.tolist()
+        frames = [view[start:end] for start, end in pairwise(bounds)]
+        await self.session._send_many(frames)
+        return len(frames)
 
     async def interrupt(self) -> None:
         """Interrupts the track.
@@ -304,7 +365,7 @@ class AgentSession:
 
     # -- sending -----------------------------------------------------------------
 
-    async def _send(self, frame: bytes) -> None:
+    async def _send(self, frame: bytes | memoryview) -> None:
         if self._closed is not None:
             raise self._closed_error()
         try:
@@ -315,6 +376,18 @@ class AgentSession:
         stats = self.stats
         stats.messages_sent += 1
         stats.bytes_sent += len(frame)
+
+    async def _send_many(self, frames: list[memoryview]) -> None:
+        if self._closed is not None:
+            raise self._closed_error()
+        try:
+            await self._transport.send_many(frames)
+        except TransportClosed as closed:
+            self._end(closed)
+            raise self._closed_error() from None
+        stats = self.stats
+        stats.messages_sent += len(frames)
+        stats.bytes_sent += sum(frame.nbytes for frame in frames)
 
     async def add_track(self, options: Any) -> OutgoingTrack:
         """Adds an outgoing audio track.
