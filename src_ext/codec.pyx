@@ -445,14 +445,19 @@ def decode_response(frame):
             <const unsigned char *>PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame)
         )
     try:
-        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
-    except BufferError:  # not contiguous: one copy in C order
-        return decode_response(memoryview(frame).tobytes())
+        PyObject_GetBuffer(frame, &view, PyBUF_FULL_RO)
     except TypeError:
         raise TypeError(
             f"frame must be a bytes-like object ({_BUFFER_TYPES}), not {type(frame).__name__}"
         ) from None
+    cdef bytes contiguous
     try:
-        return _decode(<const unsigned char *>view.buf, view.len)
+        if PyBuffer_IsContiguous(&view, b'C'):
+            return _decode(<const unsigned char *>view.buf, view.len)
+        contiguous = PyBytes_FromStringAndSize(NULL, view.len)  # one copy, in C order
+        _copy_data(<unsigned char *>PyBytes_AS_STRING(contiguous), &view)
     finally:
         PyBuffer_Release(&view)
+    return _decode(
+        <const unsigned char *>PyBytes_AS_STRING(contiguous), PyBytes_GET_SIZE(contiguous)
+    )
