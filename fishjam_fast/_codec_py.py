@@ -161,7 +161,7 @@ def frame_track_data(
         ``(buffer, offsets)``: one uint8 array holding every frame back to back, and
         ``len(frames) + 1`` int64 offsets: frame ``i`` is ``buffer[offsets[i]:offsets[i+1]]``.
     """
-    _check_str("track_id", track_id)
+    _check_str("track_id", track_id).encode()  # checked first, as the native one
     chunk_size = operator.index(chunk_size)
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
