@@ -181,8 +181,9 @@ def frame_track_data(
 # google.protobuf (upb) accepts groups, varints with bits past 64 and reports no
 # offsets; this small scanner runs first and holds both implementations to the same
 # rules, with the native decoder's messages: field keys valid (number > 0, wire type
-# 0, 1, 2 or 5), varints at most 10 bytes within 64 bits, lengths within what is
-# left, known sub-messages scanned too, known string fields valid UTF-8.
+# 0, 1, 2 or 5), varints at most 10 bytes within 64 bits (keys and lengths, 32-bit
+# varints: 5 bytes, as upb), lengths within what is left, known sub-messages scanned
+# too, known string fields valid UTF-8.
 
 # What a known length-delimited field holds: a string (its name, for errors), bytes
 # (None) or a sub-message (the field map of that message).
@@ -197,14 +198,15 @@ def _error(what: str, offset: int) -> AgentProtocolError:
     return AgentProtocolError(f"malformed AgentResponse: {what} at offset {offset}")
 
 
-def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def _varint(data: bytes, pos: int, end: int, max_bytes: int = 10) -> tuple[int, int]:
     """Reads a varint at ``pos``; returns its value and the position after it."""
     value = 0
-    for i in range(min(end - pos, 10)):
+    for i in range(min(end - pos, max_bytes)):
         byte = data[pos + i]
+        if i == max_bytes - 1 and byte & 0x80:
+            raise _error(f"varint longer than {max_bytes} bytes", pos)
         if i == 9 and byte > 1:  # the 10th byte holds bit 63 only
-            what = "varint longer than 10 bytes" if byte & 0x80 else "varint overflows 64 bits"
-            raise _error(what, pos)
+            raise _error("varint overflows 64 bits", pos)
         value |= (byte & 0x7F) << (7 * i)
         if byte < 0x80:
             return value, pos + i + 1
@@ -216,7 +218,7 @@ def _scan(data: bytes, pos: int, end: int, schema: _Schema) -> int:
     unknown = 0
     while pos < end:
         key_pos = pos
-        key, pos = _varint(data, pos, end)
+        key, pos = _varint(data, pos, end, 5)  # keys and lengths: 32-bit varints
         field, wire_type = key >> 3, key & 7
         if key > 0xFFFFFFFF:
             raise _error(f"field key {key} too large", key_pos)
@@ -233,7 +235,7 @@ def _scan(data: bytes, pos: int, end: int, schema: _Schema) -> int:
             pos += size
         else:
             length_pos = pos
-            length, pos = _varint(data, pos, end)
+            length, pos = _varint(data, pos, end, 5)
             if length > end - pos:
                 raise _error(f"length {length} exceeds the {end - pos} bytes left", length_pos)
             if field in schema:

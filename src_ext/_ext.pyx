@@ -24,6 +24,24 @@ include "codec.pxd"
 
 NATIVE = True
 
+__all__ = [
+    "NATIVE",
+    "Authenticated",
+    "IncomingTrackData",
+    "IncomingTrackImage",
+    "Track",
+    "TrackDataEncoder",
+    "UnknownResponse",
+    "decode_response",
+    "encode_add_track",
+    "encode_auth_request",
+    "encode_capture_image",
+    "encode_interrupt_track",
+    "encode_remove_track",
+    "encode_track_data",
+    "frame_track_data",
+]
+
 include "buffer.pyx"
 include "messages.pyx"
 include "codec.pyx"

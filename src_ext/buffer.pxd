@@ -41,6 +41,7 @@ cdef enum:
 
 cdef enum:
     RCUR_MAX_VARINT = 10  # a varint is at most 10 bytes (64 bits in 7-bit groups)
+    RCUR_MAX_VARINT32 = 5  # keys and lengths are 32-bit varints: at most 5 bytes
 
 
 # A read cursor over untrusted bytes (asyncpg's frb): every read goes through

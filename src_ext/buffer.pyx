@@ -3,7 +3,8 @@
 # Reading: every access goes through rcur_take, which checks the asked length against
 # the bytes left and raises AgentProtocolError naming the byte offset. Varints are
 # decoded as uint64 (at most 10 bytes, no bits past 64) and compared with what
-# remains before they are narrowed to Py_ssize_t.
+# remains before they are narrowed to Py_ssize_t. Field keys and lengths are 32-bit
+# varints in protobuf: at most 5 bytes (upb rejects longer ones too).
 #
 # Writing: protobuf length prefixes are varints, so the encoders compute every size
 # first (wbuf_varint_size), allocate the output once at its exact size (a bytes
@@ -39,21 +40,20 @@ cdef inline const unsigned char *rcur_take(ReadCursor *cur, Py_ssize_t n) except
     return p
 
 
-cdef int rcur_varint(ReadCursor *cur, uint64_t *out) except -1:
-    """Reads a base-128 varint of at most 10 bytes that fits in 64 bits."""
+cdef int rcur_varint_max(ReadCursor *cur, uint64_t *out, Py_ssize_t max_bytes) except -1:
+    """Reads a base-128 varint of at most ``max_bytes`` (<= 10) that fits in 64 bits."""
     cdef const unsigned char *p = cur.ptr
     cdef Py_ssize_t avail = cur.remaining
     cdef Py_ssize_t i = 0
     cdef uint64_t value = 0
     cdef unsigned char byte
-    if avail > RCUR_MAX_VARINT:
-        avail = RCUR_MAX_VARINT
+    if avail > max_bytes:
+        avail = max_bytes
     while i < avail:
         byte = p[i]
-        if i == RCUR_MAX_VARINT - 1 and byte > 1:
-            # the 10th byte holds bit 63 only
-            if byte & 0x80:
-                rcur_error(cur, "varint longer than 10 bytes")
+        if i == max_bytes - 1 and byte & 0x80:
+            rcur_error(cur, f"varint longer than {max_bytes} bytes")
+        if i == RCUR_MAX_VARINT - 1 and byte > 1:  # the 10th byte holds bit 63 only
             rcur_error(cur, "varint overflows 64 bits")
         value |= (<uint64_t>(byte & 0x7F)) << (7 * i)
         i += 1
@@ -65,11 +65,16 @@ cdef int rcur_varint(ReadCursor *cur, uint64_t *out) except -1:
     return -1
 
 
+cdef inline int rcur_varint(ReadCursor *cur, uint64_t *out) except -1:
+    """Reads a varint value: at most 10 bytes, within 64 bits."""
+    return rcur_varint_max(cur, out, RCUR_MAX_VARINT)
+
+
 cdef int rcur_tag(ReadCursor *cur, uint32_t *field, int *wire_type) except -1:
     """Reads a field key; rejects field number 0, numbers past 2**29-1 and groups."""
     cdef ReadCursor at = cur[0]  # errors name the key's offset
     cdef uint64_t key
-    rcur_varint(cur, &key)
+    rcur_varint_max(cur, &key, RCUR_MAX_VARINT32)
     if key > 0xFFFFFFFFu:
         rcur_error(&at, f"field key {key} too large")
     field[0] = <uint32_t>(key >> 3)
@@ -85,7 +90,7 @@ cdef int rcur_sub(ReadCursor *cur, ReadCursor *sub) except -1:
     """Reads a length prefix and makes ``sub`` a cursor over those bytes only."""
     cdef ReadCursor at = cur[0]  # errors name the length's offset
     cdef uint64_t length
-    rcur_varint(cur, &length)
+    rcur_varint_max(cur, &length, RCUR_MAX_VARINT32)
     if length > <uint64_t>cur.remaining:
         rcur_error(&at, f"length {length} exceeds the {cur.remaining} bytes left")
     sub.base = cur.base

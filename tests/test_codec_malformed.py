@@ -63,7 +63,13 @@ CASES: list[tuple[str, bytes, int]] = [
     ("field-0-len", b"\x02\x00", 0),
     ("field-0-nested", field_len(2, b"\x00\x00"), 2),
     ("field-0-in-track", _in_track(b"\x02\x00"), 4),
-    ("field-number-too-large", varint(2**32 << 3) + b"\x00", 0),
+    ("field-key-6-bytes", varint(2**32 << 3) + b"\x00", 0),
+    ("field-key-past-32-bits", varint(2**32 | 2) + b"\x00", 0),
+    ("padded-key-6-bytes", b"\x9a\x80\x80\x80\x80\x00\x00", 0),
+    # keys and lengths are 32-bit varints: at most 5 bytes, as upb (found by fuzzing)
+    ("length-6-bytes", b"\x1a" + b"\x80" * 5 + b"\x00", 1),
+    ("unknown-length-6-bytes", b"\x3a" + b"\x80" * 5 + b"\x00", 1),
+    ("nested-length-7-bytes", field_len(3, b"\x1a\x00\x1a" + b"\x80" * 6 + b"\x00"), 5),
     # wire types 3, 4, 6, 7
     *[(f"wire-type-{wt}-top", key(1, wt) + b"\x00", 0) for wt in (3, 4, 6, 7)],
     *[(f"wire-type-{wt}-unknown", key(99, wt), 0) for wt in (3, 4, 6, 7)],
@@ -124,7 +130,8 @@ def test_error_messages_say_what_was_wrong(codec: SimpleNamespace) -> None:
     )
     assert "wire type 3" in str(_check_error(codec, key(1, 3)))
     assert "field number 0" in str(_check_error(codec, b"\x00\x00"))
-    assert "10 bytes" in str(_check_error(codec, OVERLONG))
+    assert "longer than 10 bytes" in str(_check_error(codec, b"\x38" + OVERLONG))
+    assert "longer than 5 bytes" in str(_check_error(codec, OVERLONG))
     assert "length" in str(_check_error(codec, b"\x12\x05"))
 
 
