@@ -12,6 +12,8 @@ included here, ahead of the code):
     pcm       PCM16 packing kernels
 """
 
+cimport cython
+
 from operator import index as operator_index
 
 from numpy import empty as np_empty, int64 as np_int64, uint8 as np_uint8
@@ -20,6 +22,7 @@ from fishjam_fast.enums import TRACK_TYPES, TrackType
 from fishjam_fast.errors import AgentProtocolError
 
 include "buffer.pxd"
+include "messages.pxd"
 include "codec.pxd"
 
 NATIVE = True

@@ -5,7 +5,7 @@
 # _ext.pyx `include`s ahead of the code (asyncpg's pgproto does the same).
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 from cpython.buffer cimport (
     PyBUF_C_CONTIGUOUS,
     PyBUF_FULL_RO,
@@ -42,6 +42,9 @@ cdef enum:
 cdef enum:
     RCUR_MAX_VARINT = 10  # a varint is at most 10 bytes (64 bits in 7-bit groups)
     RCUR_MAX_VARINT32 = 5  # keys and lengths are 32-bit varints: at most 5 bytes
+    RCUR_VALID_WIRE_TYPES = 0x27  # bit set of wire types 0, 1, 2 and 5
+    STRCACHE_SLOTS = 32        # slots of the decoded-string cache (the hash gives 5 bits)
+    STRCACHE_MAX_BYTES = 96    # longer strings are decoded every time
 
 
 # A read cursor over untrusted bytes (asyncpg's frb): every read goes through

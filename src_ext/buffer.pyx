@@ -34,10 +34,14 @@ cdef inline const unsigned char *rcur_take(ReadCursor *cur, Py_ssize_t n) except
     """Consumes ``n`` bytes and returns a pointer to them: the one checked read."""
     cdef const unsigned char *p = cur.ptr
     if n < 0 or n > cur.remaining:
-        rcur_error(cur, f"{n} bytes needed but {cur.remaining} left")
+        rcur_take_error(cur, n)
     cur.ptr += n
     cur.remaining -= n
     return p
+
+
+cdef int rcur_take_error(const ReadCursor *cur, Py_ssize_t n) except -1:
+    rcur_error(cur, f"{n} bytes needed but {cur.remaining} left")
 
 
 cdef int rcur_varint_max(ReadCursor *cur, uint64_t *out, Py_ssize_t max_bytes) except -1:
@@ -67,11 +71,31 @@ cdef int rcur_varint_max(ReadCursor *cur, uint64_t *out, Py_ssize_t max_bytes) e
 
 cdef inline int rcur_varint(ReadCursor *cur, uint64_t *out) except -1:
     """Reads a varint value: at most 10 bytes, within 64 bits."""
+    if cur.remaining > 0 and cur.ptr[0] < 0x80:  # fast path: one byte
+        out[0] = cur.ptr[0]
+        cur.ptr += 1
+        cur.remaining -= 1
+        return 0
     return rcur_varint_max(cur, out, RCUR_MAX_VARINT)
 
 
-cdef int rcur_tag(ReadCursor *cur, uint32_t *field, int *wire_type) except -1:
+cdef inline int rcur_tag(ReadCursor *cur, uint32_t *field, int *wire_type) except -1:
     """Reads a field key; rejects field number 0, numbers past 2**29-1 and groups."""
+    cdef unsigned char key
+    if cur.remaining > 0:
+        key = cur.ptr[0]
+        # fast path: a one-byte key (fields 1-15) of a valid wire type (0, 1, 2, 5)
+        if key < 0x80 and key >= 8 and (RCUR_VALID_WIRE_TYPES >> (key & 7)) & 1:
+            cur.ptr += 1
+            cur.remaining -= 1
+            field[0] = key >> 3
+            wire_type[0] = key & 7
+            return 0
+    return rcur_tag_slow(cur, field, wire_type)
+
+
+cdef int rcur_tag_slow(ReadCursor *cur, uint32_t *field, int *wire_type) except -1:
+    """rcur_tag for multi-byte keys, and every error."""
     cdef ReadCursor at = cur[0]  # errors name the key's offset
     cdef uint64_t key
     rcur_varint_max(cur, &key, RCUR_MAX_VARINT32)
@@ -86,8 +110,24 @@ cdef int rcur_tag(ReadCursor *cur, uint32_t *field, int *wire_type) except -1:
     return 0
 
 
-cdef int rcur_sub(ReadCursor *cur, ReadCursor *sub) except -1:
+cdef inline int rcur_sub(ReadCursor *cur, ReadCursor *sub) except -1:
     """Reads a length prefix and makes ``sub`` a cursor over those bytes only."""
+    cdef Py_ssize_t length
+    if cur.remaining > 0:
+        length = cur.ptr[0]
+        # fast path: a one-byte length (< 128) that fits in what is left
+        if length < 0x80 and length < cur.remaining:
+            sub.base = cur.base
+            sub.ptr = cur.ptr + 1
+            sub.remaining = length
+            cur.ptr += length + 1
+            cur.remaining -= length + 1
+            return 0
+    return rcur_sub_slow(cur, sub)
+
+
+cdef int rcur_sub_slow(ReadCursor *cur, ReadCursor *sub) except -1:
+    """rcur_sub for multi-byte lengths, and every error."""
     cdef ReadCursor at = cur[0]  # errors name the length's offset
     cdef uint64_t length
     rcur_varint_max(cur, &length, RCUR_MAX_VARINT32)
@@ -114,15 +154,80 @@ cdef int rcur_skip(ReadCursor *cur, int wire_type) except -1:
     return 0
 
 
-cdef str rcur_str(ReadCursor *cur, str field_name):
-    """Reads a length-delimited proto3 string: valid UTF-8 or AgentProtocolError."""
-    cdef ReadCursor sub
-    rcur_sub(cur, &sub)
+cdef str rcur_utf8(ReadCursor *sub, str field_name):
+    """Decodes all of ``sub`` as a proto3 string: valid UTF-8 or AgentProtocolError."""
     try:
         return PyUnicode_DecodeUTF8(<const char *>sub.ptr, sub.remaining, NULL)
     except UnicodeDecodeError as exc:
         sub.ptr += exc.start
-        rcur_error(&sub, f"invalid UTF-8 in {field_name}")
+        rcur_error(sub, f"invalid UTF-8 in {field_name}")
+
+
+cdef inline str rcur_str(ReadCursor *cur, str field_name):
+    """Reads a length-delimited proto3 string."""
+    cdef ReadCursor sub
+    rcur_sub(cur, &sub)
+    return rcur_utf8(&sub, field_name)
+
+
+cdef class _StrCache:
+    """Recently decoded short strings, direct-mapped (a peer's id, its track's id and
+    metadata repeat on every chunk): a hit costs a memcmp instead of a UTF-8 decode
+    and an allocation, and hands out the same immutable str again. Only strings that
+    decoded as valid UTF-8 get in."""
+
+    cdef unsigned char raw[STRCACHE_SLOTS][STRCACHE_MAX_BYTES]  # the UTF-8 bytes per slot
+    cdef Py_ssize_t size[STRCACHE_SLOTS]                         # their length, -1: empty slot
+    cdef list values                                             # the str per slot
+
+    def __cinit__(self):
+        cdef Py_ssize_t i
+        for i in range(STRCACHE_SLOTS):
+            self.size[i] = -1
+        self.values = [None] * STRCACHE_SLOTS
+
+    cdef inline str get(self, const unsigned char *p, Py_ssize_t n):
+        """The cached str of p[:n], or None."""
+        cdef Py_ssize_t slot = strcache_slot(p, n)
+        if self.size[slot] == n and memcmp(self.raw[slot], p, n) == 0:
+            return <str>self.values[slot]
+        return None
+
+    cdef inline void put(self, const unsigned char *p, Py_ssize_t n, str value):
+        cdef Py_ssize_t slot = strcache_slot(p, n)
+        memcpy(self.raw[slot], p, n)
+        self.size[slot] = n
+        self.values[slot] = value
+
+
+cdef inline Py_ssize_t strcache_slot(const unsigned char *p, Py_ssize_t n) noexcept:
+    """A cheap hash of length, first and last bytes (ids differ there), to a slot."""
+    cdef uint64_t head = 0, tail = 0
+    if n >= 8:
+        memcpy(&head, p, 8)
+        memcpy(&tail, p + n - 8, 8)
+    elif n > 0:
+        memcpy(&head, p, n)
+    return <Py_ssize_t>(((head ^ (tail * 31) ^ <uint64_t>n) * 0x9E3779B97F4A7C15u) >> 59)
+
+
+cdef _StrCache _str_cache = _StrCache()
+
+
+cdef inline str rcur_str_cached(ReadCursor *cur, str field_name):
+    """rcur_str through the cache of recent short strings."""
+    cdef ReadCursor sub
+    cdef str value
+    rcur_sub(cur, &sub)
+    if sub.remaining == 0:
+        return ""
+    if sub.remaining > STRCACHE_MAX_BYTES:
+        return rcur_utf8(&sub, field_name)
+    value = _str_cache.get(sub.ptr, sub.remaining)
+    if value is None:
+        value = rcur_utf8(&sub, field_name)
+        _str_cache.put(sub.ptr, sub.remaining, value)
+    return value
 
 
 # -- writing ------------------------------------------------------------------------

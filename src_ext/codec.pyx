@@ -244,7 +244,8 @@ cdef class TrackDataEncoder:
         self._id_field = _track_id_field(track_id)
         self.track_id = track_id
 
-    def encode(self, data):
+    @cython.always_allow_keywords(False)
+    def encode(self, data):  # METH_O
         """Returns the whole ``AgentRequest`` frame carrying ``data`` (a new bytes)."""
         return _encode_track_data(self._id_field, data)
 
@@ -362,18 +363,18 @@ cdef object _decode(const unsigned char *data, Py_ssize_t n):
                 if wt2 != WT_LEN:
                     rcur_skip(&sub, wt2)
                 elif field2 == 1:
-                    s1 = rcur_str(&sub, "track_data.peer_id")
+                    s1 = rcur_str_cached(&sub, "track_data.peer_id")
                 elif field2 == 2:  # Track{1 id, 2 type, 3 metadata}, merged
                     rcur_sub(&sub, &inner)
                     while inner.remaining > 0:
                         rcur_tag(&inner, &field3, &wt3)
                         if field3 == 1 and wt3 == WT_LEN:
-                            track_id = rcur_str(&inner, "track_data.track.id")
+                            track_id = rcur_str_cached(&inner, "track_data.track.id")
                         elif field3 == 2 and wt3 == WT_VARINT:
                             rcur_varint(&inner, &value)
                             track_type = <int32_t>value  # int32 on the wire, as protobuf
                         elif field3 == 3 and wt3 == WT_LEN:
-                            metadata = rcur_str(&inner, "track_data.track.metadata")
+                            metadata = rcur_str_cached(&inner, "track_data.track.metadata")
                         else:
                             rcur_skip(&inner, wt3)
                 elif field2 == 3:
@@ -425,7 +426,9 @@ cdef object _decode(const unsigned char *data, Py_ssize_t n):
     return unknown_response
 
 
-def decode_response(frame):
+@cython.binding(False)
+@cython.always_allow_keywords(False)
+def decode_response(frame):  # METH_O: the per-frame call, kept as cheap as it gets
     """Decodes one ``AgentResponse`` frame (any buffer; ``bytes`` is the fast path).
 
     The result owns its data: ``data`` is a new bytes object (the one copy made).

@@ -261,3 +261,26 @@ def test_message_classes(codec: SimpleNamespace) -> None:
     data.peer_id = "z"
     assert data.peer_id == "z"
     assert pickle.loads(pickle.dumps(data)) == data
+
+
+def test_repeated_strings_stay_right(codec: SimpleNamespace) -> None:
+    # the native decoder reuses recently decoded short strings: ids that differ only in
+    # the middle (same length, same first and last 8 bytes) must still come out right
+    ids = [f"peer-000{i:04d}-suffix00" for i in range(300)] * 2
+    for peer_id in ids:
+        frame = _td(field_len(1, peer_id.encode()), field_len(2, field_len(3, peer_id.encode())))
+        result = codec.decode_response(frame)
+        assert result.peer_id == peer_id and result.track.metadata == peer_id
+    long_id = "ü" * 200
+    assert codec.decode_response(_td(field_len(1, long_id.encode()))).peer_id == long_id
+
+
+def test_native_fields_cannot_be_deleted() -> None:
+    ext = pytest.importorskip("fishjam_fast._ext")
+    message = ext.decode_response(_td(field_len(1, b"p")))
+    with pytest.raises(AttributeError):
+        del message.peer_id
+    with pytest.raises(AttributeError):
+        del message.track.id
+    message.peer_id = "q"  # fields stay settable, as on the dataclasses
+    assert message.peer_id == "q"
