@@ -11,6 +11,7 @@ benchmarks/conftest.py prints each group's min-time ratios after the table.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -35,10 +36,10 @@ PAYLOAD = os.urandom(640)
 FRAME = _codec_py.encode_track_data(TRACK_ID, PAYLOAD)
 
 
-def _incoming_frame() -> bytes:
+def _incoming_frame(peer: str = "8d0a0e2e-4a1b-4c8e-9d6f-2b7f3c1a5e90") -> bytes:
     message = PbResponse()
-    message.track_data.peer_id = "8d0a0e2e-4a1b-4c8e-9d6f-2b7f3c1a5e90"
-    message.track_data.track.id = "8d0a0e2e-4a1b-4c8e-9d6f-2b7f3c1a5e90:7c1d"
+    message.track_data.peer_id = peer
+    message.track_data.track.id = f"{peer}:7c1d"
     message.track_data.track.type = 2  # type: ignore[assignment]
     message.track_data.track.metadata = '{"type":"microphone"}'
     message.track_data.data = PAYLOAD
@@ -46,6 +47,9 @@ def _incoming_frame() -> bytes:
 
 
 INCOMING = _incoming_frame()
+# 64 peers in turn: more than the native decoder's cache of recent strings holds, so
+# every string is decoded anew (the worst case for it; one peer is the common case)
+MANY_PEERS = [_incoming_frame(f"8d0a0e2e-4a1b-4c8e-9d6f-{i:012x}") for i in range(64)]
 needs_native = pytest.mark.skipif(native is None, reason="native extension unavailable")
 
 
@@ -83,7 +87,7 @@ def test_encode_google_protobuf(benchmark: Any) -> None:
             track_data=PbRequest.TrackData(track_id=track_id, data=data)
         ).SerializeToString()
 
-    assert benchmark(encode, TRACK_ID, PAYLOAD) == FRAME
+    assert _run(benchmark, encode, TRACK_ID, PAYLOAD) == FRAME
 
 
 def test_encode_betterproto_sdk(benchmark: Any) -> None:
@@ -138,6 +142,27 @@ def test_decode_google_protobuf(benchmark: Any) -> None:
 def test_decode_betterproto_sdk(benchmark: Any) -> None:
     benchmark.group = "decode track_data 640 B"
     assert _run(benchmark, _decode_betterproto, INCOMING, slow=True) == EXPECTED
+
+
+def _cycling(decode: Any) -> Any:
+    frames = itertools.cycle(MANY_PEERS)
+    return lambda: decode(next(frames))
+
+
+@needs_native
+def test_decode_64_peers_native(benchmark: Any) -> None:
+    benchmark.group = "decode track_data 640 B, 64 peers in turn"
+    _run(benchmark, _cycling(_decode_native))
+
+
+def test_decode_64_peers_google_protobuf(benchmark: Any) -> None:
+    benchmark.group = "decode track_data 640 B, 64 peers in turn"
+    _run(benchmark, _cycling(_decode_google_protobuf))
+
+
+def test_decode_64_peers_betterproto_sdk(benchmark: Any) -> None:
+    benchmark.group = "decode track_data 640 B, 64 peers in turn"
+    _run(benchmark, _cycling(_decode_betterproto), slow=True)
 
 
 # -- bulk framing -------------------------------------------------------------------------

@@ -257,7 +257,8 @@ def frame_track_data(track_id, payload, chunk_size):
     """Frames ``payload`` as consecutive ``track_data`` messages of ``chunk_size`` bytes.
 
     The last message carries what is left (possibly fewer bytes); an empty payload
-    gives no message.
+    gives no message. ``payload`` is any buffer, like ``encode_track_data``'s ``data``
+    (a non-contiguous one is first copied once into C order).
 
     Returns:
         ``(buffer, offsets)``: one new uint8 array (owned, not a view of ``payload``)
