@@ -9,6 +9,24 @@ from typing_extensions import Buffer
 
 from .enums import TrackType
 
+__all__ = [
+    "NATIVE",
+    "Authenticated",
+    "IncomingTrackData",
+    "IncomingTrackImage",
+    "Track",
+    "TrackDataEncoder",
+    "UnknownResponse",
+    "decode_response",
+    "encode_add_track",
+    "encode_auth_request",
+    "encode_capture_image",
+    "encode_interrupt_track",
+    "encode_remove_track",
+    "encode_track_data",
+    "frame_track_data",
+]
+
 NATIVE: Final[bool]
 
 class Track:
