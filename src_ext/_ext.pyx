@@ -2,11 +2,51 @@
 """fishjam_fast._ext: the one native module.
 
 Like uvloop's loop.pyx and asyncpg's pgproto.pyx, it is a single extension unit that
-includes small files, each with one job and its declarations in a .pxd beside it:
+includes small files, each with one job and its declarations in a .pxd beside it
+(Cython pairs a .pxd with a module by qualified name only, so these .pxd files are
+included here, ahead of the code):
 
-    buffer   read cursor and write buffer (every read bounds-checked)
-    codec    AgentRequest encoder, AgentResponse decoder
-    pcm      PCM16 packing kernels
+    buffer    read cursor (rcur_*) and exact-size writers (wbuf_*); every read checked
+    messages  the decoded message classes (Track, IncomingTrackData, ...)
+    codec     AgentRequest encoders, AgentResponse decoder
+    pcm       PCM16 packing kernels
 """
+
+cimport cython
+
+from operator import index as operator_index
+
+from numpy import empty as np_empty, int64 as np_int64, uint8 as np_uint8
+
+from fishjam_fast.enums import TRACK_TYPES, TrackType
+from fishjam_fast.errors import AgentProtocolError
+
+include "buffer.pxd"
+include "messages.pxd"
+include "codec.pxd"
+
+NATIVE = True
+
+__all__ = [
+    "NATIVE",
+    "Authenticated",
+    "IncomingTrackData",
+    "IncomingTrackImage",
+    "Track",
+    "TrackDataEncoder",
+    "UnknownResponse",
+    "decode_response",
+    "encode_add_track",
+    "encode_auth_request",
+    "encode_capture_image",
+    "encode_interrupt_track",
+    "encode_remove_track",
+    "encode_track_data",
+    "frame_track_data",
+]
+
+include "buffer.pyx"
+include "messages.pyx"
+include "codec.pyx"
 
 include "pcm.pyx"
