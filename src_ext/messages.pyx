@@ -52,7 +52,6 @@ cdef class Track(_Message):
         )
 
 
-@cython.freelist(32)
 # fishjam_fast.pcm is imported on first use: it imports this module itself
 cdef object _pcm_view = None       # fishjam_fast.pcm.incoming_pcm_view
 cdef object _pcm_samples = None    # fishjam_fast.pcm.incoming_samples
@@ -64,6 +63,7 @@ cdef _load_pcm_api():
     _pcm_view, _pcm_samples = incoming_pcm_view, incoming_samples
 
 
+@cython.freelist(32)
 cdef class IncomingTrackData(_Message):
     """A chunk of a peer's track: PCM16 little-endian audio for audio tracks.
 
