@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from importlib import metadata
 from typing import Any
+
+import ratios
 
 PACKAGES = ["fishjam-fast", "fishjam-server-sdk", "betterproto", "protobuf", "Cython", "numpy"]
 
@@ -23,12 +26,47 @@ def pytest_benchmark_update_machine_info(config: Any, machine_info: dict[str, An
     machine_info["fishjam_fast_versions"] = _versions()
 
 
+GUARD = os.environ.get("FISHJAM_FAST_BENCH_GUARD") == "1"
+"""Set by .ci/run: every floor must be measured and met, or the run fails."""
+
+
+def _as_dict(bench: Any) -> dict[str, Any]:
+    return {
+        "group": bench.group,
+        "name": bench.name,
+        "stats": {"min": bench.stats.min},
+        "extra_info": dict(bench.extra_info),
+    }
+
+
+def _verdicts(config: Any) -> list[ratios.Verdict]:
+    session = getattr(config, "_benchmarksession", None)
+    benchmarks = [_as_dict(b) for b in getattr(session, "benchmarks", []) if b]
+    return ratios.check(ratios.load_floors(), benchmarks) if benchmarks else []
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    if not GUARD:
+        return
+    verdicts = _verdicts(session.config)
+    if not verdicts or not all(v.ok for v in verdicts):
+        session.exitstatus = 1
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    write = terminalreporter.write_line
+    verdicts = _verdicts(terminalreporter.config)
+    if verdicts:
+        write("")
+        write("ratio floors (benchmarks/floors.toml): baseline / fishjam_fast, same run")
+        for line in ratios.render(verdicts):
+            write(line)
+        if GUARD and not all(v.ok for v in verdicts):
+            write("BENCHMARK GUARD FAILED: a ratio is below its floor or was not measured")
     session = getattr(terminalreporter.config, "_benchmarksession", None)
     benchmarks = [b for b in getattr(session, "benchmarks", []) if b]
     if not benchmarks:
         return
-    write = terminalreporter.write_line
     write("")
     write(f"min-time ratios ({platform.processor() or platform.machine()}, {_versions()})")
     groups: dict[str, list[Any]] = {}
