@@ -21,7 +21,7 @@ def test_ratio_is_baseline_over_subject() -> None:
     floor = ratios.Floor("x", "g", "fast", "slow", min=10.0)
     ok, below = ratios.check(
         [floor, ratios.Floor("y", "g", "fast", "slow", min=30.0)],
-        [bench("g", "fast", 1e-6), bench("g", "slow", 2e-5)],
+        [bench("g", "fast", 0.5), bench("g", "slow", 10.0)],
     )
     assert ok.ratio == below.ratio == 20.0
     assert ok.ok and not below.ok
