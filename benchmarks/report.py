@@ -1,0 +1,193 @@
+"""Runs the whole benchmark suite and writes benchmarks/results/.
+
+    python benchmarks/report.py            # full mode (a few minutes)
+    python benchmarks/report.py --quick    # CI-sized run
+
+Writes ``results/results.md`` (every guarded ratio, the per-benchmark figures beside
+their baselines, the fan-out table, machine / Python / dependency versions and the
+date), ``results/chart.png`` (plain SDK vs fishjam_fast per benchmark, log scale; needs
+matplotlib, the ``bench`` extra) and ``results/benchmarks.json`` (pytest-benchmark's
+raw output). Every figure comes from this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import ratios
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+# (label, group, fishjam_fast benchmark, plain SDK benchmark, unit divisor, unit)
+VERSUS_PLAIN = [
+    ("encode 640 B chunk", "encode track_data 640 B", "test_encode_native_encoder",
+     "test_encode_betterproto_sdk", 1, "µs"),
+    ("decode 640 B chunk", "decode track_data 640 B", "test_decode_native",
+     "test_decode_betterproto_sdk", 1, "µs"),
+    ("frame 10 s of float32 audio", "pcm: float32 10 s 24 kHz mono -> 20 ms track_data frames",
+     "test_native_frame_pcm", "test_plain_sdk_betterproto_per_chunk", 1, "µs"),
+    ("send one chunk, end to end (uvloop)", "session-send-uvloop", "send[fishjam_fast]",
+     "send[plain_sdk]", "messages", "µs CPU"),
+    ("receive one chunk, end to end (uvloop)", "session-receive-uvloop", "receive[fishjam_fast]",
+     "receive[plain_sdk]", "messages", "µs CPU"),
+    ("send one chunk, end to end (asyncio)", "session-send-asyncio", "send[fishjam_fast]",
+     "send[plain_sdk]", "messages", "µs CPU"),
+    ("receive one chunk, end to end (asyncio)", "session-receive-asyncio", "receive[fishjam_fast]",
+     "receive[plain_sdk]", "messages", "µs CPU"),
+]  # fmt: skip
+
+
+def run_suite(quick: bool, json_path: Path) -> int:
+    env = dict(os.environ, FISHJAM_FAST_BENCH_QUICK="1" if quick else "0")
+    command = [sys.executable, "-m", "pytest", str(HERE), "--benchmark-only", "-q",
+               "-p", "no:cacheprovider", f"--benchmark-json={json_path}"]  # fmt: skip
+    return subprocess.call(command, env=env, cwd="/")
+
+
+def per_op(bench: dict[str, Any], divisor: int | str) -> float:
+    """Microseconds per operation: min time over the round's operations."""
+    count = bench["extra_info"].get(divisor, 1) if isinstance(divisor, str) else divisor
+    return 1e6 * float(bench["stats"]["min"]) / count
+
+
+def versions(machine: dict[str, Any]) -> str:
+    found = machine.get("fishjam_fast_versions", {})
+    return ", ".join(f"{k} {v}" for k, v in found.items())
+
+
+def write_markdown(data: dict[str, Any], path: Path) -> list[tuple[str, float, float]]:
+    benchmarks = data["benchmarks"]
+    by_key = ratios.index(benchmarks)
+    machine = data["machine_info"]
+    cpu = machine.get("cpu", {})
+    when = data["datetime"][:19].replace("T", " ")
+    python = f"{machine.get('python_implementation')} {machine.get('python_version')}"
+    lines = [
+        "# fishjam_fast benchmark results",
+        "",
+        f"Run {when} UTC on {cpu.get('brand_raw', machine.get('processor', '?'))} "
+        f"({cpu.get('count', '?')} cores), {python}; {versions(machine)}.",
+        "",
+        "Every ratio compares figures measured in the same run (minimum of the rounds).",
+        "End-to-end figures are client CPU time (`time.process_time`) per message, with",
+        "the local Fishjam in another process.",
+        "",
+        "## fishjam_fast vs the plain SDK",
+        "",
+        "| operation | fishjam_fast | plain SDK | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    chart: list[tuple[str, float, float]] = []
+    for label, group, fast, plain, divisor, unit in VERSUS_PLAIN:
+        a, b = by_key.get((group, fast)), by_key.get((group, plain))
+        if a is None or b is None:
+            continue
+        fa, fb = per_op(a, divisor), per_op(b, divisor)
+        chart.append((label, fa, fb))
+        lines.append(f"| {label} | {fa:,.2f} {unit} | {fb:,.1f} {unit} | {fb / fa:,.0f}x |")
+    lines += ["", "## Guarded ratios (benchmarks/floors.toml)", "",
+              "| ratio | measured | CI floor |", "|---|---:|---:|"]  # fmt: skip
+    for verdict in ratios.check(ratios.load_floors(), benchmarks):
+        shown = "-" if verdict.ratio is None else f"{verdict.ratio:,.2f}x"
+        lines.append(f"| {verdict.floor.name} | {shown} | {verdict.floor.min:g}x |")
+    fanout = [b for b in benchmarks if (b.get("group") or "").startswith("fanout-")]
+    if fanout:
+        lines += [
+            "",
+            "## Fan-out: N real-time echo agents in one process",
+            "",
+            "Each agent hears one peer (16 kHz, 20 ms chunks, real time) and echoes it.",
+            "Agents per core at 50% CPU = 0.5 / (CPU seconds per agent-second), a linear",
+            "reading of the cost measured at that N. `server kept pace`: the local server",
+            "(one Python process) delivered at least 95% of the chunks due.",
+            "",
+            "| client | loop | N | CPU per agent-second | agents per core at 50% "
+            "| lateness p50 / p99 | RSS per agent | server kept pace |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for b in sorted(
+            fanout, key=lambda b: (b["extra_info"]["implementation"], b["extra_info"]["agents"])
+        ):
+            x = b["extra_info"]
+            lines.append(
+                f"| {x['implementation']} | {x['loop']} | {x['agents']} | "
+                f"{1e3 * x['cpu_per_agent_second']:.2f} ms | {x['agents_per_core_at_half']:,.0f} | "
+                f"{x['lateness_p50_ms']:.1f} / {x['lateness_p99_ms']:.1f} ms | "
+                f"{x['rss_per_agent_kib']:.0f} KiB | {'yes' if x['kept_pace'] else 'NO'} |"
+            )
+    lines += ["", "![plain SDK vs fishjam_fast](chart.png)", ""]
+    path.write_text("\n".join(lines))
+    return chart
+
+
+def write_chart(chart: list[tuple[str, float, float]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing (pip install 'fishjam-fast[bench]'): no chart", file=sys.stderr)
+        return False
+    labels = [c[0] for c in chart]
+    y = range(len(chart))
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(chart) + 1.5))
+    ax.barh(
+        [i + 0.2 for i in y], [c[2] for c in chart], height=0.4, label="plain SDK", color="#b0b0b0"
+    )
+    ax.barh(
+        [i - 0.2 for i in y],
+        [c[1] for c in chart],
+        height=0.4,
+        label="fishjam_fast",
+        color="#1f77b4",
+    )
+    for i, (_, ours, theirs) in enumerate(chart):
+        ax.text(theirs * 1.1, i + 0.2, f"{theirs / ours:,.0f}x", va="center", fontsize=8)
+    ax.set_yticks(list(y), labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("µs per operation (log scale; lower is better)")
+    ax.legend(loc="lower right")
+    ax.set_title("fishjam_fast vs the plain SDK, same run")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="the CI-sized run")
+    parser.add_argument(
+        "--from-json", type=Path, help="reuse a pytest-benchmark JSON instead of running"
+    )
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    json_path = RESULTS / "benchmarks.json"
+    if args.from_json is None:
+        status = run_suite(args.quick, json_path)
+        if status:
+            print(f"the benchmark run failed (exit {status})", file=sys.stderr)
+            return status
+    else:
+        json_path.write_bytes(args.from_json.read_bytes())
+    data = json.loads(json_path.read_text())
+    chart = write_markdown(data, RESULTS / "results.md")
+    write_chart(chart, RESULTS / "chart.png")
+    print((RESULTS / "results.md").read_text())
+    print(f"written {datetime.date.today()}: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
