@@ -159,7 +159,7 @@ def encode_add_track(track_id, metadata, encoding, sample_rate, channels, track_
     return out
 
 
-cdef inline Py_ssize_t _track_data_size(Py_ssize_t id_field_n, Py_ssize_t data_n) noexcept:
+cdef inline Py_ssize_t _track_data_size(Py_ssize_t id_field_n, Py_ssize_t data_n) noexcept nogil:
     """Size of AgentRequest{track_data{...}} given the track_id field's size."""
     cdef Py_ssize_t inner = id_field_n + (wbuf_len_field_size(data_n) if data_n else 0)
     return wbuf_len_field_size(inner)
@@ -167,7 +167,7 @@ cdef inline Py_ssize_t _track_data_size(Py_ssize_t id_field_n, Py_ssize_t data_n
 
 cdef inline unsigned char *_write_track_data(
     unsigned char *p, const char *id_field, Py_ssize_t id_field_n, Py_ssize_t data_n
-) noexcept:
+) noexcept nogil:
     """Writes everything of a track_data frame up to the payload, returns where the
     payload goes (the caller copies exactly ``data_n`` bytes there)."""
     cdef Py_ssize_t inner = id_field_n + (wbuf_len_field_size(data_n) if data_n else 0)

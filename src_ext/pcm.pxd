@@ -59,5 +59,5 @@ ctypedef struct pcm_source:
 #   pcm_convert(src, first, n, dst)
 #       values [first, first + n) of src -> 2 * n bytes of PCM16 LE at dst; the caller
 #       checks first + n <= src.count and that dst holds 2 * n bytes.
-#   pcm_varint_size(value), pcm_varint_write(p, value)
-#       protobuf varints (1..10 bytes); the writer returns the byte after the varint.
+# Frames are laid out by the codec's _track_id_field / _track_data_size /
+# _write_track_data (codec.pyx, included before this file).

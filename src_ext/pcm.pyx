@@ -119,26 +119,6 @@ cdef void pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
         n -= m
 
 
-# ---------------------------------------------------------------- varints
-
-cdef Py_ssize_t pcm_varint_size(uint64_t value) noexcept nogil:
-    cdef Py_ssize_t size = 1
-    while value >= 0x80:
-        value >>= 7
-        size += 1
-    return size
-
-
-cdef uint8_t *pcm_varint_write(uint8_t *p, uint64_t value) noexcept nogil:
-    # The caller sized the buffer with pcm_varint_size.
-    while value >= 0x80:
-        p[0] = <uint8_t>((value & 0x7F) | 0x80)
-        p += 1
-        value >>= 7
-    p[0] = <uint8_t>value
-    return p + 1
-
-
 # ---------------------------------------------------------------- sources
 
 cdef object pcm_source_init(pcm_source *src, object samples, Py_buffer *view,
@@ -369,10 +349,10 @@ def frame_pcm16(str track_id not None, object samples, Py_ssize_t channels,
     cdef pcm_source src
     cdef Py_buffer view
     cdef bint has_view = False
-    cdef bytes id_bytes
-    cdef const uint8_t *id_ptr
-    cdef Py_ssize_t id_len, id_field, chunk_values, last_values, full_chunks, frames
-    cdef Py_ssize_t full_frame, last_frame, total, k, first, m, payload, inner
+    cdef bytes id_field
+    cdef const char *id_ptr
+    cdef Py_ssize_t id_field_n, chunk_values, last_values, full_chunks, frames
+    cdef Py_ssize_t full_frame, last_frame, total, k, first, m, payload
     cdef cnp.npy_intp dim
     cdef cnp.ndarray buffer, offsets
     cdef uint8_t *out
@@ -385,26 +365,21 @@ def frame_pcm16(str track_id not None, object samples, Py_ssize_t channels,
         raise ValueError(f"channels must be at least 1, got {channels}")
     if samples_per_chunk > (PY_SSIZE_T_MAX // 4) // channels:
         raise ValueError(f"samples_per_chunk {samples_per_chunk} is too large")
-    id_bytes = track_id.encode("utf-8")
-    id_ptr = <const uint8_t *><const char *>id_bytes
-    id_len = len(id_bytes)
+    # the encoded track_id field, and the frame layout, are the codec's (codec.pyx)
+    id_field = _track_id_field(track_id)
+    id_ptr = PyBytes_AS_STRING(id_field)
+    id_field_n = PyBytes_GET_SIZE(id_field)
 
     keep = pcm_source_init(&src, samples, &view, &has_view)
     try:
         pcm_check_channels(&src, channels)
-        # sizes first (wire-protocol.md: TrackData = 1: track_id, 2: data; the
-        # AgentRequest oneof member track_data is field 4, so tag 0x22)
+        # sizes first, then one pass that writes them
         chunk_values = samples_per_chunk * channels
         full_chunks = src.count // chunk_values
         last_values = src.count % chunk_values
         frames = full_chunks + (1 if last_values else 0)
-        id_field = 0 if id_len == 0 else 1 + pcm_varint_size(id_len) + id_len
-        inner = id_field + 1 + pcm_varint_size(2 * chunk_values) + 2 * chunk_values
-        full_frame = 1 + pcm_varint_size(inner) + inner
-        last_frame = 0
-        if last_values:
-            inner = id_field + 1 + pcm_varint_size(2 * last_values) + 2 * last_values
-            last_frame = 1 + pcm_varint_size(inner) + inner
+        full_frame = _track_data_size(id_field_n, 2 * chunk_values)
+        last_frame = _track_data_size(id_field_n, 2 * last_values) if last_values else 0
         if full_chunks and full_frame > (PY_SSIZE_T_MAX - last_frame) // full_chunks:
             raise MemoryError(f"{frames} frames of {full_frame} bytes do not fit in memory")
         total = full_chunks * full_frame + last_frame
@@ -423,17 +398,8 @@ def frame_pcm16(str track_id not None, object samples, Py_ssize_t channels,
                 first = k * chunk_values
                 m = chunk_values if k < full_chunks else last_values
                 payload = 2 * m
-                inner = id_field + 1 + pcm_varint_size(payload) + payload
                 offs[k] = p - out
-                p[0] = 0x22
-                p = pcm_varint_write(p + 1, inner)
-                if id_len:
-                    p[0] = 0x0A
-                    p = pcm_varint_write(p + 1, id_len)
-                    memcpy(p, id_ptr, id_len)
-                    p += id_len
-                p[0] = 0x12
-                p = pcm_varint_write(p + 1, payload)
+                p = _write_track_data(p, id_ptr, id_field_n, payload)
                 pcm_convert(&src, first, m, p)
                 p += payload
             offs[frames] = p - out
