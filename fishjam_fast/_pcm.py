@@ -6,15 +6,9 @@ Set ``FISHJAM_FAST_NO_EXTENSIONS=1`` to force the NumPy path (as aiohttp's
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
-NO_EXTENSIONS = os.environ.get("FISHJAM_FAST_NO_EXTENSIONS", "").strip().lower() in {
-    "1",
-    "true",
-    "yes",
-    "on",
-}
+from ._codec import NO_EXTENSIONS
 
 if TYPE_CHECKING:
     from ._pcm_py import NATIVE, frame_pcm16, pcm16_bytes, pcm16_into, pcm16_to_float32
