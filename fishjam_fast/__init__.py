@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import pcm
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
 from .agent import Agent
 from .enums import TrackEncoding, TrackType
@@ -40,6 +41,7 @@ __all__ = [
     "Track",
     "TrackEncoding",
     "TrackType",
+    "pcm",
     "run",
 ]
 
