@@ -162,6 +162,8 @@ class AgentClientConnection(ClientConnection):
             high = 4 * low
         self._high, self._low = high, low
         self._fragments: list[bytes] | None = None
+        # websockets' parser was seen idle between frames and has not been fed since
+        self._parser_was_idle = False
         # a partial binary frame held back from websockets' parser, and its full size
         self._pending: bytearray | None = None
         self._pending_size = 0
@@ -243,14 +245,18 @@ class AgentClientConnection(ClientConnection):
             super().process_event(event)  # pongs acknowledge pings
 
     def _parser_idle(self) -> bool:
-        """True if websockets' parser waits for the first byte of a frame, in OPEN state."""
+        """True if websockets' parser waits for the first byte of a frame, in OPEN state.
+
+        Remembered in ``_parser_was_idle`` until the parser is fed again.
+        """
         protocol: WebSocketProtocol = self.protocol
-        if protocol.state is not OPEN or protocol.current_size is not None:
+        if not self._fast_parse or protocol.state is not OPEN or protocol.current_size is not None:
             return False
         generator: Any = protocol.parser
         while (inner := generator.gi_yieldfrom) is not None:
             generator = inner
-        return generator.gi_code is _AT_EOF_CODE
+        self._parser_was_idle = generator.gi_code is _AT_EOF_CODE
+        return self._parser_was_idle
 
     def data_received(self, data: bytes) -> None:
         pending = self._pending
@@ -262,9 +268,13 @@ class AgentClientConnection(ClientConnection):
             data = bytes(pending)
             # websockets' parser has not seen these bytes: it is still between frames
             if self.protocol.state is not OPEN:
+                self._parser_was_idle = False
                 super().data_received(data)
                 return
-        elif not (self._fast_parse and self._parser_idle()):
+        elif (
+            not (self._parser_was_idle and self.protocol.state is OPEN) and not self._parser_idle()
+        ):
+            self._parser_was_idle = False
             super().data_received(data)
             return
         messages = self.messages
@@ -311,6 +321,7 @@ class AgentClientConnection(ClientConnection):
         if len(messages) != queued:
             self._queued()
         if pos < end:
+            self._parser_was_idle = False
             super().data_received(data[pos:] if pos else data)
 
     def _hold(self, data: bytes, start: int, size: int) -> None:
@@ -322,6 +333,7 @@ class AgentClientConnection(ClientConnection):
         # hand a partial frame to websockets' parser so it reports the truncation itself
         pending, self._pending = self._pending, None
         if pending is not None and not self.protocol.reader.eof:
+            self._parser_was_idle = False
             self.protocol.receive_data(bytes(pending))
 
     def eof_received(self) -> None:
@@ -374,7 +386,7 @@ class WebsocketsTransport:
             and not ws.debug
         )
         self._mask_pool = b""
-        self._mask_pos = 0
+        self._mask_pos = _MASK_POOL_BYTES  # the first mask fills the pool
 
     @classmethod
     async def open(
@@ -433,23 +445,30 @@ class WebsocketsTransport:
         ws, protocol = self._ws, self._protocol
         return (
             self._fast_send
-            and protocol.state is OPEN
             and ws.send_in_progress is None
-            and not protocol.expect_continuation_frame
             and not protocol.writes
+            and protocol.state is OPEN
+            and not protocol.expect_continuation_frame
         )
 
     def _mask(self) -> bytes:
         pos = self._mask_pos
-        if pos >= len(self._mask_pool):
+        if pos >= _MASK_POOL_BYTES:
             self._mask_pool = os.urandom(_MASK_POOL_BYTES)
             pos = 0
         self._mask_pos = pos + 4
         return self._mask_pool[pos : pos + 4]
 
     async def send(self, frame: Buffer) -> None:
-        ws = self._ws
-        if self._can_write():
+        ws, protocol = self._ws, self._protocol
+        # _can_write() inlined: this runs for every chunk sent
+        if (
+            self._fast_send
+            and ws.send_in_progress is None
+            and not protocol.writes
+            and protocol.state is OPEN
+            and not protocol.expect_continuation_frame
+        ):
             transport = ws.transport
             transport.write(_frame_binary(frame, self._mask()))
             if ws.paused or transport.is_closing():
