@@ -115,20 +115,22 @@ _PROTOCOL_MEMBERS = ("parser", "current_size", "max_message_size", "max_fragment
 # websockets' Frame.serialize does; masks come from a pool of os.urandom bytes rather
 # than one getrandom(2) call per frame.
 _MASK_POOL_BYTES = 4096
-_HEADER_16 = struct.Struct("!BBH")
-_HEADER_64 = struct.Struct("!BBQ")
+# header and mask
+_HEADER_7 = struct.Struct("!BB4s")
+_HEADER_16 = struct.Struct("!BBH4s")
+_HEADER_64 = struct.Struct("!BBQ4s")
 
 
 def _frame_binary(payload: Buffer, mask: bytes) -> bytes:
     """A masked, final binary frame (client to server) carrying ``payload``."""
     length = len(payload) if type(payload) is bytes else memoryview(payload).nbytes
     if length < 126:
-        header = bytes((0x82, 0x80 | length))
+        header = _HEADER_7.pack(0x82, 0x80 | length, mask)
     elif length < 65536:
-        header = _HEADER_16.pack(0x82, 0xFE, length)
+        header = _HEADER_16.pack(0x82, 0xFE, length, mask)
     else:
-        header = _HEADER_64.pack(0x82, 0xFF, length)
-    return header + mask + apply_mask(payload, mask)  # type: ignore[arg-type]
+        header = _HEADER_64.pack(0x82, 0xFF, length, mask)
+    return header + apply_mask(payload, mask)  # type: ignore[arg-type]
 
 
 class AgentClientConnection(ClientConnection):
