@@ -194,7 +194,19 @@ class OutgoingTrack:
                     f"a PCM16 {layout} chunk must be a multiple of {frame_bytes} bytes "
                     f"(whole 16-bit samples for every channel), got {size} bytes"
                 )
-        await self.session._send(self._encoder.encode(data))
+        frame = self._encoder.encode(data)
+        # session._send() inlined: one coroutine less per chunk
+        session = self.session
+        if session._closed is not None:
+            raise session._closed_error()
+        try:
+            await session._transport.send(frame)
+        except TransportClosed as closed:
+            session._end(closed)
+            raise session._closed_error() from None
+        stats = session.stats
+        stats.messages_sent += 1
+        stats.bytes_sent += len(frame)
 
     def _frame_array(self, samples: npt.NDArray[Any]) -> memoryview:
         """One track_data frame holding all of ``samples`` as PCM16."""
@@ -312,6 +324,57 @@ class SessionStats:
         return end - self.connected_at
 
 
+class _ReadLock:
+    """asyncio.Lock's semantics (FIFO, no barging past waiters), plus a synchronous
+    :meth:`try_acquire`: ``receive()`` takes it for every message, and ``async with
+    asyncio.Lock()`` costs two coroutines each time."""
+
+    __slots__ = ("_locked", "_waiters")
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def locked(self) -> bool:
+        return self._locked
+
+    def try_acquire(self) -> bool:
+        """Takes the lock if it is free and nobody waits for it; False otherwise."""
+        if self._locked or self._waiters:
+            return False
+        self._locked = True
+        return True
+
+    async def acquire(self) -> bool:
+        if self.try_acquire():
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        except asyncio.CancelledError:
+            if not self._locked:
+                self._wake_up_first()
+            raise
+        self._locked = True
+        return True
+
+    def release(self) -> None:
+        if not self._locked:
+            raise RuntimeError("the read lock is not held")
+        self._locked = False
+        self._wake_up_first()
+
+    def _wake_up_first(self) -> None:
+        if self._waiters:
+            waiter = self._waiters[0]
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 class AgentSession:
     """An authenticated connection of an agent to Fishjam.
 
@@ -327,7 +390,7 @@ class AgentSession:
         self.stats = SessionStats(connected_at=time.monotonic())
         self._transport = transport
         self._closed: TransportClosed | None = None
-        self._read_lock = asyncio.Lock()
+        self._read_lock = _ReadLock()
         # messages read by request_image while receive() was not reading
         self._backlog: deque[IncomingAgentMessage] = deque()
         self._image_waiters: dict[str, asyncio.Future[IncomingTrackImage]] = {}
@@ -518,7 +581,7 @@ class AgentSession:
     # -- receiving ---------------------------------------------------------------
 
     async def _read_message(self) -> IncomingAgentMessage | None:
-        """Reads frames until one for the application comes; None: try again.
+        """Reads a frame; the message in it for the application, or None: try again.
 
         Raises:
             TransportClosed: the connection ended.
@@ -530,6 +593,10 @@ class AgentSession:
         except TransportClosed as closed:
             self._end(closed)
             raise
+        return self._accept(frame)
+
+    def _accept(self, frame: bytes) -> IncomingAgentMessage | None:
+        """Decodes a frame read; the message in it for the application, or None."""
         stats = self.stats
         stats.messages_received += 1
         stats.bytes_received += len(frame)
@@ -564,20 +631,31 @@ class AgentSession:
         """
         lock = self._read_lock
         backlog = self._backlog
+        transport = self._transport
         while True:
             if backlog:
                 yield backlog.popleft()
                 continue
             try:
-                async with lock:
+                if not lock.try_acquire():
+                    await lock.acquire()  # request_image is reading
                     if backlog:
-                        # request_image read (and set aside) messages while we waited
+                        # it read (and set aside) messages while we waited
+                        lock.release()
                         continue
-                    message = await self._read_message()
+                # _read_message() inlined: one coroutine less per message
+                try:
+                    if self._closed is not None:
+                        raise self._closed
+                    frame = await transport.recv()
+                finally:
+                    lock.release()
             except TransportClosed as closed:
+                self._end(closed)
                 if closed.ok:
                     return
                 raise _connection_error(closed, "the connection to Fishjam was lost") from None
+            message = self._accept(frame)
             if message is not None:
                 yield message
 

@@ -126,9 +126,9 @@ async def test_unconsumed_messages_are_bounded_then_all_arrive_in_order(
             # the server could not push them all: its sends wait for us
             assert not task.done() and backed_up < count
             ws = session._transport._ws  # type: ignore[attr-defined]
-            # websockets' max_queue paused reading from the socket
-            assert ws.recv_messages.paused
-            assert len(ws.recv_messages.frames) < 64 + 1000  # max_queue + one read
+            # max_queue paused reading from the socket
+            assert ws.reading_paused
+            assert len(ws.messages) < 64 + 1000  # max_queue + one read
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
