@@ -6,15 +6,9 @@ Set ``FISHJAM_FAST_NO_EXTENSIONS=1`` to force the pure-Python path (as aiohttp's
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
-NO_EXTENSIONS = os.environ.get("FISHJAM_FAST_NO_EXTENSIONS", "").strip().lower() in {
-    "1",
-    "true",
-    "yes",
-    "on",
-}
+from ._env import NO_EXTENSIONS
 
 if TYPE_CHECKING:
     from ._codec_py import (

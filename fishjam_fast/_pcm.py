@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._codec import NO_EXTENSIONS
+from ._env import NO_EXTENSIONS
 
 if TYPE_CHECKING:
     from ._pcm_py import NATIVE, frame_pcm16, pcm16_bytes, pcm16_into, pcm16_to_float32

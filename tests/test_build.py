@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import fishjam_fast
 from fishjam_fast import _codec, _pcm
@@ -30,3 +32,23 @@ def test_no_extensions_variable_forces_pure_python() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["False", "fishjam_fast._codec_py", "False", "fishjam_fast._pcm_py"]
+
+
+def test_pure_python_package_imports_in_any_order(tmp_path: Path) -> None:
+    # a package installed without the extension (failed or skipped compile) must work:
+    # copy the installed package minus its compiled module, import each entry point fresh
+    package = Path(fishjam_fast.__file__).parent
+    shutil.copytree(
+        package, tmp_path / "fishjam_fast", ignore=shutil.ignore_patterns("*.so", "*.pyd")
+    )
+    for module in (
+        "fishjam_fast",
+        "fishjam_fast.pcm",
+        "fishjam_fast._messages_py",
+        "fishjam_fast.agent",
+    ):
+        code = f"import {module}, fishjam_fast; assert not fishjam_fast.NATIVE"
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"import {module}: {result.stderr}"
