@@ -83,36 +83,64 @@ def create_local_agents(server: LocalFishjamProcess, count: int) -> list[AgentSp
     return specs
 
 
-async def echo(module: ModuleType, spec: AgentSpec, deadline: float, counters: Counters) -> None:
-    """One agent: connect, add a track, echo every chunk heard until ``deadline``."""
+CONNECT_SECONDS = 30.0
+"""How long all agents may take to connect before the measured window opens anyway."""
+
+
+@dataclass
+class Window:
+    """The measured window: agents connect first, then every count and the CPU clock
+    start together, so connection set-up is not charged to the steady state."""
+
+    open: bool = False
+    connected: int = 0
+    timeouts: list[asyncio.Timeout] = field(default_factory=list)
+
+
+async def echo(module: ModuleType, spec: AgentSpec, window: Window, counters: Counters) -> None:
+    """One agent: connect, add a track, echo every chunk heard until the window ends."""
     agent = module.Agent(spec.peer_id, spec.room_id, spec.token, spec.url)
-    loop = asyncio.get_running_loop()
     try:
         async with agent.connect() as session:
             track = await session.add_track(module.OutgoingAudioTrackOptions())
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout(None) as timeout:  # set when the window opens
+                    window.timeouts.append(timeout)
+                    window.connected += 1
                     async for message in session.receive():
                         if isinstance(message, module.IncomingTrackData):
-                            counters.chunks_in += 1
-                            counters.bytes_in += len(message.data)
                             await track.send_chunk(message.data)
-                            counters.chunks_out += 1
-                            counters.bytes_out += len(message.data)
+                            if window.open:
+                                counters.chunks_in += 1
+                                counters.bytes_in += len(message.data)
+                                counters.chunks_out += 1
+                                counters.bytes_out += len(message.data)
     except Exception as exc:  # one agent failing must not hide the others' results
-        if loop.time() < deadline:
+        if window.open or not window.timeouts:
             counters.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 async def run_agents(
     module: ModuleType, name: str, specs: list[AgentSpec], seconds: float, live: bool
 ) -> tuple[float, float, Counters]:
-    """Runs every agent for ``seconds``; returns wall and CPU seconds and the counters."""
+    """Connects every agent, then runs them for ``seconds``.
+
+    Returns:
+        The measured window's wall and CPU seconds, and the traffic counters.
+    """
     counters = Counters()
+    window = Window()
     loop = asyncio.get_running_loop()
+    tasks = [asyncio.create_task(echo(module, spec, window, counters)) for spec in specs]
+    connect_deadline = loop.time() + CONNECT_SECONDS
+    while window.connected < len(specs) and loop.time() < connect_deadline:
+        if all(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)
     start_wall, start_cpu = loop.time(), time.process_time()
-    deadline = start_wall + seconds
-    tasks = [asyncio.create_task(echo(module, spec, deadline, counters)) for spec in specs]
+    window.open = True
+    for timeout in window.timeouts:
+        timeout.reschedule(start_wall + seconds)
     while not all(t.done() for t in tasks):
         await asyncio.wait(tasks, timeout=0.5)
         elapsed = loop.time() - start_wall
