@@ -46,19 +46,13 @@ def server() -> Iterator[LocalFishjamProcess]:
         yield process
 
 
-def new_agent(server: LocalFishjamProcess) -> dict[str, str]:
-    room_id = server.call("POST", "/room", {})["room"]["id"]
-    peer = server.call("POST", f"/room/{room_id}/peer", {"type": "agent", "options": {}})
-    return {"id": peer["peer"]["id"], "room_id": room_id, "token": peer["token"], "url": server.url}
-
-
 class Client:
     """One connected client of one kind on its own event loop, reused across rounds."""
 
     def __init__(self, kind: str, loop_name: str, server: LocalFishjamProcess) -> None:
         self.kind = kind
         self.server = server
-        self.spec = new_agent(server)
+        self.spec = server.create_agent()
         self.loop = LOOPS[loop_name]()
         self._exit: Callable[[], Any] = lambda: None
         self.loop.run_until_complete(self._open())
@@ -66,9 +60,9 @@ class Client:
     async def _open(self) -> None:
         spec = self.spec
         if self.kind == "bare_websockets":
-            url = spec["url"].replace("http", "ws", 1) + "/socket/agent/websocket"
+            url = spec.url.replace("http", "ws", 1) + "/socket/agent/websocket"
             self.ws = await websockets.connect(url, compression=None)
-            await self.ws.send(_codec_py.encode_auth_request(spec["token"]))
+            await self.ws.send(_codec_py.encode_auth_request(spec.token))
             await self.ws.recv()
             self.frame = _codec_py.encode_track_data("0" * 32, CHUNK)
             self._exit = self.ws.close
@@ -77,7 +71,7 @@ class Client:
             module: Any = fishjam_fast
         else:
             import fishjam.agent as module
-        agent = module.Agent(spec["id"], spec["room_id"], spec["token"], spec["url"])
+        agent = module.Agent(spec.peer_id, spec.room_id, spec.token, spec.url)
         self._context = agent.connect()
         self.session = await self._context.__aenter__()
         self.track = await self.session.add_track(module.OutgoingAudioTrackOptions())
@@ -109,7 +103,7 @@ class Client:
 
     def flood(self) -> threading.Thread:
         """Has the server send MESSAGES chunks to this client, from another thread."""
-        path = f"/local/agent/{self.spec['id']}/flood"
+        path = f"/local/agent/{self.spec.peer_id}/flood"
         thread = threading.Thread(target=self.server.call, args=("POST", path, {"count": MESSAGES}))
         thread.start()
         return thread

@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from fishjam_fast.local import LocalFishjamProcess
+from fishjam_fast.local.process import AgentSpec
 
 CHUNK_SECONDS = 0.020
 
@@ -78,16 +79,16 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _fanout(
-    module: ModuleType, specs: list[dict[str, str]], warmup: float, seconds: float
+    module: ModuleType, specs: list[AgentSpec], warmup: float, seconds: float
 ) -> tuple[float, int, int, list[float], int]:
     window = {"open": False, "received": 0}
     arrivals: list[list[float]] = [[] for _ in specs]
     errors = 0
     stop = asyncio.Event()
 
-    async def agent_task(index: int, spec: dict[str, str]) -> None:
+    async def agent_task(index: int, spec: AgentSpec) -> None:
         nonlocal errors
-        agent = module.Agent(spec["id"], spec["room_id"], spec["token"], spec["url"])
+        agent = module.Agent(spec.peer_id, spec.room_id, spec.token, spec.url)
         mine = arrivals[index]
         try:
             async with agent.connect() as session:
@@ -138,14 +139,8 @@ def run_fanout(
     import fishjam_fast
 
     with LocalFishjamProcess(seconds=120 + 2 * seconds + agents / 10) as server:
-        specs = []
-        for _ in range(agents):
-            room_id = server.call("POST", "/room", {})["room"]["id"]
-            peer = server.call("POST", f"/room/{room_id}/peer", {"type": "agent", "options": {}})
-            spec = {"id": peer["peer"]["id"], "room_id": room_id, "token": peer["token"]}
-            specs.append(spec | {"url": server.url})
-            body = {"source": "noise", "seconds": 10.0, "realtime": True, "loop": True}
-            server.call("POST", f"/local/room/{room_id}/speaking_peer", body)
+        speaker = {"source": "noise", "seconds": 10.0, "realtime": True, "loop": True}
+        specs = [server.create_agent(speaker) for _ in range(agents)]
         cpu, received, errors, lateness, rss = fishjam_fast.run(
             _fanout(module, specs, warmup, seconds), use_uvloop=use_uvloop
         )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from . import _codec
-from .local.process import LocalFishjamProcess
+from .local.process import AgentSpec, LocalFishjamProcess
 from .runner import has_uvloop, run
 
 
@@ -58,29 +58,10 @@ class RunResult:
         return 1e6 * self.cpu_seconds / self.messages if self.messages else float("nan")
 
 
-@dataclass
-class AgentSpec:
-    """Where one agent connects."""
-
-    peer_id: str
-    room_id: str
-    token: str
-    url: str
-
-
 def create_local_agents(server: LocalFishjamProcess, count: int) -> list[AgentSpec]:
     """A room per agent, each with an agent peer and a peer speaking in a loop."""
-    specs = []
-    for _ in range(count):
-        room_id = server.call("POST", "/room", {})["room"]["id"]
-        peer = server.call("POST", f"/room/{room_id}/peer", {"type": "agent", "options": {}})
-        specs.append(AgentSpec(peer["peer"]["id"], room_id, peer["token"], server.url))
-        server.call(
-            "POST",
-            f"/local/room/{room_id}/speaking_peer",
-            {"source": "speech", "realtime": True, "loop": True},
-        )
-    return specs
+    speaker = {"source": "speech", "realtime": True, "loop": True}
+    return [server.create_agent(speaker) for _ in range(count)]
 
 
 CONNECT_SECONDS = 30.0

@@ -80,7 +80,7 @@ from __future__ import annotations
 
 from .images import make_png
 from .peers import SimulatedTrack, SpeakingPeer
-from .process import LocalFishjamProcess
+from .process import AgentSpec, LocalFishjamProcess
 from .records import AgentRecord, ConnectionRecord, TrackRecording
 from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
 from .signals import AudioSource
@@ -91,6 +91,7 @@ __all__ = [
     "PEER_REMOVED",
     "ROOM_STOPPED",
     "AgentRecord",
+    "AgentSpec",
     "AudioSource",
     "ConnectionRecord",
     "LocalFishjam",

@@ -13,7 +13,18 @@ import json
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Where one agent connects: ``Agent(spec.peer_id, spec.room_id, spec.token, spec.url)``."""
+
+    peer_id: str
+    room_id: str
+    token: str
+    url: str
 
 
 class LocalFishjamProcess:
@@ -79,3 +90,19 @@ class LocalFishjamProcess:
         with urllib.request.urlopen(request, timeout=10) as response:
             payload = response.read()
         return json.loads(payload)["data"] if payload else None
+
+    def create_agent(self, speaker: dict[str, Any] | None = None) -> AgentSpec:
+        """A new room with an agent peer in it (16 kHz output), over REST.
+
+        Args:
+            speaker: When given, the body of a ``/local/room/{id}/speaking_peer`` call:
+                a simulated peer speaking in the room (see :mod:`.control`).
+
+        Returns:
+            What an Agent needs to connect.
+        """
+        room_id = self.call("POST", "/room", {})["room"]["id"]
+        peer = self.call("POST", f"/room/{room_id}/peer", {"type": "agent", "options": {}})
+        if speaker is not None:
+            self.call("POST", f"/local/room/{room_id}/speaking_peer", speaker)
+        return AgentSpec(peer["peer"]["id"], room_id, peer["token"], self.url)
