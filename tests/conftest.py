@@ -53,3 +53,18 @@ def _fallback_codec() -> SimpleNamespace:
 def codec(request: pytest.FixtureRequest) -> SimpleNamespace:
     """The codec functions and message classes of one implementation."""
     return _native_codec() if request.param == "native" else _fallback_codec()
+
+
+# -- transport: the agent tests run on both (pytestmark = usefixtures("transport")) ------
+@pytest.fixture(params=["picows", "websockets"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The transport every Agent made in the test uses by default (its name)."""
+    if request.param == "picows":
+        try:
+            import picows  # noqa: F401
+        except ImportError as exc:
+            if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
+                pytest.fail(f"picows is expected but did not import: {exc}")
+            pytest.skip(f"picows unavailable: {exc}")
+    monkeypatch.setenv("FISHJAM_FAST_TRANSPORT", request.param)
+    return str(request.param)

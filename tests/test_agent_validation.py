@@ -11,6 +11,8 @@ from fishjam_fast import Agent, OutgoingAudioTrackOptions, TrackEncoding
 from fishjam_fast._transport import websocket_url
 from fishjam_fast.session import _track_params
 
+pytestmark = pytest.mark.usefixtures("transport")
+
 
 @pytest.mark.parametrize(
     ("fishjam_url", "expected"),
