@@ -191,11 +191,8 @@ class PicowsTransport(WSListener):
                 await reader
             finally:
                 self._reader = None
-        closed = self._closed
-        if closed is not None and closed.by_client and not closed.ok:
-            # this side failed the connection: the application learns it now, not after
-            # the messages that were queued before
-            raise _copy(closed)
+        # messages that arrived before the connection ended are still returned: at most
+        # max_queue of them, then the cause, without waiting for the closing handshake
         message = messages.popleft()
         if self._reading_paused and len(messages) <= self._resume_at:
             self._reading_paused = False

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -45,38 +45,47 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 
+# Bytes handed to websockets' parser at a time: it turns all it is given into frame
+# objects at once, so a 64 KiB read of empty fragments would be 32k of them before any
+# limit of ours could apply. Between slices, reading may pause (see _ReadGate).
+_FEED_BYTES = 2048
+
+
 class _ReadGate:
     """The socket transport as websockets sees it: reading pauses for two reasons.
 
     websockets pauses reading while ``max_queue`` frames are unread; the transport
-    pauses it while the write buffer is full. Reading resumes when neither holds.
+    pauses it while the write buffer is full (so pongs cannot pile up behind a peer that
+    does not read). Reading resumes when neither holds, after the bytes that were read
+    but held back (see :meth:`AgentClientConnection.data_received`) are parsed.
     """
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, resume: Callable[[], None]) -> None:
         self._transport = transport
+        self._resume = resume
         self.for_queue = False  # websockets' max_queue: the application does not read
         self.for_writes = False  # the peer does not read what we write
-        self._paused = False
+        self.paused = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
-    def _apply(self) -> None:
+    def apply(self) -> None:
         paused = self.for_queue or self.for_writes
-        if paused != self._paused and not self._transport.is_closing():
-            self._paused = paused
+        if paused != self.paused and not self._transport.is_closing():
+            self.paused = paused
             if paused:
                 self._transport.pause_reading()
             else:
-                self._transport.resume_reading()
+                self._resume()
 
     def pause_reading(self) -> None:
         self.for_queue = True
-        self._apply()
+        self.apply()
 
     def resume_reading(self) -> None:
         self.for_queue = False
-        self._apply()
+        self.apply()
 
 
 class AgentClientConnection(ClientConnection):
@@ -88,30 +97,64 @@ class AgentClientConnection(ClientConnection):
         self.owner: WebsocketsTransport | None = None
         self.gate: _ReadGate | None = None
         self.socket: asyncio.Transport | None = None
+        self._held: bytes | None = None  # read while reading was paused, not yet parsed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         socket = cast(asyncio.Transport, transport)  # uvloop's TLS one is not a subclass
         self.socket = socket
-        self.gate = _ReadGate(socket)
+        self.gate = _ReadGate(socket, self._resume_reading)
         super().connection_made(self.gate)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        gate = self.gate
+        assert gate is not None
+        end = len(data)
+        if end <= _FEED_BYTES:
+            super().data_received(data)
+        else:
+            view = memoryview(data)
+            for start in range(0, end, _FEED_BYTES):
+                if gate.paused and self.response is not None:
+                    self._held = data[start:]
+                    break
+                super().data_received(bytes(view[start : start + _FEED_BYTES]))
         owner = self.owner
         if owner is not None and owner._closed is None:
             owner._check_protocol()
+
+    def _resume_reading(self) -> None:
+        if self._held is not None:
+            # not from inside websockets' own resume callback: parse on the next turn
+            self.loop.call_soon(self._feed_held)
+        else:
+            assert self.socket is not None
+            self.socket.resume_reading()
+
+    def _feed_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self.data_received(held)
+        gate, socket = self.gate, self.socket
+        assert gate is not None and socket is not None
+        if self._held is None and not gate.paused and not socket.is_closing():
+            socket.resume_reading()
+
+    def eof_received(self) -> None:
+        if self._held is not None:
+            self._feed_held()
+        super().eof_received()
 
     def pause_writing(self) -> None:
         super().pause_writing()
         if self.gate is not None:
             self.gate.for_writes = True
-            self.gate._apply()
+            self.gate.apply()
 
     def resume_writing(self) -> None:
         super().resume_writing()
         if self.gate is not None:
             self.gate.for_writes = False
-            self.gate._apply()
+            self.gate.apply()
         if self.owner is not None:
             self.owner._wake_drainers()
 
@@ -239,9 +282,6 @@ class WebsocketsTransport:
     # -- receiving ---------------------------------------------------------------------
 
     async def recv(self) -> bytes:
-        closed = self._closed
-        if closed is not None and closed.by_client and not closed.ok:
-            raise self._closed_now()
         limit = self._options.max_fragments
         parts: list[bytes] = []
         try:
