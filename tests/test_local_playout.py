@@ -134,3 +134,14 @@ async def test_arrivals_need_recording_but_max_held_does_not() -> None:
         played, held = track.playout()
         assert played + held == pytest.approx(0.5, abs=1e-12)
         await agent.close()
+
+
+async def test_codec_parameters_left_at_zero_play_as_16k_mono(local_fishjam: LocalFishjam) -> None:
+    fj = local_fishjam
+    peer_id, agent = await _agent(fj)
+    await agent.add_track("t", sample_rate=0, channels=0)
+    await agent.send("t", bytes(3200))
+    track = await fj.wait_track(peer_id, 0, TIMEOUT)
+    await fj.wait_bytes(track, 3200, TIMEOUT)
+    assert track.bytes_per_second == 32000 and track.arrivals[0].held == 0.1
+    await agent.close()

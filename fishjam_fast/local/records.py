@@ -19,6 +19,9 @@ ENCODING_UNSPECIFIED = 0
 ENCODING_PCM16 = 1
 ENCODING_OPUS = 2
 
+#: The rate a PCM16 track plays at when its add_track leaves ``sample_rate`` at 0 (the
+#: plain SDK's default rate).
+DEFAULT_SAMPLE_RATE = 16000
 #: Arrivals remembered per track (:attr:`TrackRecording.arrivals`, only while chunks
 #: are recorded): 5 minutes of 20 ms chunks. Older ones are forgotten;
 #: :attr:`TrackRecording.max_held_seconds` still covers them.
@@ -115,7 +118,8 @@ class TrackRecording:
     Playout model (Fishjam plays an agent track's audio in real time from its arrival):
 
     - PCM16 (encoding UNSPECIFIED or PCM16): a chunk of ``n`` bytes is
-      ``n / (2 * channels * sample_rate)`` seconds of audio. It is queued behind what is
+      ``n / (2 * channels * sample_rate)`` seconds of audio (a rate or channel count
+      left at 0 counts as 16000 Hz or 1 channel). It is queued behind what is
       already queued and played in real time: while the queue is not empty, the
       playhead advances by ``2 * channels * sample_rate`` bytes per second (whole
       frames); when the queue runs dry, playout pauses and the next chunk starts
@@ -191,8 +195,9 @@ class TrackRecording:
 
     @property
     def bytes_per_second(self) -> int:
-        """Playout speed: ``sample_rate * channels * 2``."""
-        return max(1, self.sample_rate) * max(1, self.channels) * 2
+        """Playout speed: ``sample_rate * channels * 2`` (codec parameters left at 0
+        count as the defaults, 16000 Hz and 1 channel)."""
+        return (self.sample_rate or DEFAULT_SAMPLE_RATE) * (self.channels or 1) * 2
 
     @property
     def interrupt_count(self) -> int:
@@ -247,7 +252,7 @@ class TrackRecording:
         if self._queued == 0 or self.ended:
             self._clock = now
             return
-        frame = 2 * max(1, self.channels)
+        frame = 2 * (self.channels or 1)
         can = int((now - self._clock) * self.bytes_per_second) // frame * frame
         n = min(self._queued, can)
         if n <= 0:
