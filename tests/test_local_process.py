@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 import websockets
@@ -49,9 +50,9 @@ def _ended_without_close_frame(ws: ClientConnection) -> bool:
     return info.value.rcvd is None
 
 
-def _wait(predicate: object, what: str) -> None:
+def _wait(predicate: Callable[[], object], what: str) -> None:
     deadline = time.monotonic() + TIMEOUT
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         assert time.monotonic() < deadline, f"{what}: not within {TIMEOUT} s"
         time.sleep(0.01)
 
