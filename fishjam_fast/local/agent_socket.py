@@ -248,7 +248,7 @@ class AgentSockets:
         if task is not None:
             self._open[task] = entry
         try:
-            entry.conn = await self._authenticate(entry)
+            await self._authenticate(entry)
             if entry.conn is not None:
                 await self._serve(entry.conn)
         finally:
@@ -287,38 +287,39 @@ class AgentSockets:
         for task in list(self._open):
             task.cancel()
 
-    async def _authenticate(self, entry: _OpenSocket) -> AgentConnection | None:
+    async def _authenticate(self, entry: _OpenSocket) -> None:
+        """Sets ``entry.conn`` if the socket authenticates (before the answer goes out,
+        so a drop at that moment detaches the agent too)."""
         ws, rec = entry.ws, entry.record
         try:
             msg = await ws.receive(timeout=self.options.auth_timeout)
         except TimeoutError:
             await _close(ws, rec, 1000, "unauthenticated")
-            return None
+            return
         req = _decode(msg)
         if req is None:
-            return None
+            return
         if isinstance(req, tuple):
             await _close(ws, rec, *req)
-            return None
+            return
         _log(rec, req)
         if req.WhichOneof("content") != "auth_request":
             await _close(ws, rec, 1000, "unauthenticated")
-            return None
+            return
         rec.token = req.auth_request.token
         peer, error = self.state.authenticate(rec.token, time.monotonic())
         if peer is None:
             await _close(ws, rec, 1000, error)
-            return None
+            return
         assert peer.record is not None
-        conn = AgentConnection(ws, entry.transport, peer, rec)
+        conn = entry.conn = AgentConnection(ws, entry.transport, peer, rec)
         rec.peer_id = peer.id
         rec.authenticated = True
         peer.connection = conn
         peer.record.connections.append(rec)
         if not await conn.send(AUTHENTICATED):
             conn.detach()
-            return None
-        return conn
+            entry.conn = None
 
     async def _serve(self, conn: AgentConnection) -> None:
         peer, rec = conn.peer, conn.record

@@ -198,6 +198,9 @@ class LocalFishjam(FaultInjection, Waits):
             if not self._running:
                 raise RuntimeError("LocalFishjam is not running")
             runner, self._runner = self._runner, None
+            if runner is not None:
+                for site in list(runner.sites):
+                    await site.stop()  # no new connection from here on
             self.sockets.drop_all()
             if runner is not None:
                 await runner.cleanup()
