@@ -6,6 +6,7 @@ local Fishjam, on both loops."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from fishjam_fast import (
     Agent,
     AgentConnectionError,
     AgentError,
+    AgentSession,
     IncomingTrackData,
     OutgoingAudioTrackOptions,
 )
@@ -119,47 +121,44 @@ async def test_request_image_timeout_names_the_track(local_fishjam: LocalFishjam
 # -- sending after the end: who ended it ----------------------------------------------
 
 
-async def test_send_after_a_dropped_connection_says_it_was_lost(
-    local_fishjam: LocalFishjam,
+async def _end_by_drop(fj: LocalFishjam, session: AgentSession) -> None:
+    fj.drop_agent(session.agent.id)
+    with pytest.raises(AgentConnectionError):  # receive() learns of it: abnormal
+        await _drain(session)
+
+
+async def _end_by_kick(fj: LocalFishjam, session: AgentSession) -> None:
+    await fj.kick(session.agent.id)
+    assert await _drain(session) == []  # a normal close: receive() just ends
+
+
+async def _end_by_disconnect(fj: LocalFishjam, session: AgentSession) -> None:
+    await session.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("end", "message"),
+    [
+        (_end_by_drop, "the connection to Fishjam was lost (code 1006)"),
+        (_end_by_kick, "Fishjam closed the session (code 1000: Peer removed)"),
+        (_end_by_disconnect, "the session is closed (code 1000)"),
+    ],
+    ids=["dropped", "server-closed", "disconnect"],
+)
+async def test_send_after_the_end_says_who_ended_it(
+    local_fishjam: LocalFishjam, end: Callable[..., Awaitable[None]], message: str
 ) -> None:
     fj = local_fishjam
     agent = await _agent(fj)
     async with agent.connect() as session:
         track = await session.add_track(OutgoingAudioTrackOptions())
         await fj.wait_track(agent.id, 0, TIMEOUT)
-        fj.drop_agent(agent.id)
-        with pytest.raises(AgentConnectionError):
-            async with asyncio.timeout(TIMEOUT):
-                async for _message in session.receive():
-                    pass
+        await end(fj, session)
         with pytest.raises(AgentConnectionError) as info:
             await track.send_chunk(b"\0\0")
-    assert str(info.value) == "the connection to Fishjam was lost (code 1006)"
-    assert info.value.code == 1006
+    assert str(info.value) == message
 
 
-async def test_send_after_the_server_closed_says_so(local_fishjam: LocalFishjam) -> None:
-    fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions())
-        await fj.kick(agent.id)
-        async with asyncio.timeout(TIMEOUT):
-            async for _message in session.receive():
-                pass  # ends cleanly: a normal close
-        with pytest.raises(AgentConnectionError) as info:
-            await track.send_chunk(b"\0\0")
-    assert str(info.value) == "Fishjam closed the session (code 1000: Peer removed)"
-
-
-async def test_send_after_disconnect_says_the_session_is_closed(
-    local_fishjam: LocalFishjam,
-) -> None:
-    fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions())
-        await session.disconnect()
-        with pytest.raises(AgentConnectionError) as info:
-            await track.send_chunk(b"\0\0")
-    assert str(info.value).startswith("the session is closed (code 1000")
+async def _drain(session: AgentSession) -> list[Any]:
+    async with asyncio.timeout(TIMEOUT):
+        return [message async for message in session.receive()]
