@@ -9,12 +9,13 @@ one per track.
 
 from __future__ import annotations
 
-import operator
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import soxr
+
+from ._checks import check_int
 
 __all__ = ["MAX_RATE", "MIN_RATE", "QUALITIES", "Quality", "Resampler"]
 
@@ -46,12 +47,7 @@ def check_rate(name: str, rate: object) -> int:
         TypeError: ``rate`` is not an int (bools are refused).
         ValueError: ``rate`` is out of range (0, negative, absurd).
     """
-    if isinstance(rate, bool):
-        raise TypeError(f"{name} must be an int (Hz), got bool")
-    try:
-        value = operator.index(rate)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be an int (Hz), got {type(rate).__name__}") from None
+    value = check_int(name, rate, "an int (Hz)")
     if not MIN_RATE <= value <= MAX_RATE:
         raise ValueError(f"{name} must be between {MIN_RATE} and {MAX_RATE} Hz, got {value}")
     return value
@@ -94,8 +90,7 @@ class Resampler:
     ) -> None:
         self.input_rate = check_rate("input_rate", input_rate)
         self.output_rate = check_rate("output_rate", output_rate)
-        if isinstance(channels, bool) or not isinstance(channels, int):
-            raise TypeError(f"channels must be an int, got {type(channels).__name__}")
+        channels = check_int("channels", channels)
         if not 1 <= channels <= MAX_CHANNELS:
             raise ValueError(f"channels must be between 1 and {MAX_CHANNELS}, got {channels}")
         self.channels = channels

@@ -29,13 +29,13 @@ NumPy reference ``fishjam_fast._pcm_py``; both give identical bytes.
 
 from __future__ import annotations
 
-import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _pcm
+from ._checks import check_int
 from ._resample import Resampler
 
 if TYPE_CHECKING:
@@ -61,12 +61,7 @@ _ACCEPTED = (
 
 
 def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool")
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    number = check_int(name, value)
     if number < 1:
         raise ValueError(f"{name} must be a positive integer, got {number}")
     return number

@@ -338,6 +338,7 @@ class OutgoingTrack:
         count = len(frames)
         sent = 0
         while sent < count:
+            self._check_not_removed()  # removed while the previous batch went out
             seconds = chunk_s if sent < count - 1 else last_s
             await self._pace(seconds)
             # as many whole chunks as fit now (at least the one _pace made room for)

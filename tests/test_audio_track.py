@@ -13,8 +13,10 @@ delay of a chunk over loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,10 @@ import pytest
 
 from fishjam_fast import Agent, AgentError, OutgoingAudioTrackOptions, TrackEncoding
 from fishjam_fast.local import LocalFishjam
+from fishjam_fast.local.records import TrackRecording
 from fishjam_fast.pcm import Resampler, to_pcm16
+from fishjam_fast.session import AgentSession
+from fishjam_fast.track import OutgoingTrack
 
 TIMEOUT = 10.0
 CLOCK_TOLERANCE = 0.040
@@ -40,6 +45,18 @@ def _sine(freq: float, rate: int, seconds: float, level: float = 0.5) -> np.ndar
     return (level * np.sin(2 * math.pi * freq * t)).astype(np.float32)
 
 
+@contextlib.asynccontextmanager
+async def _track(
+    fj: LocalFishjam, rate: int, max_queued: float | None = None
+) -> AsyncIterator[tuple[str, AgentSession, OutgoingTrack, TrackRecording]]:
+    """A connected agent with one PCM16 track, and the server's recording of it."""
+    agent = await _agent(fj, rate)
+    async with agent.connect() as session:
+        options = OutgoingAudioTrackOptions(sample_rate=rate)  # type: ignore[arg-type]
+        track = await session.add_track(options, max_queued=max_queued)
+        yield agent.id, session, track, await fj.wait_track(agent.id, 0, TIMEOUT)
+
+
 def _held(fj: LocalFishjam, peer_id: str, track_id: str) -> float:
     return fj.track_playout(peer_id, track_id)[1]
 
@@ -51,12 +68,9 @@ async def test_clock_agrees_with_the_server_over_a_ten_second_run(
     local_fishjam: LocalFishjam,
 ) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
     rng = np.random.default_rng(10)
     checks = 0
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=24000))
-        recording = await fj.wait_track(agent.id, 0, TIMEOUT)
+    async with _track(fj, 24000) as (peer_id, _, track, recording):
         start = time.monotonic()
         step = 0
         while time.monotonic() - start < 10.0:
@@ -75,7 +89,7 @@ async def test_clock_agrees_with_the_server_over_a_ten_second_run(
             for _ in range(int(rng.integers(2, 8))):
                 await asyncio.sleep(float(rng.uniform(0.01, 0.12)))
                 client = track.queued_duration
-                server = _held(fj, agent.id, track.id)
+                server = _held(fj, peer_id, track.id)
                 assert abs(client - server) <= CLOCK_TOLERANCE, (step, client, server)
                 checks += 1
         assert recording.interrupt_count >= 2
@@ -86,10 +100,7 @@ async def test_wait_for_playout_returns_when_the_server_has_played_it(
     local_fishjam: LocalFishjam,
 ) -> None:
     fj = local_fishjam
-    agent = await _agent(fj, 16000)
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=16000))
-        recording = await fj.wait_track(agent.id, 0, TIMEOUT)
+    async with _track(fj, 16000) as (peer_id, _session, track, recording):
         for seconds in (0.3, 0.05, 0.7):
             await track.send_pcm(_sine(440, 16000, seconds))
             assert track.queued_duration > 0.0
@@ -99,17 +110,14 @@ async def test_wait_for_playout_returns_when_the_server_has_played_it(
             finished = last.at + last.held  # when the server's queue ran out
             assert abs(returned - finished) <= PLAYOUT_TOLERANCE, returned - finished
             assert track.queued_duration == 0.0
-            assert _held(fj, agent.id, track.id) <= PLAYOUT_TOLERANCE
+            assert _held(fj, peer_id, track.id) <= PLAYOUT_TOLERANCE
         # nothing queued: at once, without a timer
         await asyncio.wait_for(track.wait_for_playout(), 0.5)
 
 
 async def test_interrupt_returns_what_the_server_dropped(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=24000))
-        recording = await fj.wait_track(agent.id, 0, TIMEOUT)
+    async with _track(fj, 24000) as (_peer_id, _session, track, recording):
         await track.send_pcm(_sine(440, 24000, 2.0))
         await asyncio.sleep(0.3)
         waiter = asyncio.create_task(track.wait_for_playout())
@@ -127,9 +135,7 @@ async def test_interrupt_returns_what_the_server_dropped(local_fishjam: LocalFis
 
 async def test_wait_for_playout_cancelled_has_no_side_effects(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=24000))
+    async with _track(fj, 24000) as (_peer_id, _session, track, _recording):
         await track.send_pcm(_sine(440, 24000, 1.0))
         queued = track.queued_duration
         with pytest.raises(TimeoutError):
@@ -157,11 +163,7 @@ async def test_opus_track_clock_stays_empty(local_fishjam: LocalFishjam) -> None
 
 async def test_remove_ends_waits(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(
-            OutgoingAudioTrackOptions(sample_rate=24000), max_queued=0.1
-        )
+    async with _track(fj, 24000, max_queued=0.1) as (_peer_id, _session, track, _recording):
         await track.send_pcm(_sine(440, 24000, 0.1))
         waiter = asyncio.create_task(track.wait_for_playout())
         sender = asyncio.create_task(track.send_pcm(_sine(440, 24000, 1.0)))
@@ -178,7 +180,6 @@ async def test_remove_ends_waits(local_fishjam: LocalFishjam) -> None:
 
 async def test_paced_send_pcm_stays_within_max_queued(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
     max_queued, chunk = 0.3, 0.02
     ticks = 0
 
@@ -188,12 +189,8 @@ async def test_paced_send_pcm_stays_within_max_queued(local_fishjam: LocalFishja
             await asyncio.sleep(0.01)
             ticks += 1
 
-    async with agent.connect() as session:
-        track = await session.add_track(
-            OutgoingAudioTrackOptions(sample_rate=24000), max_queued=max_queued
-        )
+    async with _track(fj, 24000, max_queued) as (_, session, track, recording):
         assert track.max_queued == max_queued
-        recording = await fj.wait_track(agent.id, 0, TIMEOUT)
         samples = _sine(440, 24000, 1.5)
         ticking = asyncio.create_task(ticker())
         start = time.monotonic()
@@ -212,12 +209,7 @@ async def test_paced_send_pcm_stays_within_max_queued(local_fishjam: LocalFishja
 
 async def test_paced_send_chunk_stays_within_max_queued(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
-    agent = await _agent(fj, 16000)
-    async with agent.connect() as session:
-        track = await session.add_track(
-            OutgoingAudioTrackOptions(sample_rate=16000), max_queued=0.1
-        )
-        recording = await fj.wait_track(agent.id, 0, TIMEOUT)
+    async with _track(fj, 16000, max_queued=0.1) as (_peer_id, _session, track, recording):
         chunk = bytes(640)  # 20 ms
         start = time.monotonic()
         for _ in range(40):
@@ -231,12 +223,7 @@ async def test_cancelled_paced_send_pcm_leaves_valid_frames_and_exact_stats(
     local_fishjam: LocalFishjam,
 ) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(
-            OutgoingAudioTrackOptions(sample_rate=24000), max_queued=0.2
-        )
-        recording = await fj.wait_track(agent.id, 0, TIMEOUT)
+    async with _track(fj, 24000, max_queued=0.2) as (peer_id, session, track, recording):
         first = _sine(440, 24000, 3.0)
         sending = asyncio.create_task(track.send_pcm(first))
         await asyncio.sleep(0.5)
@@ -253,7 +240,7 @@ async def test_cancelled_paced_send_pcm_leaves_valid_frames_and_exact_stats(
         assert [len(c) for c in recording.chunks] == [960] * total  # whole chunks only
         expected = to_pcm16(first)[: sent * 960] + to_pcm16(second)
         assert b"".join(recording.chunks) == expected
-        assert abs(track.queued_duration - _held(fj, agent.id, track.id)) <= CLOCK_TOLERANCE
+        assert abs(track.queued_duration - _held(fj, peer_id, track.id)) <= CLOCK_TOLERANCE
         assert recording.max_held_seconds <= 0.2 + 0.02
 
 
@@ -262,13 +249,10 @@ async def test_cancelled_paced_send_pcm_leaves_valid_frames_and_exact_stats(
 
 async def test_send_pcm_resamples_like_soxr(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
     samples = _sine(440, 44100, 1.0)
     resampler = Resampler(44100, 24000)
     expected = to_pcm16(np.concatenate((resampler.push(samples), resampler.flush())))
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=24000))
-        recording = await fj.wait_track(agent.id, 0, TIMEOUT)
+    async with _track(fj, 24000) as (_, _, track, recording):
         sent = await track.send_pcm(samples, sample_rate=44100)
         await fj.wait_bytes(recording, len(expected), TIMEOUT)
     assert sent == recording.chunk_count == 50
@@ -300,10 +284,7 @@ async def test_send_pcm_stream_pieces_equal_one_call(local_fishjam: LocalFishjam
 
 async def test_interrupt_resets_the_stream(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=24000))
-        recording = await fj.wait_track(agent.id, 0, TIMEOUT)
+    async with _track(fj, 24000) as (_peer_id, _session, track, recording):
         await track.send_pcm(_sine(440, 44100, 0.0101), sample_rate=44100, final=False)
         await track.interrupt()
         # a new stream at another rate is allowed; the old carry is gone
@@ -322,9 +303,7 @@ async def test_interrupt_resets_the_stream(local_fishjam: LocalFishjam) -> None:
 @pytest.mark.parametrize("rate", [0, -44100, 999, 10**9])
 async def test_bad_sample_rates_send_nothing(local_fishjam: LocalFishjam, rate: int) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=24000))
+    async with _track(fj, 24000) as (_peer_id, session, track, _recording):
         with pytest.raises(ValueError, match="sample_rate must be between 1000 and 768000 Hz"):
             await track.send_pcm(_sine(440, 24000, 0.1), sample_rate=rate)
         with pytest.raises(TypeError, match="sample_rate must be an int"):
@@ -334,9 +313,7 @@ async def test_bad_sample_rates_send_nothing(local_fishjam: LocalFishjam, rate: 
 
 async def test_bad_samples_send_nothing(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
-    async with agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=24000))
+    async with _track(fj, 24000) as (_peer_id, session, track, _recording):
         stereo = np.zeros((4410, 2), np.float32)
         with pytest.raises(ValueError, match="channels"):
             await track.send_pcm(stereo, sample_rate=44100)
