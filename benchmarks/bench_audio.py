@@ -10,9 +10,11 @@ aliases): for scale only.
 Pacing (group ``PACING_GROUP``): 200 PCM16 tracks in one process (20 agents x 10
 tracks, the local Fishjam in a child process), each speaking 2 s utterances back to
 back at real-time rate; paced with ``max_queued=0.5`` (send_pcm waits for room), beside
-the same tracks unpaced (one burst per utterance, then the sender sleeps the
-utterance's length). Client CPU (``process_time``) over a steady window gives CPU per
-track-second (``extra_info``); the same audio goes out either way.
+the same tracks unpaced: one burst per utterance, then the sender sleeps the
+utterance's length (``burst``), or a loop that sends one 20 ms chunk and sleeps 20 ms
+(``chunk_loop``, what one writes without pacing to stay near real time). Client CPU
+(``process_time``) over a steady window gives CPU per track-second (``extra_info``);
+the same audio goes out every way.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def test_numpy_interp_linear(benchmark: Any, audio_44k: np.ndarray[Any, Any]) ->
 # ---------------------------------------------------------------- pacing
 
 
-async def _speak(specs: list[Any], paced: bool) -> tuple[float, int]:
+async def _speak(specs: list[Any], mode: str) -> tuple[float, int]:
     """Every track speaks utterances back to back; client CPU and frames sent in the window."""
     rate = 16000
     utterance = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(UTTERANCE * rate)) / rate)).astype(
@@ -100,9 +102,15 @@ async def _speak(specs: list[Any], paced: bool) -> tuple[float, int]:
     sessions: list[Any] = []
 
     async def track_loop(track: Any) -> None:
+        chunks = np.split(utterance, int(UTTERANCE * 50))
         while not stop.is_set():
+            if mode == "chunk_loop":
+                for chunk in chunks:
+                    await track.send_chunk(chunk)
+                    await asyncio.sleep(0.02)
+                continue
             await track.send_pcm(utterance)
-            if not paced:
+            if mode == "burst":
                 await asyncio.sleep(UTTERANCE)  # the caller's own crude pacing
 
     async def agent_loop(spec: Any) -> None:
@@ -111,7 +119,7 @@ async def _speak(specs: list[Any], paced: bool) -> tuple[float, int]:
             sessions.append(session)
             options = fishjam_fast.OutgoingAudioTrackOptions(sample_rate=rate)
             tracks = [
-                await session.add_track(options, max_queued=MAX_QUEUED if paced else None)
+                await session.add_track(options, max_queued=MAX_QUEUED if mode == "paced" else None)
                 for _ in range(TRACKS_PER_AGENT)
             ]
             loops = [asyncio.create_task(track_loop(t)) for t in tracks]
@@ -138,16 +146,16 @@ async def _speak(specs: list[Any], paced: bool) -> tuple[float, int]:
 
 
 @pytest.mark.benchmark(timer=time.process_time, group=PACING_GROUP)
-@pytest.mark.parametrize("paced", [True, False], ids=["paced", "unpaced"])
-def test_pacing_cpu(benchmark: Any, paced: bool) -> None:
-    benchmark.name = f"pacing[{'max_queued=0.5' if paced else 'unpaced'}]"
+@pytest.mark.parametrize("mode", ["paced", "burst", "chunk_loop"])
+def test_pacing_cpu(benchmark: Any, mode: str) -> None:
+    benchmark.name = f"pacing[{'max_queued=0.5' if mode == 'paced' else 'unpaced ' + mode}]"
     results: list[tuple[float, int]] = []
 
     def run_once() -> None:
         with LocalFishjamProcess(seconds=120 + WARMUP + SECONDS) as server:
             specs = [server.create_agent() for _ in range(AGENTS)]
             with contextlib.suppress(asyncio.CancelledError):
-                results.append(fishjam_fast.run(_speak(specs, paced)))
+                results.append(fishjam_fast.run(_speak(specs, mode)))
 
     benchmark.pedantic(run_once, rounds=1, iterations=1)
     cpu, chunks = results[0]
