@@ -145,13 +145,17 @@ class AgentSession:
         stats.messages_sent += 1
         stats.bytes_sent += len(frame)  # type: ignore[arg-type]
 
-    async def add_track(self, options: Any) -> OutgoingTrack:
+    async def add_track(self, options: Any, *, max_queued: float | None = None) -> OutgoingTrack:
         """Adds an outgoing audio track.
 
         Args:
             options: An :class:`OutgoingAudioTrackOptions`, or any object with
                 ``encoding``, ``sample_rate``, ``channels`` and ``metadata``
                 attributes (the plain SDK's options objects work as they are).
+            max_queued: Pacing, in seconds (PCM16 tracks). When set, ``send_chunk`` and
+                ``send_pcm`` wait while sending more would queue more than this ahead
+                of real time, so the server never holds more and an interrupt drops
+                at most this. ``None`` (the default): no pacing, as the plain SDK.
 
         Returns:
             The new track; send audio with :meth:`OutgoingTrack.send_chunk`.
@@ -159,13 +163,14 @@ class AgentSession:
         Raises:
             ValueError: unsupported encoding, sample rate or channel count; metadata
                 holding NaN or infinity (not JSON), or larger than
-                :data:`MAX_METADATA_BYTES` (1 MiB) as JSON. Nothing is sent.
-            TypeError: metadata that is not JSON-encodable.
+                :data:`MAX_METADATA_BYTES` (1 MiB) as JSON; ``max_queued`` not
+                positive, or given for an Opus track. Nothing is sent.
+            TypeError: metadata that is not JSON-encodable; ``max_queued`` not a number.
             AgentConnectionError: the session is closed.
         """
         params = track_params(options)
         track_id = uuid.uuid4().hex
-        track = OutgoingTrack(track_id, self, options, params=params)
+        track = OutgoingTrack(track_id, self, options, params=params, max_queued=max_queued)
         await self._send(
             _codec.encode_add_track(
                 track_id,
