@@ -176,6 +176,10 @@ class Transport(Protocol):
     def get_extra_info(self, name: str) -> Any:
         """The socket transport's ``get_extra_info(name)`` (``ssl_object``, ``peername``)."""
 
+    @property
+    def writing_paused(self) -> bool:
+        """True while the write buffer is above its high-water mark: :meth:`drain`."""
+
     def write(self, frame: Buffer) -> None:
         """Frames and writes one binary message now, without waiting.
 

@@ -364,6 +364,10 @@ class PicowsTransport(WSListener):
         return self._closed.reason if self._closed is not None else ""
 
     @property
+    def writing_paused(self) -> bool:
+        return self._write_paused
+
+    @property
     def reading_paused(self) -> bool:
         return self._reading_paused
 

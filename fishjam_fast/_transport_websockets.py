@@ -363,6 +363,10 @@ class WebsocketsTransport:
         return self._closed.reason if self._closed is not None else ""
 
     @property
+    def writing_paused(self) -> bool:
+        return self._gate.for_writes
+
+    @property
     def reading_paused(self) -> bool:
         return self._gate.for_queue
 

@@ -28,7 +28,7 @@ from ._options import (
     OutgoingAudioTrackOptions,
     track_params,
 )
-from ._transport import NORMAL_CLOSE_CODES, Transport, TransportClosed
+from ._transport import Transport, TransportClosed
 from .enums import TrackType
 from .errors import AgentConnectionError, AgentError, AgentProtocolError
 from .stats import SessionStats
@@ -122,9 +122,11 @@ class AgentSession:
     # -- sending -----------------------------------------------------------------
 
     async def _send(self, frame: Buffer | list[memoryview]) -> None:
-        """Sends one frame, or a list of frames in as few writes as the transport allows.
+        """Sends one frame, or a list of frames, in order.
 
-        The one way out of the session: tracks send through it too.
+        The one way out of the session: tracks send through it too. Each frame is
+        counted in ``stats`` as the transport writes it, before any wait for the write
+        buffer, so a cancelled send leaves ``stats`` saying exactly what went out.
 
         Raises:
             AgentConnectionError: the session is closed, or the connection was lost.
@@ -132,18 +134,24 @@ class AgentSession:
         if self._closed is not None:
             raise self._closed_error()
         stats = self.stats
+        transport = self._transport
         try:
             if isinstance(frame, list):
-                await self._transport.send_many(frame)
-                stats.messages_sent += len(frame)
-                stats.bytes_sent += sum(part.nbytes for part in frame)
+                for part in frame:
+                    transport.write(part)
+                    stats.messages_sent += 1
+                    stats.bytes_sent += part.nbytes
+                    if transport.writing_paused:
+                        await transport.drain()
                 return
-            await self._transport.send(frame)
+            transport.write(frame)
+            stats.messages_sent += 1
+            stats.bytes_sent += len(frame)  # type: ignore[arg-type]
+            if transport.writing_paused:
+                await transport.drain()
         except TransportClosed as closed:
             self._end(closed)
             raise self._closed_error() from None
-        stats.messages_sent += 1
-        stats.bytes_sent += len(frame)  # type: ignore[arg-type]
 
     async def add_track(self, options: Any, *, max_queued: float | None = None) -> OutgoingTrack:
         """Adds an outgoing audio track.
@@ -378,9 +386,9 @@ class AgentSession:
         transport = self._transport
         if self._closed is None:
             self._disconnected = True
-        await transport.close()
-        code = transport.close_code or 1000
-        self._end(TransportClosed(code, transport.close_reason, code in NORMAL_CLOSE_CODES))
+        await transport.close()  # bounded by close_timeout, then the socket is aborted
+        closed = transport.closed
+        self._end(closed if closed is not None else TransportClosed(1000, "", True, True))
 
 
 def _connection_error(closed: TransportClosed, what: str) -> AgentConnectionError:

@@ -9,6 +9,7 @@ buffer could grow, that it did not (tracemalloc peaks, write-buffer sizes).
 from __future__ import annotations
 
 import asyncio
+import socket as socket_module
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -352,6 +353,46 @@ async def test_6_a_long_pause_in_receive_does_not_trip_the_keepalive() -> None:
             assert got == list(range(count))
             assert not session.closed
     assert session.close_code == 1000
+
+
+# -- 7. statistics of cancelled sends ----------------------------------------------------------
+
+
+async def test_7_cancelled_sends_leave_stats_saying_exactly_what_went_out() -> None:
+    release = asyncio.Event()
+
+    async def handler(peer: Peer) -> None:
+        sock = peer.writer.get_extra_info("socket")
+        sock.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+        await peer.authenticate()
+        await release.wait()  # reads nothing until then
+        await peer.serve_pings()  # then everything, up to the client's close
+
+    async with HostileServer(handler) as server:
+        async with _session(server, ping_interval=None) as session:
+            sock = session._transport.get_extra_info("socket")
+            sock.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_SNDBUF, 4096)
+            track = await session.add_track(OutgoingAudioTrackOptions())
+            stats = session.stats
+            task = asyncio.create_task(track.send_pcm(b"\1\0" * 16000 * 60))  # 3000 chunks
+            last = -1
+            async with asyncio.timeout(HANG):
+                while stats.messages_sent != last:  # until the buffer is full
+                    last = stats.messages_sent
+                    await asyncio.sleep(0.2)
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with pytest.raises(TimeoutError):  # written, then waiting: cancelled
+                await asyncio.wait_for(track.send_chunk(b"\2\0" * 320), 0.1)
+            sent, sent_bytes = stats.messages_sent, stats.bytes_sent
+            assert 3 < sent < 3000
+            release.set()
+    binary = [f.payload for f in server.peers[0].received if f.opcode == BINARY]
+    assert len(binary) == sent  # auth, add_track, the chunks the cancelled calls wrote
+    assert sum(map(len, binary)) == sent_bytes
+    assert binary[-1].endswith(b"\2\0" * 320)
 
 
 # -- 8. text frames ---------------------------------------------------------------------------
