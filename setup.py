@@ -86,12 +86,42 @@ def _extensions() -> list[Extension]:
         define_macros=macros,
         extra_compile_args=compile_args,
     )
+    extensions = [extension]
+    include_path = ["src_ext"]
+    listener = _picows_listener(macros, compile_args)
+    if listener is not None:
+        extensions.append(listener[0])
+        include_path.append(listener[1])
     return cythonize(
-        [extension],
+        extensions,
         compiler_directives=directives,
         annotate=ANNOTATE,
-        include_path=["src_ext"],
+        include_path=include_path,
     )
+
+
+def _picows_listener(
+    macros: list[tuple[str, str]], compile_args: list[str]
+) -> tuple[Extension, str] | None:
+    """The picows transport's per-frame listener: it cimports picows' picows.pxd.
+
+    Without picows at build time the transport uses its pure-Python listener.
+    """
+    try:
+        import picows
+    except ImportError:
+        if REQUIRE_EXTENSION:
+            raise
+        print("WARNING: picows missing at build time; its listener stays Python", file=sys.stderr)
+        return None
+    extension = Extension(
+        "fishjam_fast._picows_listener",
+        sources=["src_ext/picows_listener.pyx"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+    )
+    # the directory holding the picows package, where `cimport picows.picows` looks
+    return extension, os.path.dirname(os.path.dirname(picows.__file__))
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,7 +1,7 @@
 """The default transport: picows parses the byte stream, one listener owns everything else.
 
 picows (a Cython WebSocket library) reads the socket into its own buffer, parses frame
-headers, and calls :meth:`PicowsTransport.on_ws_frame` with a view of each payload in
+headers, and calls ``on_ws_frame`` of the listener with a view of each payload in
 that buffer; sends go through its framing and masking (``WSTransport.send``, one copy
 into its write buffer, then a direct ``send(2)`` when the socket's buffer is empty).
 Everything picows leaves to its user is done here, with a bound on each: reassembling
@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSTransport, ws_connect
 
+from . import _picows_frames_py
+from ._env import NO_EXTENSIONS
 from ._transport import (
     TransportClosed,
     TransportOptions,
@@ -32,6 +34,16 @@ from .errors import AgentConnectionError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
+
+try:
+    if NO_EXTENSIONS:
+        raise ImportError("FISHJAM_FAST_NO_EXTENSIONS is set")
+    from ._picows_listener import FrameListener as _NativeFrameListener
+except ImportError:  # pragma: no cover - built without the listener extension
+    _NativeFrameListener = _picows_frames_py.FrameListener  # type: ignore[misc]
+
+NATIVE_LISTENER = _NativeFrameListener is not _picows_frames_py.FrameListener
+"""True if the per-frame path runs in C (``fishjam_fast._picows_listener``)."""
 
 _BINARY = WSMsgType.BINARY
 _CONTINUATION = WSMsgType.CONTINUATION
@@ -56,25 +68,36 @@ def _close_frame(view: memoryview) -> tuple[int, str]:
     return int.from_bytes(view[:2], "big"), bytes(view[2:]).decode("utf-8", "replace")
 
 
-class PicowsTransport(WSListener):
-    """A Transport on picows; also the picows listener of its connection."""
+class _PicowsTransport:
+    """A Transport on picows; also the picows listener of its connection.
+
+    The per-frame path (``on_ws_frame`` for whole binary frames, ``deliver``,
+    ``write``) comes from a FrameListener base: the native one in
+    ``fishjam_fast._picows_listener`` or its Python twin; this class handles the rest.
+    """
+
+    _messages: deque[bytes]
+    _reader: asyncio.Future[None] | None
+    _closed: TransportClosed | None
+    _fragments: bytearray | None
+    _reading_paused: bool
+    _ws: WSTransport | None
+
+    if TYPE_CHECKING:  # provided by the FrameListener base
+
+        def write(self, frame: Buffer) -> None: ...
+        def deliver(self, message: bytes) -> None: ...
 
     def __init__(self, options: TransportOptions) -> None:
+        super().__init__(options.max_queue)  # type: ignore[call-arg]  # the FrameListener
         self._options = options
         self._loop = asyncio.get_running_loop()
-        self._ws: WSTransport | None = None
         self._socket: Any = None  # the asyncio transport under picows
-        self._messages: deque[bytes] = deque()
-        self._reader: asyncio.Future[None] | None = None
         self._drainers: list[asyncio.Future[None]] = []
         self._write_paused = False
-        self._reading_paused = False
         self._resume_at = max(1, options.max_queue // 4)
-        self._closed: TransportClosed | None = None
         self._disconnected = self._loop.create_future()
-        # the fragmented message being received, and how many frames it spans
-        self._fragments: bytearray | None = None
-        self._fragment_count = 0
+        self._fragment_count = 0  # frames of the fragmented message so far
         self._pending_pong: bytes | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_deadline: asyncio.TimerHandle | None = None
@@ -88,15 +111,14 @@ class PicowsTransport(WSListener):
         self._socket.set_write_buffer_limits(high=self._options.write_limit)
         self._schedule_ping()
 
-    def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
+    def _on_other_frame(self, frame: Any) -> None:
+        """Every frame but a whole binary one outside a fragmented message."""
         msg_type = frame.msg_type
         if frame.rsv1 or frame.rsv2 or frame.rsv3:
             self._fail(1002, "reserved bits set: no extension was negotiated")
         elif msg_type == _BINARY:
             if self._fragments is not None:
                 self._fail(1002, "a new message began inside a fragmented message")
-            elif frame.fin:
-                self._deliver(frame.get_payload_as_bytes())
             else:
                 self._fragments = bytearray()
                 self._fragment_count = 0
@@ -145,19 +167,13 @@ class PicowsTransport(WSListener):
 
     # -- receiving --------------------------------------------------------------------
 
-    def _deliver(self, message: bytes) -> None:
-        messages = self._messages
-        messages.append(message)
-        reader = self._reader
-        if reader is not None and not reader.done():
-            reader.set_result(None)
-        if len(messages) > self._options.max_queue and not self._reading_paused:
-            # the application does not keep up: stop reading (the kernel's buffer and
-            # then the server's writes back up) and suspend the keepalive, whose pongs
-            # would now wait behind unread data
-            self._reading_paused = True
-            self._socket.pause_reading()
-            self._cancel_keepalive()
+    def _pause_for_queue(self) -> None:
+        # the application does not keep up: stop reading (the kernel's buffer and then
+        # the server's writes back up) and suspend the keepalive, whose pongs would now
+        # wait behind unread data
+        self._reading_paused = True
+        self._socket.pause_reading()
+        self._cancel_keepalive()
 
     def _add_fragment(self, frame: Any) -> None:
         fragments = self._fragments
@@ -176,7 +192,7 @@ class PicowsTransport(WSListener):
         fragments += frame.get_payload_as_memoryview()
         if frame.fin:
             self._fragments = None
-            self._deliver(bytes(fragments))
+            self.deliver(bytes(fragments))
 
     async def recv(self) -> bytes:
         messages = self._messages
@@ -318,13 +334,9 @@ class PicowsTransport(WSListener):
 
     # -- sending ------------------------------------------------------------------------
 
-    def write(self, frame: Buffer) -> None:
-        closed = self._closed
-        if closed is not None:
-            raise _copy(closed)
-        ws = self._ws
-        assert ws is not None
-        ws.send(_BINARY, frame)  # type: ignore[arg-type]  # any buffer
+    def _raise_closed(self) -> None:
+        assert self._closed is not None
+        raise _copy(self._closed)
 
     async def drain(self) -> None:
         while self._write_paused:
@@ -379,12 +391,24 @@ class PicowsTransport(WSListener):
         return self._socket.get_extra_info(name) if self._socket is not None else None
 
 
+class PicowsTransportPy(_PicowsTransport, _picows_frames_py.FrameListener):
+    """The picows transport with the per-frame path in Python (the fallback)."""
+
+
+class PicowsTransportNative(_PicowsTransport, _NativeFrameListener):
+    """The picows transport with the per-frame path in C (in Python if not built)."""
+
+
+transport_class: type[_PicowsTransport] = PicowsTransportNative
+"""What :func:`open_picows` makes (tests switch it to compare both listeners)."""
+
+
 def _copy(closed: TransportClosed) -> TransportClosed:
     """A fresh exception each time: raising one instance again grows its traceback."""
     return TransportClosed(closed.code, closed.reason, closed.ok, closed.by_client)
 
 
-async def open_picows(url: str, options: TransportOptions) -> PicowsTransport:
+async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
     """Opens a picows connection (a :data:`~._transport.TransportFactory`).
 
     Raises:
@@ -396,7 +420,7 @@ async def open_picows(url: str, options: TransportOptions) -> PicowsTransport:
     try:
         async with asyncio.timeout(options.open_timeout):
             _, listener = await ws_connect(
-                lambda: PicowsTransport(options),
+                lambda: cast(WSListener, transport_class(options)),
                 url,
                 ssl_context=context,
                 # picows drops a connection whose handshake does not complete in time,
@@ -416,5 +440,5 @@ async def open_picows(url: str, options: TransportOptions) -> PicowsTransport:
         ) from exc
     except (OSError, WSError) as exc:
         raise AgentConnectionError(f"cannot connect to {url}: {exc}", 1006, "") from exc
-    assert isinstance(listener, PicowsTransport)
+    assert isinstance(listener, _PicowsTransport)
     return listener

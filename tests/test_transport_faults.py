@@ -20,6 +20,7 @@ import pytest
 
 from fishjam_fast import Agent, AgentAuthError, AgentConnectionError, OutgoingAudioTrackOptions
 from fishjam_fast.session import AgentSession
+from tests.conftest import ALL_TRANSPORTS
 from tests.hostile import (
     BINARY,
     CLOSE,
@@ -36,7 +37,7 @@ from tests.hostile import (
     track_data,
 )
 
-pytestmark = pytest.mark.usefixtures("transport")
+pytestmark = [pytest.mark.usefixtures("transport"), ALL_TRANSPORTS]
 
 SLOW = 30.0
 """A timeout set long on purpose: the test proves it was not waited for."""

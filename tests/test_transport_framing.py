@@ -7,13 +7,15 @@ byte for byte, however the bytes were cut into reads.
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
 from fishjam_fast import Agent, IncomingTrackData
+from tests.conftest import ALL_TRANSPORTS
 from tests.hostile import BINARY, CONT, PING, PONG, HostileServer, Peer, frame, track_data
 
-pytestmark = pytest.mark.usefixtures("transport")
+pytestmark = [pytest.mark.usefixtures("transport"), ALL_TRANSPORTS]
 
 HANG = 10.0
 
@@ -114,3 +116,13 @@ async def test_a_control_frame_between_fragments_split_at_every_offset() -> None
     assert all(body.endswith(m) and len(m) == 300 - 16 for m in got)
     pongs = [f for f in server.peers[0].received if f.opcode == PONG]
     assert [p.payload for p in pongs] == [b"mid"] * len(points)
+
+
+def test_the_native_listener_is_used_where_it_was_built(transport: str) -> None:
+    from fishjam_fast import _transport_picows
+
+    if transport == "picows" and os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
+        assert _transport_picows.NATIVE_LISTENER
+        assert _transport_picows.transport_class is _transport_picows.PicowsTransportNative
+    if transport == "picows-py":
+        assert _transport_picows.transport_class is _transport_picows.PicowsTransportPy
