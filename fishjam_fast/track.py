@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from . import _codec, _pcm, pcm
 from ._options import TrackParams, track_params
+from .enums import TrackType
 from .errors import AgentError
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ class OutgoingTrack:
 
         Peers in the agent's room hear it once the server plays it. Waits while the
         connection's write buffer is full (flow control), so a fast producer cannot
-        grow memory without bound.
+        grow memory without bound, and while the session reconnects (the chunk goes
+        out on the new connection, after the track was re-added).
 
         Args:
             data: Raw audio: a bytes-like object (bytes, bytearray, memoryview or a
@@ -127,6 +129,10 @@ class OutgoingTrack:
         :meth:`send_chunk`). A short last chunk is sent as it is: no padding, no
         truncation. The server plays the chunks in real time from its queue.
 
+        If the connection drops while the frames are being written, the session
+        reconnects and all of this call's frames are sent again on the new connection
+        (the server discarded what it held of them with the old one).
+
         Args:
             samples: PCM16 bytes, or a NumPy array as :meth:`send_chunk` takes.
             chunk_ms: Milliseconds of audio per chunk; at the track's sample rate it
@@ -163,7 +169,8 @@ class OutgoingTrack:
             AgentConnectionError: the session is closed, or the connection was lost.
         """
         self._check_not_removed()
-        await self._send(_codec.encode_interrupt_track(self.id))
+        # after a drop nothing is queued on the server: no need to repeat it
+        await self._send(_codec.encode_interrupt_track(self.id), "skip")
 
     async def remove(self) -> None:
         """Removes the track from the room (``RemoveTrack``; the plain SDK lacks it).
@@ -176,8 +183,28 @@ class OutgoingTrack:
         """
         if self._removed:
             return
-        await self._send(_codec.encode_remove_track(self.id))
+        self.session._forget_track(self)  # not re-added by a reconnection from now on
         self._removed = True
+        await self._send(_codec.encode_remove_track(self.id), "skip")
+
+    def _add_track_frame(self) -> bytes:
+        """The ``add_track`` request announcing this track: sent when it is added, and
+        again on every new connection after a reconnection, before any of its audio."""
+        params = self._params
+        return _codec.encode_add_track(
+            self.id,
+            params.metadata_json,
+            params.encoding,
+            params.sample_rate,
+            params.channels,
+            TrackType.TRACK_TYPE_AUDIO,
+        )
+
+    def _connection_replaced(self) -> None:
+        """Called by the session once it re-added this track on a new connection, before
+        any audio is sent on it. The audio the server held for the track was dropped with
+        the old connection: anything modelling the server's queue (a playout clock)
+        starts again from empty here."""
 
 
 def _payload_size(data: object) -> int:
