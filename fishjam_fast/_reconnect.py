@@ -209,8 +209,9 @@ async def reopen(
             await asyncio.sleep(delay)
         retry_now = False
         stats.reconnect_attempts += 1
+        attempt_deadline = min(deadline, loop.time() + open_timeout)
         try:
-            async with asyncio.timeout_at(min(deadline, loop.time() + open_timeout)):
+            async with asyncio.timeout_at(attempt_deadline):
                 return await _attempt(agent, token, stats, live_tracks)
         except _Refused as refused:
             if refused.reason in TRANSIENT_REFUSALS:
@@ -227,9 +228,10 @@ async def reopen(
         except AgentConnectionError as exc:
             last = exc
         except TimeoutError:
+            if attempt_deadline >= deadline:
+                break  # the budget is spent; the cause is the one before
             last = AgentConnectionError(
-                f"a reconnection attempt took longer than {min(open_timeout, policy.budget)} s",
-                1006,
+                f"no answer within open_timeout ({open_timeout:g} s)", 1006, ""
             )
     # sleep out the budget: the session gives up when it is spent, not before
     await asyncio.sleep(max(0.0, deadline - loop.time()))
