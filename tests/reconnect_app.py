@@ -39,16 +39,26 @@ class App:
     """One agent application on a live session (use :meth:`start`, then :meth:`stop`).
 
     Attributes:
-        sent_at: ``time.monotonic()`` after every chunk the sender sent, per track.
+        sent: Rounds of chunks the sender sent (one chunk per track each).
         received: Messages the receive loop got.
         changes: The session's state transitions, in order.
         errors: Exceptions that escaped the sender or the receive loop.
     """
 
-    def __init__(self, agent: Agent, *, options: tuple[Any, ...] = TRACK_OPTIONS, ms: int = 20):
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        options: tuple[Any, ...] = TRACK_OPTIONS,
+        ms: int = 20,
+        interval: float | None = None,
+    ):
+        """Args: ``ms`` of audio per chunk, one chunk per track every ``interval`` s
+        (default: ``ms``, real time)."""
         self.agent = agent
         self.options = options
         self.ms = ms
+        self.interval = interval if interval is not None else ms / 1000
         self.session: AgentSession
         self.tracks: list[OutgoingTrack] = []
         self.received = 0
@@ -79,7 +89,7 @@ class App:
                 for track, chunk in zip(self.tracks, chunks, strict=True):
                     await track.send_chunk(chunk)
                 self.sent += 1
-                await asyncio.sleep(self.ms / 1000)
+                await asyncio.sleep(self.interval)
         except Exception as exc:
             self.errors.append(exc)
 
