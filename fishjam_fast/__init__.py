@@ -16,7 +16,13 @@ from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
 from ._reconnect import ReconnectPolicy, SessionStateChange
 from .agent import Agent
 from .enums import TrackEncoding, TrackType
-from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
+from .errors import (
+    AgentAuthError,
+    AgentConnectionError,
+    AgentError,
+    AgentProtocolError,
+    NativeExtensionWarning,
+)
 from .runner import run
 from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
 
@@ -36,6 +42,7 @@ __all__ = [
     "FishjamClient",
     "IncomingTrackData",
     "IncomingTrackImage",
+    "NativeExtensionWarning",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
     "ReconnectPolicy",

@@ -65,7 +65,8 @@ class SessionLifecycle:
         self._outage: asyncio.Future[None] | None = None
         self._drop: AgentConnectionError | None = None  # what started the outage
         self._reconnector: asyncio.Task[None] | None = None
-        self._closing = False  # disconnect() was called: a drop now ends the session
+        # the application ended the session (disconnect()): a drop now ends it too
+        self._disconnected = False
 
     @property
     def closed(self) -> bool:
@@ -155,7 +156,7 @@ class SessionLifecycle:
         if self._outage is not None:
             return  # already reconnecting
         policy = self.agent._reconnect_policy
-        if policy is None or self._closing or closed.code not in RECONNECT_CLOSE_CODES:
+        if policy is None or self._disconnected or closed.code not in RECONNECT_CLOSE_CODES:
             self._end(closed)
             return
         loop = asyncio.get_running_loop()
@@ -246,8 +247,14 @@ class SessionLifecycle:
         self._tracks.pop(track.id, None)
 
     def _closed_error(self) -> AgentConnectionError:
-        assert self._closed is not None
-        return connection_error(self._closed, "the session is closed")
+        """What sending on an ended session raises: says who ended it."""
+        closed = self._closed
+        assert closed is not None
+        if self._disconnected:
+            return connection_error(closed, "the session is closed")
+        if closed.ok:
+            return connection_error(closed, "Fishjam closed the session")
+        return connection_error(closed, "the connection to Fishjam was lost")
 
     async def disconnect(self) -> None:
         """Ends the session by closing the connection normally.
@@ -255,7 +262,8 @@ class SessionLifecycle:
         A :meth:`receive` loop in progress then ends cleanly. While reconnecting, it
         stops the attempts (at once) and ends the session with code 1000.
         """
-        self._closing = True
+        if self._closed is None:
+            self._disconnected = True
         reconnector = self._reconnector
         if reconnector is not None and not reconnector.done():
             reconnector.cancel()

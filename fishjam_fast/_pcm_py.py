@@ -25,16 +25,6 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = [
-    "NATIVE",
-    "frame_pcm16",
-    "pcm16_bytes",
-    "pcm16_into",
-    "pcm16_to_float32",
-]
-
-NATIVE = False
-
 _LE16 = np.dtype("<i2")
 _ACCEPTED = "int16, float32 or float64"
 

@@ -327,7 +327,7 @@ def chunk_pcm(
             ``chunk_ms`` not a positive int, or not giving whole samples per chunk.
     """
     per_chunk = _samples_per_chunk(sample_rate, chunk_ms)
-    prepared, channels = _prepare(samples, _check_positive("channels", channels))
+    prepared, channels = _prepare(samples, channels)
     pcm = prepared.tobytes() if isinstance(prepared, memoryview) else _pcm.pcm16_bytes(prepared)
     size = 2 * per_chunk * channels
     return [pcm[start : start + size] for start in range(0, len(pcm), size)]
@@ -364,6 +364,14 @@ def frame_pcm(
         TypeError, ValueError: as for :func:`chunk_pcm`; ``track_id`` not a str.
     """
     _check_track_id(track_id)
-    per_chunk = _samples_per_chunk(sample_rate, chunk_ms)
-    prepared, channels = _prepare(samples, _check_positive("channels", channels))
-    return _pcm.frame_pcm16(track_id, prepared, channels, per_chunk)
+    return _frame_samples(track_id, samples, channels, _samples_per_chunk(sample_rate, chunk_ms))
+
+
+def _frame_samples(
+    track_id: str, samples: Buffer | npt.NDArray[Any], channels: int, samples_per_chunk: int
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """:func:`frame_pcm` for callers whose ``track_id``, ``channels`` and chunk size are
+    already valid (an :class:`~fishjam_fast.OutgoingTrack`): validates the samples
+    only, once, then runs the kernel (whose own checks guard its memory access)."""
+    prepared, channels = _prepare(samples, channels)
+    return _pcm.frame_pcm16(track_id, prepared, channels, samples_per_chunk)

@@ -25,6 +25,7 @@ from ._lifecycle import AfterDrop, SessionLifecycle
 from ._locks import ReadLock
 from ._options import (
     CHANNEL_COUNTS,
+    MAX_METADATA_BYTES,
     OPUS_SAMPLE_RATES,
     PCM16_SAMPLE_RATES,
     OutgoingAudioTrackOptions,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHANNEL_COUNTS",
     "MAX_BACKLOG",
+    "MAX_METADATA_BYTES",
     "OPUS_SAMPLE_RATES",
     "PCM16_SAMPLE_RATES",
     "AgentSession",
@@ -80,6 +82,7 @@ class AgentSession(SessionLifecycle):
         self.stats = stats if stats is not None else SessionStats(connected_at=time.monotonic())
         self._transport = transport
         self._init_lifecycle()
+        self._receiving = False  # a receive() loop is waiting for the next message
         self._read_lock = ReadLock()
         # messages read by request_image while receive() was not reading
         self._backlog: deque[IncomingAgentMessage] = deque()
@@ -133,7 +136,9 @@ class AgentSession(SessionLifecycle):
             The new track; send audio with :meth:`OutgoingTrack.send_chunk`.
 
         Raises:
-            ValueError: unsupported encoding, sample rate or channel count.
+            ValueError: unsupported encoding, sample rate or channel count; metadata
+                holding NaN or infinity (not JSON), or larger than
+                :data:`MAX_METADATA_BYTES` (1 MiB) as JSON. Nothing is sent.
             TypeError: metadata that is not JSON-encodable.
             AgentConnectionError: the session is closed.
         """
@@ -194,7 +199,9 @@ class AgentSession(SessionLifecycle):
 
         Raises:
             AgentError: a request for this track is already pending.
-            TimeoutError: no image came within ``timeout`` seconds.
+            TimeoutError: no image came within ``timeout`` seconds (the server ignores
+                tracks it does not know, and more than one capture per second per
+                track); the message names the track.
             AgentConnectionError: the session ended first, or the connection dropped
                 (the request is not re-sent after a reconnection).
         """
@@ -204,8 +211,13 @@ class AgentSession(SessionLifecycle):
         self._image_waiters[track_id] = waiter
         try:
             await self.capture_image(track_id)
-            async with asyncio.timeout(timeout):
-                return await self._await_image(waiter)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._await_image(waiter)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no image of track {track_id!r} came within {timeout} s"
+                ) from None
         finally:
             if self._image_waiters.get(track_id) is waiter:
                 del self._image_waiters[track_id]
@@ -293,11 +305,15 @@ class AgentSession(SessionLifecycle):
         connection normally (see :attr:`close_code` and :attr:`close_reason`). After
         an abnormal end it waits while the session reconnects, then carries on.
 
+        One task at a time iterates: messages are not shared out between loops.
+
         Raises:
             AgentConnectionError: the connection ended abnormally (``.code``,
                 ``.reason``) and was not restored (reconnection off, or its budget
                 spent).
             AgentAuthError: the server refused the token on reconnection.
+            AgentError: another task is iterating ``receive()`` of this session (it
+                waits for the next message while this one asks for it).
         """
         lock = self._read_lock
         backlog = self._backlog
@@ -305,27 +321,34 @@ class AgentSession(SessionLifecycle):
             if backlog:
                 yield backlog.popleft()
                 continue
-            if not lock.try_acquire():
-                await lock.acquire()  # request_image is reading
-                if backlog:
-                    # it read (and set aside) messages while we waited
-                    lock.release()
-                    continue
-            lost: TransportClosed | None = None
+            if self._receiving:
+                raise AgentError(
+                    "another task is iterating receive() of this session; read the "
+                    "messages in one loop and hand them on (e.g. via an asyncio.Queue)"
+                )
+            self._receiving = True
             try:
-                message = await self._read_message()
-            except TransportClosed as closed:
-                lost = closed
+                try:
+                    if not lock.try_acquire():
+                        await lock.acquire()  # request_image is reading
+                        if backlog:
+                            # it read (and set aside) messages while we waited
+                            lock.release()
+                            continue
+                    try:
+                        message = await self._read_message()
+                    finally:
+                        lock.release()
+                except TransportClosed as closed:
+                    if self._outage is not None:
+                        await asyncio.shield(self._outage)  # back, or raises what ended it
+                        continue
+                    if self._closed is None:
+                        continue  # already reconnected
+                    if closed.ok:
+                        return
+                    raise connection_error(closed, "the connection to Fishjam was lost") from None
             finally:
-                lock.release()
-            if lost is None:
-                if message is not None:
-                    yield message
-            elif self._outage is not None:
-                await asyncio.shield(self._outage)  # back, or raises what ended it
-            elif self._closed is None:
-                continue  # already reconnected
-            elif lost.ok:
-                return
-            else:
-                raise connection_error(lost, "the connection to Fishjam was lost")
+                self._receiving = False
+            if message is not None:
+                yield message

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codec, _pcm, pcm
+from . import _codec, pcm
 from ._options import TrackParams, track_params
 from .enums import TrackType
 from .errors import AgentError
@@ -114,9 +114,10 @@ class OutgoingTrack:
             raise TypeError(
                 "NumPy arrays are PCM samples, for PCM16 tracks only; send Opus packets as bytes"
             )
-        prepared, _ = pcm._prepare(samples, params.channels)
-        per_chunk = max(1, prepared.size // params.channels)
-        buffer, offsets = _pcm.frame_pcm16(self.id, prepared, params.channels, per_chunk)
+        # samples.size per chunk is at least all of them: one frame
+        buffer, offsets = pcm._frame_samples(
+            self.id, samples, params.channels, max(1, samples.size)
+        )
         if len(offsets) == 1:  # no samples: an empty chunk, as b"" would send
             return memoryview(self._encoder.encode(b""))
         return buffer.data
@@ -150,9 +151,9 @@ class OutgoingTrack:
         params = self._params
         if not params.is_pcm16:
             raise TypeError("send_pcm is for PCM16 tracks; send Opus packets with send_chunk")
-        buffer, offsets = pcm.frame_pcm(
-            self.id, samples, params.sample_rate, params.channels, chunk_ms
-        )
+        # the track's id, rate and channels are valid: only the samples are checked
+        per_chunk = pcm._samples_per_chunk(params.sample_rate, chunk_ms)
+        buffer, offsets = pcm._frame_samples(self.id, samples, params.channels, per_chunk)
         view = buffer.data
         frames = [view[start:end] for start, end in pairwise(offsets.tolist())]
         await self._send(frames)
