@@ -127,6 +127,18 @@ def check_connections(record: AgentRecord, app: App, token: str) -> None:
             assert json.loads(recording.metadata) == options.metadata
 
 
+def audio_flows(record: AgentRecord, app: App) -> bool:
+    """The session is connected and every track's audio reached the server on the
+    current connection."""
+    if app.session.state != "connected":
+        return False
+    current = len(record.connections) - 1
+    tracks = record.tracks
+    return all(
+        tracks[t.id].connection_index == current and tracks[t.id].total_bytes for t in app.tracks
+    )
+
+
 async def agents(fj: LocalFishjam, n: int, per_room: int = 10, **options: Any) -> list[Agent]:
     """``n`` agents in rooms of ``per_room``, made with ``Agent(..., **options)``."""
     made: list[Agent] = []

@@ -21,7 +21,7 @@ from fishjam_fast import (
 )
 from fishjam_fast.local import LocalFishjam
 from tests.raw_agent import RawAgent
-from tests.reconnect_app import TIMEOUT, App, agents, check_connections, chunk_for
+from tests.reconnect_app import TIMEOUT, App, agents, audio_flows, check_connections, chunk_for
 
 # fast attempts: the tests wait for them
 QUICK = ReconnectPolicy(budget=10.0, first_delay=0.02, max_delay=0.2)
@@ -65,7 +65,7 @@ async def test_abnormal_end_reconnects_with_the_same_token_and_tracks(
         received, sent = app.received, app.sent
         # audio flows again both ways, on the same track objects
         await fj.wait_for(lambda: app.received > received and app.sent > sent + 2, TIMEOUT)
-        await fj.wait_for(lambda: all(r.total_bytes for r in record.tracks.values()), TIMEOUT)
+        await fj.wait_for(lambda: audio_flows(record, app), TIMEOUT)
         assert all(r.connection_index == 1 for r in record.tracks.values())
         assert [r.track_id for r in record.tracks.values()] == [t.track_id for t in tracks_before]
         check_connections(record, app, agent._token)
@@ -388,7 +388,7 @@ async def test_restart_brings_every_agent_back(local_fishjam: LocalFishjam) -> N
         await fj.wait_for(lambda: all(app.session.stats.reconnects == 1 for app in apps), TIMEOUT)
         for agent, app in zip(made, apps, strict=True):
             record = fj.agent(agent.id)
-            await fj.wait_for(lambda r=record: all(t.total_bytes for t in r.tracks.values()))
+            await fj.wait_for(lambda r=record, a=app: audio_flows(r, a), TIMEOUT)
             check_connections(record, app, agent._token)
         for app in apps:
             await app.stop()

@@ -23,7 +23,7 @@ from contextlib import AsyncExitStack
 from fishjam_fast import ReconnectPolicy
 from fishjam_fast.local import LocalFishjam
 from fishjam_fast.local.records import AgentRecord
-from tests.reconnect_app import App, agents, check_connections
+from tests.reconnect_app import App, agents, audio_flows, check_connections
 
 FULL = (100, 10, 60.0)  # agents, drops per agent, seconds
 SHORT = (20, 3, 6.0)
@@ -58,7 +58,7 @@ async def test_every_connection_dropped_again_and_again() -> None:
                 # the last drop may not be noticed yet: wait for its recovery
                 await fj.wait_for(
                     lambda r=record, a=app: (
-                        a.session.stats.reconnects >= drops and _audio_flows(r, a)
+                        a.session.stats.reconnects >= drops and audio_flows(r, a)
                     ),
                     10.0,
                 )
@@ -85,23 +85,11 @@ async def _drop_repeatedly(
     for done, moment in enumerate(moments):
         await asyncio.sleep(max(0.0, start + moment - time.monotonic()))
         await fj.wait_for(
-            lambda done=done: app.session.stats.reconnects == done and _audio_flows(record, app),
+            lambda done=done: app.session.stats.reconnects == done and audio_flows(record, app),
             20.0,
             0.02,
         )
         fj.drop_agent(app.agent.id)
-
-
-def _audio_flows(record: AgentRecord, app: App) -> bool:
-    """The session is connected and every track's audio reached the server on the
-    current connection."""
-    if app.session.state != "connected":
-        return False
-    current = len(record.connections) - 1
-    tracks = record.tracks
-    return all(
-        tracks[t.id].connection_index == current and tracks[t.id].total_bytes for t in app.tracks
-    )
 
 
 def _check_audio_back_in_time(record: AgentRecord) -> None:
