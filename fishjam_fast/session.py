@@ -124,13 +124,17 @@ class AgentSession(SessionLifecycle):
             stats.bytes_sent += len(frame)  # type: ignore[arg-type]
             return
 
-    async def add_track(self, options: Any) -> OutgoingTrack:
+    async def add_track(self, options: Any, *, max_queued: float | None = None) -> OutgoingTrack:
         """Adds an outgoing audio track.
 
         Args:
             options: An :class:`OutgoingAudioTrackOptions`, or any object with
                 ``encoding``, ``sample_rate``, ``channels`` and ``metadata``
                 attributes (the plain SDK's options objects work as they are).
+            max_queued: Pacing, in seconds (PCM16 tracks). When set, ``send_chunk`` and
+                ``send_pcm`` wait while sending more would queue more than this ahead
+                of real time, so the server never holds more and an interrupt drops
+                at most this. ``None`` (the default): no pacing, as the plain SDK.
 
         Returns:
             The new track; send audio with :meth:`OutgoingTrack.send_chunk`.
@@ -138,12 +142,13 @@ class AgentSession(SessionLifecycle):
         Raises:
             ValueError: unsupported encoding, sample rate or channel count; metadata
                 holding NaN or infinity (not JSON), or larger than
-                :data:`MAX_METADATA_BYTES` (1 MiB) as JSON. Nothing is sent.
-            TypeError: metadata that is not JSON-encodable.
+                :data:`MAX_METADATA_BYTES` (1 MiB) as JSON; ``max_queued`` not
+                positive, or given for an Opus track. Nothing is sent.
+            TypeError: metadata that is not JSON-encodable; ``max_queued`` not a number.
             AgentConnectionError: the session is closed.
         """
         params = track_params(options)
-        track = OutgoingTrack(uuid.uuid4().hex, self, options, params=params)
+        track = OutgoingTrack(uuid.uuid4().hex, self, options, params=params, max_queued=max_queued)
         await self._connected()
         # live from here: a drop from now on re-adds it on the new connection
         self._tracks[track.id] = track

@@ -149,6 +149,27 @@ async def test_sends_wait_while_reconnecting_then_go_out_after_the_tracks(
     assert await reader == []
 
 
+async def test_playout_clock_starts_again_after_a_drop(local_fishjam: LocalFishjam) -> None:
+    """The server dropped what it held with the old connection: the track's model of
+    its queue is emptied, and a wait_for_playout() in progress returns."""
+    fj = local_fishjam
+    [agent] = await agents(fj, 1, reconnect=QUICK)
+    async with agent.connect() as session:
+        reader = asyncio.create_task(_drain(session))
+        track = await session.add_track(OutgoingAudioTrackOptions(), max_queued=30.0)
+        await track.send_pcm(bytes(16000 * 2 * 20))  # 20 s, all queued at once
+        assert track.queued_duration > 19.0
+        playout = asyncio.create_task(track.wait_for_playout())
+        fj.drop_agent(agent.id)
+        await fj.wait_for(lambda: session.stats.reconnects == 1, TIMEOUT)
+        assert track.queued_duration == 0.0
+        async with asyncio.timeout(TIMEOUT):  # long before the 20 s it waited for
+            await playout
+        await track.send_pcm(bytes(16000 * 2))  # paced sends go on from empty
+        assert 0.9 < track.queued_duration <= 1.0
+        assert not reader.done()
+
+
 async def test_a_waiting_request_image_fails_and_is_not_resent(
     local_fishjam: LocalFishjam,
 ) -> None:
