@@ -16,7 +16,8 @@ class SessionStats:
         messages_received: Frames received, malformed ones included.
         bytes_received: Bytes of those frames.
         frames_skipped: Received frames that failed to decode and were skipped.
-        connected_at: ``time.monotonic()`` when the session was authenticated.
+        connected_at: ``time.monotonic()`` when the session was authenticated (the
+            latest authentication: a reconnection sets it again).
         closed_at: ``time.monotonic()`` when the session ended, or None.
         reconnects: Times the session reconnected after an abnormal end (successful
             reconnections, one per outage).
