@@ -1,26 +1,29 @@
-"""Real-time fan-out against the pacer: N echo agents in this process, the server in another.
+"""Real-time fan-out against the pacer: N echo agents in one process, the server in another.
 
 The pacer (``pacer.py``, a child process) sends every agent one prebuilt 640-byte chunk
 every 20 ms, the agents spread evenly over the period; each agent echoes every chunk
 onto its own track. After a warm-up, over a steady window:
 
 - client CPU per agent-second, user and kernel apart (``getrusage(RUSAGE_SELF)``); an
-  agent-second is 50 chunks the pacer delivered, so a pacer that lags does not make the
-  client look cheaper;
+  agent-second is 50 chunks echoed (the pacer counts them), so neither a pacer that lags
+  nor a client that falls behind makes the client look cheaper;
 - agents per core at 50% CPU, ``0.5 / cpu_per_agent_second`` (a linear reading of the
   cost measured at that N, stated as such);
 - CPU per message, user and kernel apart: a message is one WebSocket message either way
-  (a chunk received or an echo sent), so one agent-second is 100 messages;
+  (a chunk received and its echo are two), so one agent-second is 100 messages;
 - lateness p50/p99: a chunk's arrival minus the agent's best-fitting 20 ms schedule;
 - memory per agent: the RSS grown from before the agents connect to the window's start.
 
 A run counts only when the pacer delivered at least 95% of the chunks due to every
-connection (``kept_pace``); the report marks the others.
+connection (``kept_pace``); the report marks the others, and also says whether the
+client kept up (echoed at least 95% of the chunks delivered in the window).
 
     python benchmarks/bench_realtime.py --client fishjam_fast --agents 400 --seconds 10
 
-runs one measurement and prints it; ``pytest benchmarks/bench_realtime.py
---benchmark-only`` runs the table (``FISHJAM_FAST_BENCH_QUICK=1``: the CI-sized one).
+runs one measurement in this process and prints it; ``pytest benchmarks/bench_realtime.py
+--benchmark-only`` runs the table, each run in a fresh child process
+(``FISHJAM_FAST_BENCH_QUICK=1``: the CI-sized table). The benchmark's timed figure is
+the client CPU of the window; the figures that matter are in its ``extra_info``.
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import gc
 import inspect
 import json
 import os
 import resource
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from types import ModuleType
@@ -44,8 +50,10 @@ from pacer import PERIOD, Pacer
 
 QUICK = os.environ.get("FISHJAM_FAST_BENCH_QUICK") == "1"
 GUARD = os.environ.get("FISHJAM_FAST_BENCH_GUARD") == "1"
-SECONDS = 3.0 if QUICK else 10.0
+SECONDS = 2.0 if QUICK else 10.0
 WARMUP = 1.0 if QUICK else 3.0
+GUARDED_ATTEMPTS = 3
+"""Runs tried, in guard mode, until the pacer keeps pace for the guarded N=30 pair."""
 CONNECT_CONCURRENCY = 50
 """Agents connecting at once (the rest wait): a burst of 1000 handshakes is not the test."""
 
@@ -85,7 +93,7 @@ class RealtimeResult:
     transport: str
     loop: str
     agents: int
-    seconds: float
+    seconds: float  # the window's length, as measured (a loaded loop oversleeps)
     user_seconds: float
     system_seconds: float
     chunks_due: int
@@ -102,7 +110,7 @@ class RealtimeResult:
 
     @property
     def agent_seconds(self) -> float:
-        return self.chunks_delivered * PERIOD
+        return self.echoes * PERIOD
 
     @property
     def cpu_per_agent_second(self) -> float:
@@ -123,7 +131,12 @@ class RealtimeResult:
 
     @property
     def messages(self) -> int:
-        return self.chunks_delivered + self.echoes
+        return 2 * self.echoes
+
+    @property
+    def client_kept_up(self) -> bool:
+        """The agents echoed at least 95% of the chunks delivered in the window."""
+        return self.echoes >= 0.95 * self.chunks_delivered > 0
 
     @property
     def user_us_per_message(self) -> float:
@@ -149,6 +162,7 @@ class RealtimeResult:
             "user_us_per_message",
             "system_us_per_message",
             "kept_pace",
+            "client_kept_up",
         ):
             out[name] = getattr(self, name)
         return out
@@ -229,17 +243,28 @@ async def _run_agents(
     tasks = [asyncio.create_task(echo_agent(i)) for i in range(agents)]
     try:
         await asyncio.wait_for(all_ready.wait(), 60 + agents / 10)
+        pacer.start()
         await asyncio.sleep(warmup)
         gc.collect()
         rss_grown = _rss_kib() - rss_before
-        window.open = True
-        usage0 = resource.getrusage(resource.RUSAGE_SELF)
-        snap0 = pacer.snapshot()
-        await asyncio.sleep(seconds)
-        snap1 = pacer.snapshot()
-        usage1 = resource.getrusage(resource.RUSAGE_SELF)
-        window.open = False
-        errors = window.errors  # failures while measuring, not the teardown's
+
+        def measure() -> tuple[Any, ...]:
+            # a thread keeps the window's length even when the loop is saturated and
+            # its timers run late (an overloaded client would otherwise stretch it)
+            window.open = True
+            usage0 = resource.getrusage(resource.RUSAGE_SELF)
+            snap0 = pacer.snapshot()
+            time.sleep(seconds)
+            snap1 = pacer.snapshot()
+            usage1 = resource.getrusage(resource.RUSAGE_SELF)
+            window.open = False
+            errors = window.errors  # failures while measuring, not the teardown's
+            # abort every connection: a client that fell behind would otherwise read its
+            # whole backlog before it sees the closing handshake
+            pacer.close()
+            return usage0, usage1, snap0, snap1, errors
+
+        usage0, usage1, snap0, snap1, errors = await asyncio.to_thread(measure)
     finally:
         for task in tasks:
             task.cancel()
@@ -281,7 +306,7 @@ def run_realtime(
             raise ValueError(f"fishjam_fast.Agent has no transport {shown!r}: {accepted}")
         if "transport" in inspect.signature(fishjam_fast.Agent).parameters:
             options["transport"] = shown
-    with Pacer(lifetime=300 + 2 * seconds + agents / 5) as pacer:
+    with Pacer(lifetime=300 + 2 * seconds + agents / 5, hold=True) as pacer:
         usage0, usage1, snap0, snap1, arrivals, errors, rss = fishjam_fast.run(
             _run_agents(module, options, pacer, agents, warmup, seconds), use_uvloop=use_uvloop
         )
@@ -301,7 +326,7 @@ def run_realtime(
         transport=shown,
         loop="uvloop" if use_uvloop else "asyncio",
         agents=agents,
-        seconds=seconds,
+        seconds=snap1["time"] - snap0["time"],
         user_seconds=usage1.ru_utime - usage0.ru_utime,
         system_seconds=usage1.ru_stime - usage0.ru_stime,
         chunks_due=due,
@@ -335,7 +360,36 @@ def _label(client: str, transport: str | None) -> str:
     return client if transport is None else f"{client}-{transport}"
 
 
-@pytest.mark.benchmark(timer=time.process_time)
+def run_in_child(
+    client: str, agents: int, seconds: float, *, warmup: float, transport: str | None = None
+) -> RealtimeResult:
+    """:func:`run_realtime` in a fresh interpreter (this file's ``main``).
+
+    A fresh process per run, so that no run pays for another's heap (a larger heap makes
+    every garbage collection dearer) and the RSS grown is the agents' own.
+    """
+    command = [sys.executable, __file__, "--client", client, "--agents", str(agents),
+               "--seconds", str(seconds), "--warmup", str(warmup)]  # fmt: skip
+    if transport is not None:
+        command += ["--transport", transport]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=180 + 3 * seconds + agents / 5
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    fields = json.loads(done.stdout)
+    return RealtimeResult(**{f.name: fields[f.name] for f in dataclasses.fields(RealtimeResult)})
+
+
+_WINDOW_CPU: list[float] = []
+
+
+def window_cpu() -> float:
+    """pytest-benchmark's timer here: the client CPU of the windows measured so far."""
+    return sum(_WINDOW_CPU)
+
+
+@pytest.mark.benchmark(timer=window_cpu)
 @pytest.mark.parametrize(
     ("client", "transport", "agents"),
     _cases(),
@@ -345,17 +399,28 @@ def test_realtime(benchmark: Any, client: str, transport: str | None, agents: in
     benchmark.group = f"realtime-{agents}"
     benchmark.name = f"realtime[{_label(client, transport)}]"
     results: list[RealtimeResult] = []
+    # the guarded pair (floors.toml) needs runs that count: on a machine busy enough to
+    # starve the pacer, measure again rather than guard a figure the pacer did not pace
+    attempts = GUARDED_ATTEMPTS if GUARD and agents <= 30 else 1
 
     def run_once() -> None:
-        results.append(run_realtime(client, agents, SECONDS, warmup=WARMUP, transport=transport))
+        for _ in range(attempts):
+            result = run_in_child(client, agents, SECONDS, warmup=WARMUP, transport=transport)
+            if result.kept_pace:
+                break
+        results.append(result)
+        _WINDOW_CPU.append(result.user_seconds + result.system_seconds)
 
     benchmark.pedantic(run_once, rounds=1, iterations=1)
     result = results[0]
     benchmark.extra_info.update(result.as_dict())
     assert result.errors == 0, f"{result.errors} of {agents} agents failed"
     assert result.echoes > 0, "no echo reached the pacer"
-    if GUARD and agents <= 30:  # the guarded pair: a run the pacer did not pace is no figure
-        assert result.kept_pace, f"the pacer delivered only {result.worst_delivery:.0%} of due"
+    if attempts > 1:
+        assert result.kept_pace, (
+            f"in {attempts} runs the pacer never kept pace (the last delivered "
+            f"{result.worst_delivery:.0%} of the chunks due to one connection): machine too busy"
+        )
 
 
 def main() -> None:
@@ -375,7 +440,7 @@ def main() -> None:
         transport=args.transport,
         use_uvloop=not args.asyncio,
     )
-    print(json.dumps(result.as_dict(), indent=1))
+    print(json.dumps(result.as_dict(), indent=1))  # run_in_child reads this
 
 
 if __name__ == "__main__":

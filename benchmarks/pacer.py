@@ -23,8 +23,11 @@ for that tick; both count as due and not delivered. So per connection ``due`` an
 at least 95% of the chunks due were delivered (see ``Pacer.snapshot``).
 
 Control, one line each on stdin -> stdout: it prints ``listening <port>`` once ready;
-``snapshot`` prints one JSON line of cumulative counters (see ``_snapshot``);
-``quit`` or the end of stdin (the parent went away) stops it, and so does ``--lifetime``.
+``snapshot`` prints one JSON line of cumulative counters (see ``PacerServer.snapshot``);
+``start`` starts the stream of the connections held back by ``--hold`` (so that N agents
+connect before the first chunk, not while earlier ones are being fed); ``quit`` or the
+end of stdin (the parent went away) aborts every connection and stops it, and so does
+``--lifetime``.
 """
 
 from __future__ import annotations
@@ -274,7 +277,7 @@ class Connection(asyncio.Protocol):
                 return
             self.authenticated = True
             self.write(self.server.authenticated_frame)
-            self.server.wheel.join(self)
+            self.server.stream(self)
         elif kind == "add_track":
             self.tracks += 1
         elif kind == "track_data":  # an echo the hot path did not see (a split tag byte)
@@ -294,10 +297,25 @@ class Connection(asyncio.Protocol):
 class PacerServer:
     """The listening socket, the wheel and every connection ever accepted."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, hold: bool = False) -> None:
         self.connections: list[Connection] = []
         self.authenticated_frame = ws_frame(0x2, authenticated_payload())
         self.wheel = Wheel(loop, ws_frame(0x2, chunk_payload()))
+        self.held: list[Connection] | None = [] if hold else None  # waiting for start()
+
+    def stream(self, conn: Connection) -> None:
+        """Starts the chunks to an authenticated connection, or holds it until start()."""
+        if self.held is None:
+            self.wheel.join(conn)
+        else:
+            self.held.append(conn)
+
+    def start(self) -> None:
+        """Streams to the held connections still open, and to every later one at once."""
+        held, self.held = self.held or [], None
+        for conn in held:
+            if conn.transport is not None and not conn.transport.is_closing():
+                self.wheel.join(conn)
 
     def snapshot(self) -> dict[str, Any]:
         """Cumulative counters; two snapshots' difference is a measurement window.
@@ -326,10 +344,10 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(host: str, port: int, lifetime: float) -> None:
+async def serve(host: str, port: int, lifetime: float, *, hold: bool = False) -> None:
     """Serves until ``quit``, the end of stdin, or ``lifetime`` seconds."""
     loop = asyncio.get_running_loop()
-    pacer = PacerServer(loop)
+    pacer = PacerServer(loop, hold=hold)
     server = await loop.create_server(lambda: Connection(pacer), host, port, backlog=4096)
     print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
     done = loop.create_future()
@@ -361,6 +379,8 @@ async def serve(host: str, port: int, lifetime: float) -> None:
             if command == b"snapshot":
                 sys.stdout.write(json.dumps(pacer.snapshot(), separators=(",", ":")) + "\n")
                 sys.stdout.flush()
+            elif command == b"start":
+                pacer.start()
             elif command == b"quit":
                 break
     finally:
@@ -377,14 +397,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--lifetime", type=float, default=900.0, help="seconds before exiting")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--hold", action="store_true", help="stream only after `start`")
     args = parser.parse_args()
     _raise_fd_limit()
+    main = serve(args.host, args.port, args.lifetime, hold=args.hold)
     if args.loop == "uvloop":
         import uvloop
 
-        uvloop.run(serve(args.host, args.port, args.lifetime))
+        uvloop.run(main)
     else:
-        asyncio.run(serve(args.host, args.port, args.lifetime))
+        asyncio.run(main)
 
 
 class Pacer:
@@ -396,10 +418,18 @@ class Pacer:
 
     SCRIPT = Path(__file__).resolve()
 
-    def __init__(self, *, lifetime: float = 900.0, loop: str = "uvloop", timeout: float = 30.0):
+    def __init__(
+        self,
+        *,
+        lifetime: float = 900.0,
+        loop: str = "uvloop",
+        hold: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
         self.timeout = timeout
+        command = [sys.executable, str(self.SCRIPT), "--lifetime", str(lifetime), "--loop", loop]
         self._process = subprocess.Popen(
-            [sys.executable, str(self.SCRIPT), "--lifetime", str(lifetime), "--loop", loop],
+            [*command, "--hold"] if hold else command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -430,20 +460,29 @@ class Pacer:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode()
 
+    def _command(self, line: bytes) -> None:
+        if self._process.stdin is None or self._process.stdin.closed:
+            raise RuntimeError("the pacer was closed")
+        self._process.stdin.write(line + b"\n")
+        self._process.stdin.flush()
+
     def snapshot(self) -> dict[str, Any]:
         """The pacer's cumulative counters, now."""
-        assert self._process.stdin is not None
-        self._process.stdin.write(b"snapshot\n")
-        self._process.stdin.flush()
+        self._command(b"snapshot")
         snapshot: dict[str, Any] = json.loads(self._readline())
         return snapshot
 
+    def start(self) -> None:
+        """Starts the stream to the connections held back (``hold=True``)."""
+        self._command(b"start")
+
     def close(self) -> None:
-        """Stops the pacer (``quit``, then a kill after ``timeout``)."""
-        if self._process.poll() is None and self._process.stdin is not None:
+        """Stops the pacer, aborting its connections (``quit``; a kill after ``timeout``)."""
+        stdin = self._process.stdin
+        if stdin is not None and not stdin.closed:
             try:
-                self._process.stdin.write(b"quit\n")
-                self._process.stdin.close()
+                stdin.write(b"quit\n")
+                stdin.close()
             except OSError:
                 pass
         try:

@@ -125,7 +125,8 @@ def write_markdown(data: dict[str, Any], path: Path) -> list[tuple[str, float, f
                 f"| {x['implementation']} | {x['loop']} | {x['agents']} | "
                 f"{1e3 * x['cpu_per_agent_second']:.2f} ms | {x['agents_per_core_at_half']:,.0f} | "
                 f"{x['lateness_p50_ms']:.1f} / {x['lateness_p99_ms']:.1f} ms | "
-                f"{x['rss_per_agent_kib']:.0f} KiB | {'yes' if x['kept_pace'] else 'NO'} |"
+                f"{x['rss_per_agent_kib']:.0f} KiB | {'yes' if x['kept_pace'] else 'NO'} | "
+                f"{'yes' if x['client_kept_up'] else 'NO'} |"
             )
     lines += realtime_section(benchmarks)
     lines += ["", "![plain SDK vs fishjam_fast](chart.png)", ""]
@@ -153,16 +154,17 @@ def realtime_section(benchmarks: list[dict[str, Any]]) -> list[str]:
         "640-byte chunk every 20 ms, the agents spread evenly over the period; each agent",
         "echoes every chunk onto its own track, all agents in one client process on uvloop.",
         "CPU is the client's (`getrusage`), user and kernel apart, per agent-second (50",
-        "chunks delivered) and per message (a chunk received or an echo sent). Agents per",
+        "chunks echoed) and per message (a chunk received or an echo sent). Agents per",
         "core at 50% CPU = 0.5 / (CPU seconds per agent-second), a linear reading of the",
         "cost measured at that N. `pacer kept pace`: every connection got at least 95% of",
-        "the chunks due; a row marked NO does not count.",
+        "the chunks due; a row marked NO does not count. `client kept up`: the agents",
+        "echoed at least 95% of the chunks delivered in the window.",
         f"Measured {span}; the highest 1-minute load average during the runs: {load:.1f}.",
         "",
         "| client | transport | N | CPU per agent-second (user + kernel) "
         "| agents per core at 50% | µs per message (user / kernel) | lateness p50 / p99 "
-        "| RSS per agent | pacer kept pace |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| RSS per agent | pacer kept pace | client kept up |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     order = sorted(runs, key=lambda x: (x["client"] != "plain_sdk", x["agents"], x["transport"]))
     for x in order:
@@ -173,7 +175,8 @@ def realtime_section(benchmarks: list[dict[str, Any]]) -> list[str]:
             f"{x['agents_per_core_at_half']:,.0f} | "
             f"{x['user_us_per_message']:.2f} / {x['system_us_per_message']:.2f} | "
             f"{x['lateness_p50_ms']:.1f} / {x['lateness_p99_ms']:.1f} ms | "
-            f"{x['rss_per_agent_kib']:.0f} KiB | {'yes' if x['kept_pace'] else 'NO'} |"
+            f"{x['rss_per_agent_kib']:.0f} KiB | {'yes' if x['kept_pace'] else 'NO'} | "
+            f"{'yes' if x['client_kept_up'] else 'NO'} |"
         )
     by_key = ratios.index(benchmarks)
     default = by_key.get(("realtime-400", "realtime[fishjam_fast]"))
