@@ -16,11 +16,12 @@ are spread evenly over the period, and a slot's tick writes the same bytes objec
 each of its connections. Receiving costs one header parse per frame: an echo is
 recognised by its first unmasked payload byte (the ``track_data`` tag), never decoded.
 
-Honesty of the pace: a tick that runs more than one whole period late is skipped, and a
-connection whose write buffer is over its bound (the client stopped reading) is skipped
-for that tick; both count as due and not delivered. So per connection ``due`` and
-``delivered`` say whether the pacer kept pace, and a benchmark counts a run only when
-at least 95% of the chunks due were delivered (see ``Pacer.snapshot``).
+Honesty of the pace: a tick that runs more than one whole period late is skipped (the
+chunks are ``late``: the pacer's fault), and a connection whose write buffer is over its
+bound is skipped for that tick (``blocked``: the client does not read fast enough); both
+count as due and not delivered. So per connection ``due``, ``sent``, ``late`` and
+``blocked`` say who kept pace, and a benchmark counts a run only when the pacer itself
+delivered at least 95% of the chunks due (see ``PacerServer.snapshot``).
 
 Control, one line each on stdin -> stdout: it prints ``listening <port>`` once ready;
 ``snapshot`` prints one JSON line of cumulative counters (see ``PacerServer.snapshot``);
@@ -132,12 +133,15 @@ class Wheel:
                 self.ticks_skipped += 1
                 for conn in slot:
                     conn.due += 1
+                    conn.late += 1
                 continue
             for conn in slot:
                 conn.due += 1
                 if conn.writing:
                     conn.write(frame)
                     conn.sent += 1
+                else:
+                    conn.blocked += 1
         if current >= self.next_tick:
             self.late_max = max(self.late_max, now - (self.start + current * self.step))
             self.next_tick = current + 1
@@ -159,6 +163,8 @@ class Connection(asyncio.Protocol):
         self.slot: list[Connection] | None = None  # the wheel's list this connection is in
         self.slot_index = -1  # its index in the wheel (kept after the connection ends)
         self.due = 0  # chunks due since the connection authenticated
+        self.late = 0  # due, not sent: the tick ran over a period late
+        self.blocked = 0  # due, not sent: the write buffer was over WRITE_HIGH
         self.sent = 0  # chunks written
         self.echoes = 0  # track_data frames received
         self.tracks = 0  # add_track requests received
@@ -320,8 +326,8 @@ class PacerServer:
     def snapshot(self) -> dict[str, Any]:
         """Cumulative counters; two snapshots' difference is a measurement window.
 
-        ``conns`` lists ``[due, sent, echoes, open, slot]`` per connection in accept
-        order (``slot``: its wheel slot, -1 before authentication);
+        ``conns`` lists ``[due, sent, echoes, late, blocked, open, slot]`` per connection
+        in accept order (``slot``: its wheel slot, -1 before it streams);
         ``late_max_ms`` is the worst tick lateness since the previous snapshot.
         """
         wheel = self.wheel
@@ -330,7 +336,7 @@ class PacerServer:
             "late_max_ms": 1e3 * wheel.late_max,
             "ticks_skipped": wheel.ticks_skipped,
             "conns": [
-                [c.due, c.sent, c.echoes, c.slot is not None, c.slot_index]
+                [c.due, c.sent, c.echoes, c.late, c.blocked, c.slot is not None, c.slot_index]
                 for c in self.connections
             ],
         }

@@ -158,7 +158,7 @@ def realtime_section(benchmarks: list[dict[str, Any]]) -> list[str]:
         "core at 50% CPU = 0.5 / (CPU seconds per agent-second), a linear reading of the",
         "cost measured at that N. `pacer kept pace`: every connection got at least 95% of",
         "the chunks due; a row marked NO does not count. `client kept up`: the agents",
-        "echoed at least 95% of the chunks delivered in the window.",
+        "echoed at least 95% of the chunks due in the window.",
         f"Measured {span}; the highest 1-minute load average during the runs: {load:.1f}.",
         "",
         "| client | transport | N | CPU per agent-second (user + kernel) "

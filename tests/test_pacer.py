@@ -97,8 +97,9 @@ async def authenticate(client: RawClient) -> None:
 
 
 def conn_counts(pacer: Pacer, index: int) -> list[int]:
-    due, sent, echoes, _open, _slot = pacer.snapshot()["conns"][index]
-    return [due, sent, echoes]
+    """due, sent, echoes, late, blocked of one connection."""
+    due, sent, echoes, late, blocked, _open, _slot = pacer.snapshot()["conns"][index]
+    return [due, sent, echoes, late, blocked]
 
 
 async def test_chunks_arrive_valid_and_echoes_are_counted(pacer: Pacer) -> None:
@@ -130,9 +131,10 @@ async def test_chunks_arrive_valid_and_echoes_are_counted(pacer: Pacer) -> None:
     deadline = time.monotonic() + DEADLINE
     while conn_counts(pacer, before)[2] < len(echoes) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    due, sent, echoed = conn_counts(pacer, before)
+    due, sent, echoed, late, blocked = conn_counts(pacer, before)
     assert echoed == len(echoes)
-    assert due >= sent >= len(frames)
+    assert sent >= len(frames)
+    assert due == sent + late + blocked
     await client.close()
 
 
