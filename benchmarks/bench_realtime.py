@@ -67,7 +67,8 @@ def client_module(client: str) -> ModuleType:
     if client == "plain_sdk":
         import fishjam.agent
 
-        return fishjam.agent
+        plain: ModuleType = fishjam.agent
+        return plain
     raise ValueError(f"unknown client {client!r}: use fishjam_fast or plain_sdk")
 
 
@@ -106,6 +107,7 @@ class RealtimeResult:
     lateness_p99_ms: float
     rss_per_agent_kib: float
     pacer_late_max_ms: float
+    pacer_cpu_share: float  # the pacer's CPU seconds per second of the window
     measured_at: str
     load_average: float  # the machine's 1-minute load when the window closed
 
@@ -343,6 +345,7 @@ def run_realtime(
         lateness_p99_ms=1e3 * percentile(late, 0.99),
         rss_per_agent_kib=rss / agents,
         pacer_late_max_ms=float(snap1["late_max_ms"]),
+        pacer_cpu_share=(snap1["cpu"] - snap0["cpu"]) / (snap1["time"] - snap0["time"]),
         measured_at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         load_average=os.getloadavg()[0],
     )
@@ -354,7 +357,7 @@ def _cases() -> list[tuple[str, str | None, int]]:
         default, transports = fishjam_fast_transports()
     except ImportError:
         default, transports = "websockets", ["websockets"]
-    small = [("plain_sdk", None, 30), ("fishjam_fast", None, 30)]
+    small: list[tuple[str, str | None, int]] = [("plain_sdk", None, 30), ("fishjam_fast", None, 30)]
     small += [("fishjam_fast", t, 30) for t in transports if t != default]
     large = [200] if QUICK else [200, 400, 1000]
     return small + [("fishjam_fast", None, n) for n in large]

@@ -118,14 +118,16 @@ class Wheel:
 
     def join(self, conn: Connection) -> None:
         """Puts ``conn`` in the least-loaded slot (the first one on a tie)."""
-        slot = min(self.slots, key=len)
-        slot.append(conn)
-        conn.slot = slot
-        conn.slot_index = self.slots.index(slot)
+        index = min(range(SLOTS), key=lambda i: len(self.slots[i]))
+        self.slots[index].append(conn)
+        conn.slot = self.slots[index]
+        conn.slot_index = index
 
     def tick(self) -> None:
         now = self.loop.time()
         current = int((now - self.start) / self.step)
+        if current >= self.next_tick:  # how late the oldest tick due runs
+            self.late_max = max(self.late_max, now - (self.start + self.next_tick * self.step))
         frame = self.frame
         for index in range(self.next_tick, current + 1):
             slot = self.slots[index % SLOTS]
@@ -142,9 +144,7 @@ class Wheel:
                     conn.sent += 1
                 else:
                     conn.blocked += 1
-        if current >= self.next_tick:
-            self.late_max = max(self.late_max, now - (self.start + current * self.step))
-            self.next_tick = current + 1
+        self.next_tick = max(self.next_tick, current + 1)
         self.loop.call_at(self.start + self.next_tick * self.step, self.tick)
 
 
@@ -328,11 +328,14 @@ class PacerServer:
 
         ``conns`` lists ``[due, sent, echoes, late, blocked, open, slot]`` per connection
         in accept order (``slot``: its wheel slot, -1 before it streams);
-        ``late_max_ms`` is the worst tick lateness since the previous snapshot.
+        ``late_max_ms`` is the worst tick lateness since the previous snapshot; ``cpu`` the
+        pacer's own CPU seconds (to show its headroom).
         """
         wheel = self.wheel
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         out = {
             "time": time.monotonic(),
+            "cpu": usage.ru_utime + usage.ru_stime,
             "late_max_ms": 1e3 * wheel.late_max,
             "ticks_skipped": wheel.ticks_skipped,
             "conns": [

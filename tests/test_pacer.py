@@ -13,6 +13,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pacer import SLOTS, Pacer
@@ -85,8 +86,9 @@ class RawClient:
         await self.writer.wait_closed()
 
 
-def request(**content: object) -> bytes:
-    return agent_pb2.AgentRequest(**content).SerializeToString()  # type: ignore[arg-type]
+def request(**content: Any) -> bytes:
+    """An AgentRequest's bytes, by google.protobuf."""
+    return agent_pb2.AgentRequest(**content).SerializeToString()
 
 
 async def authenticate(client: RawClient) -> None:
@@ -198,3 +200,18 @@ async def test_connections_spread_over_the_period() -> None:
         assert slots == [*range(SLOTS), 0]
         for client in clients:
             await client.close()
+
+
+async def test_hold_streams_only_after_start() -> None:
+    with Pacer(lifetime=300, hold=True, timeout=DEADLINE) as held:
+        client = await RawClient.connect(held.port)
+        await authenticate(client)
+        (row,) = held.snapshot()["conns"]
+        assert row[0] == row[1] == 0 and row[-1] == -1  # nothing due, in no slot
+        held.start()
+        b0, payload = await client.frame()
+        assert b0 == 0x82
+        assert agent_pb2.AgentResponse.FromString(payload).WhichOneof("content") == "track_data"
+        (row,) = held.snapshot()["conns"]
+        assert row[1] >= 1 and row[-1] == 0
+        await client.close()
