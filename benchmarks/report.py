@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import subprocess
 import sys
@@ -167,7 +168,8 @@ def realtime_section(benchmarks: list[dict[str, Any]]) -> list[str]:
         "kept up`: the agents echoed at least 95% of the chunks due (a client that does",
         "not read blocks the pacer's sends: that is the client's failure, not the pacer's).",
         f"Measured {span}, windows of {window}; the highest 1-minute load average during",
-        f"the runs: {load:.1f}; the pacer's CPU at most {pacer:.0%} of a core.",
+        f"the runs: {load:.1f}"
+        + ("." if math.isnan(pacer) else f"; the pacer's CPU at most {pacer:.0%} of a core."),
         "",
         "| client | transport | N | CPU per agent-second (user + kernel) "
         "| agents per core at 50% | µs per message (user / kernel) | lateness p50 / p99 "
