@@ -46,6 +46,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from fanout import _percentile as percentile  # the fan-out benchmark's, shared
+from fanout import _rss_kib
 from pacer import PERIOD, Pacer
 
 QUICK = os.environ.get("FISHJAM_FAST_BENCH_QUICK") == "1"
@@ -97,6 +99,7 @@ class RealtimeResult:
     seconds: float  # the window's length, as measured (a loaded loop oversleeps)
     user_seconds: float
     system_seconds: float
+    wakeups: int  # the client's voluntary context switches in the window (loop wake-ups)
     chunks_due: int
     chunks_delivered: int
     echoes: int
@@ -173,22 +176,6 @@ class RealtimeResult:
         ):
             out[name] = getattr(self, name)
         return out
-
-
-def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (nearest rank) of ``values``; NaN for none."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def lateness(arrivals: list[list[float]]) -> list[float]:
@@ -335,6 +322,7 @@ def run_realtime(
         seconds=snap1["time"] - snap0["time"],
         user_seconds=usage1.ru_utime - usage0.ru_utime,
         system_seconds=usage1.ru_stime - usage0.ru_stime,
+        wakeups=usage1.ru_nvcsw - usage0.ru_nvcsw,
         chunks_due=due,
         chunks_delivered=delivered,
         echoes=echoes,

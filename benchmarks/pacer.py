@@ -125,9 +125,10 @@ class Wheel:
 
     def tick(self) -> None:
         now = self.loop.time()
-        current = int((now - self.start) / self.step)
-        if current >= self.next_tick:  # how late the oldest tick due runs
-            self.late_max = max(self.late_max, now - (self.start + self.next_tick * self.step))
+        # libuv keeps time in whole milliseconds, so uvloop may run this up to 1 ms early:
+        # run the tick it was set for anyway (waiting for it again would spin the loop)
+        current = max(int((now - self.start) / self.step), self.next_tick)
+        self.late_max = max(self.late_max, now - (self.start + self.next_tick * self.step))
         frame = self.frame
         for index in range(self.next_tick, current + 1):
             slot = self.slots[index % SLOTS]
