@@ -84,7 +84,8 @@ def fishjam_fast_transports() -> tuple[str, list[str]]:
     parameter = inspect.signature(fishjam_fast.Agent).parameters.get("transport")
     if parameter is None:
         return "websockets", ["websockets"]
-    default = str(parameter.default)
+    # a default that is not a transport's name (None: "the best available") is shown as such
+    default = parameter.default if isinstance(parameter.default, str) else "default"
     return default, [default] + [t for t in ("picows", "websockets") if t != default]
 
 
@@ -298,8 +299,8 @@ def run_realtime(
         shown = transport or default
         if shown not in accepted:
             raise ValueError(f"fishjam_fast.Agent has no transport {shown!r}: {accepted}")
-        if "transport" in inspect.signature(fishjam_fast.Agent).parameters:
-            options["transport"] = shown
+        if transport is not None and len(accepted) > 1:  # only an Agent that has the option
+            options["transport"] = transport
     with Pacer(lifetime=300 + 2 * seconds + agents / 5, hold=True) as pacer:
         usage0, usage1, snap0, snap1, arrivals, errors, rss = fishjam_fast.run(
             _run_agents(module, options, pacer, agents, warmup, seconds), use_uvloop=use_uvloop

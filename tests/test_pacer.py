@@ -13,12 +13,12 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from pacer import SLOTS, Pacer
 
 from fishjam_fast._proto import agent_pb2, notifications_pb2
+from tests.raw_agent import request
 
 DEADLINE = 20.0  # "did not hang" bound for every wait, seconds
 
@@ -84,11 +84,6 @@ class RawClient:
     async def close(self) -> None:
         self.writer.close()
         await self.writer.wait_closed()
-
-
-def request(**content: Any) -> bytes:
-    """An AgentRequest's bytes, by google.protobuf."""
-    return agent_pb2.AgentRequest(**content).SerializeToString()
 
 
 async def authenticate(client: RawClient) -> None:
