@@ -16,7 +16,8 @@ onto its own track. After a warm-up, over a steady window:
 
 A run counts only when the pacer delivered at least 95% of the chunks due to every
 connection (``kept_pace``); the report marks the others, and also says whether the
-client kept up (echoed at least 95% of the chunks due in the window).
+client kept up (echoed at least 95% of the chunks due, with a median lateness under
+20 ms: a client behind reads in batches, which flatters its CPU figures).
 
     python benchmarks/bench_realtime.py --client fishjam_fast --agents 400 --seconds 10
 
@@ -142,8 +143,12 @@ class RealtimeResult:
 
     @property
     def client_kept_up(self) -> bool:
-        """The agents echoed at least 95% of the chunks due in the window."""
-        return self.echoes >= 0.95 * self.chunks_due > 0
+        """The agents echoed at least 95% of the chunks due, the median within its period.
+
+        A client that falls behind reads its backlog in batches, which costs less per
+        message than real time does: its CPU figures flatter it.
+        """
+        return self.echoes >= 0.95 * self.chunks_due > 0 and self.lateness_p50_ms < 1e3 * PERIOD
 
     @property
     def user_us_per_message(self) -> float:
