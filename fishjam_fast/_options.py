@@ -12,6 +12,16 @@ PCM16_SAMPLE_RATES = (16000, 24000)
 OPUS_SAMPLE_RATES = (0, 8000, 12000, 16000, 24000, 48000)
 CHANNEL_COUNTS = (1, 2)
 
+MAX_METADATA_BYTES = 1024 * 1024
+"""Largest track metadata, as JSON text (bytes of UTF-8), that ``add_track`` sends.
+
+The metadata travels in one WebSocket frame, and a server closes the connection
+(1009) on a frame larger than it accepts; the local server (``fishjam_fast.local``)
+accepts 4 MiB by default. 1 MiB leaves room for the rest of the frame and for servers
+configured tighter, and is far more than track metadata needs: larger metadata is
+refused with ``ValueError`` before anything is sent.
+"""
+
 
 @dataclass
 class OutgoingAudioTrackOptions:
@@ -59,7 +69,9 @@ def track_params(options: Any) -> TrackParams:
 
     Raises:
         TypeError: a field has the wrong type, or the metadata is not JSON-encodable.
-        ValueError: an unsupported encoding, sample rate or channel count.
+        ValueError: an unsupported encoding, sample rate or channel count; metadata
+            holding NaN or infinity (not JSON), or larger than
+            :data:`MAX_METADATA_BYTES` as JSON.
     """
     encoding = getattr(options, "encoding", TrackEncoding.TRACK_ENCODING_UNSPECIFIED)
     sample_rate = getattr(options, "sample_rate", 16000)
@@ -89,8 +101,26 @@ def track_params(options: Any) -> TrackParams:
         )
     if channels not in CHANNEL_COUNTS:
         raise ValueError(f"unsupported channel count {channels}: use 1 (mono) or 2 (stereo)")
+    return TrackParams(int(encoding), int(sample_rate), int(channels), _metadata_json(metadata))
+
+
+def _metadata_json(metadata: Any) -> str:
+    """The metadata as strict JSON text, as the plain SDK writes it (``json.dumps``)."""
     try:
-        metadata_json = json.dumps(metadata)
+        text = json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"track metadata must be JSON-encodable: {exc}") from None
-    return TrackParams(int(encoding), int(sample_rate), int(channels), metadata_json)
+        try:
+            json.dumps(metadata)
+        except (TypeError, ValueError):
+            raise TypeError(f"track metadata must be JSON-encodable: {exc}") from None
+        raise ValueError(
+            "track metadata holds NaN or Infinity, which are not JSON "
+            "(a server cannot parse them): replace them, e.g. with null or a string"
+        ) from None
+    size = len(text)  # ensure_ascii (the default): one byte per character
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(
+            f"track metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES} "
+            "(MAX_METADATA_BYTES) fit in one frame"
+        )
+    return text

@@ -22,6 +22,7 @@ from ._codec import IncomingTrackData, IncomingTrackImage
 from ._locks import ReadLock
 from ._options import (
     CHANNEL_COUNTS,
+    MAX_METADATA_BYTES,
     OPUS_SAMPLE_RATES,
     PCM16_SAMPLE_RATES,
     OutgoingAudioTrackOptions,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHANNEL_COUNTS",
     "MAX_BACKLOG",
+    "MAX_METADATA_BYTES",
     "OPUS_SAMPLE_RATES",
     "PCM16_SAMPLE_RATES",
     "AgentSession",
@@ -73,6 +75,8 @@ class AgentSession:
         self.stats = SessionStats(connected_at=time.monotonic())
         self._transport = transport
         self._closed: TransportClosed | None = None
+        self._disconnected = False  # the application ended the session (disconnect())
+        self._receiving = False  # a receive() loop is waiting for the next message
         self._read_lock = ReadLock()
         # messages read by request_image while receive() was not reading
         self._backlog: deque[IncomingAgentMessage] = deque()
@@ -106,8 +110,14 @@ class AgentSession:
             self._image_waiters.clear()
 
     def _closed_error(self) -> AgentConnectionError:
-        assert self._closed is not None
-        return _connection_error(self._closed, "the session is closed")
+        """What sending on an ended session raises: says who ended it."""
+        closed = self._closed
+        assert closed is not None
+        if self._disconnected:
+            return _connection_error(closed, "the session is closed")
+        if closed.ok:
+            return _connection_error(closed, "Fishjam closed the session")
+        return _connection_error(closed, "the connection to Fishjam was lost")
 
     # -- sending -----------------------------------------------------------------
 
@@ -135,25 +145,32 @@ class AgentSession:
         stats.messages_sent += 1
         stats.bytes_sent += len(frame)  # type: ignore[arg-type]
 
-    async def add_track(self, options: Any) -> OutgoingTrack:
+    async def add_track(self, options: Any, *, max_queued: float | None = None) -> OutgoingTrack:
         """Adds an outgoing audio track.
 
         Args:
             options: An :class:`OutgoingAudioTrackOptions`, or any object with
                 ``encoding``, ``sample_rate``, ``channels`` and ``metadata``
                 attributes (the plain SDK's options objects work as they are).
+            max_queued: Pacing, in seconds (PCM16 tracks). When set, ``send_chunk`` and
+                ``send_pcm`` wait while sending more would queue more than this ahead
+                of real time, so the server never holds more and an interrupt drops
+                at most this. ``None`` (the default): no pacing, as the plain SDK.
 
         Returns:
             The new track; send audio with :meth:`OutgoingTrack.send_chunk`.
 
         Raises:
-            ValueError: unsupported encoding, sample rate or channel count.
-            TypeError: metadata that is not JSON-encodable.
+            ValueError: unsupported encoding, sample rate or channel count; metadata
+                holding NaN or infinity (not JSON), or larger than
+                :data:`MAX_METADATA_BYTES` (1 MiB) as JSON; ``max_queued`` not
+                positive, or given for an Opus track. Nothing is sent.
+            TypeError: metadata that is not JSON-encodable; ``max_queued`` not a number.
             AgentConnectionError: the session is closed.
         """
         params = track_params(options)
         track_id = uuid.uuid4().hex
-        track = OutgoingTrack(track_id, self, options, params=params)
+        track = OutgoingTrack(track_id, self, options, params=params, max_queued=max_queued)
         await self._send(
             _codec.encode_add_track(
                 track_id,
@@ -211,7 +228,9 @@ class AgentSession:
 
         Raises:
             AgentError: a request for this track is already pending.
-            TimeoutError: no image came within ``timeout`` seconds.
+            TimeoutError: no image came within ``timeout`` seconds (the server ignores
+                tracks it does not know, and more than one capture per second per
+                track); the message names the track.
             AgentConnectionError: the session ended first.
         """
         if track_id in self._image_waiters:
@@ -220,8 +239,13 @@ class AgentSession:
         self._image_waiters[track_id] = waiter
         try:
             await self.capture_image(track_id)
-            async with asyncio.timeout(timeout):
-                return await self._await_image(waiter)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._await_image(waiter)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no image of track {track_id!r} came within {timeout} s"
+                ) from None
         finally:
             if self._image_waiters.get(track_id) is waiter:
                 del self._image_waiters[track_id]
@@ -307,8 +331,12 @@ class AgentSession:
         Unlike the plain SDK, the iteration simply ends when the server closes the
         connection normally (see :attr:`close_code` and :attr:`close_reason`).
 
+        One task at a time iterates: messages are not shared out between loops.
+
         Raises:
             AgentConnectionError: the connection ended abnormally (``.code``, ``.reason``).
+            AgentError: another task is iterating ``receive()`` of this session (it
+                waits for the next message while this one asks for it).
         """
         lock = self._read_lock
         backlog = self._backlog
@@ -316,20 +344,29 @@ class AgentSession:
             if backlog:
                 yield backlog.popleft()
                 continue
-            if not lock.try_acquire():
-                await lock.acquire()  # request_image is reading
-                if backlog:
-                    # it read (and set aside) messages while we waited
-                    lock.release()
-                    continue
+            if self._receiving:
+                raise AgentError(
+                    "another task is iterating receive() of this session; read the "
+                    "messages in one loop and hand them on (e.g. via an asyncio.Queue)"
+                )
+            self._receiving = True
             try:
-                message = await self._read_message()
+                if not lock.try_acquire():
+                    await lock.acquire()  # request_image is reading
+                    if backlog:
+                        # it read (and set aside) messages while we waited
+                        lock.release()
+                        continue
+                try:
+                    message = await self._read_message()
+                finally:
+                    lock.release()
             except TransportClosed as closed:
                 if closed.ok:
                     return
                 raise _connection_error(closed, "the connection to Fishjam was lost") from None
             finally:
-                lock.release()
+                self._receiving = False
             if message is not None:
                 yield message
 
@@ -339,6 +376,8 @@ class AgentSession:
         A :meth:`receive` loop in progress then ends cleanly.
         """
         transport = self._transport
+        if self._closed is None:
+            self._disconnected = True
         await transport.close()
         code = transport.close_code or 1000
         self._end(TransportClosed(code, transport.close_reason, code in NORMAL_CLOSE_CODES))

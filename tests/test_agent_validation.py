@@ -78,14 +78,16 @@ def test_default_options_match_the_plain_sdk() -> None:
         (OutgoingAudioTrackOptions(sample_rate="16000"), TypeError, "sample_rate must be an int"),  # type: ignore[arg-type]
         (OutgoingAudioTrackOptions(channels=True), TypeError, "channels must be an int"),  # type: ignore[arg-type]
         (OutgoingAudioTrackOptions(metadata={"f": object()}), TypeError, "JSON-encodable"),
-        (OutgoingAudioTrackOptions(metadata={"nan": float("nan")}, sample_rate=16000), None, None),
+        (OutgoingAudioTrackOptions(metadata={"nan": float("nan")}), ValueError, "NaN or Inf"),
+        (OutgoingAudioTrackOptions(metadata=[float("-inf")]), ValueError, "NaN or Inf"),
+        (OutgoingAudioTrackOptions(metadata={"x": 1.5, "y": [None, "z"]}), None, None),
     ],
 )
 def test_track_options_validation(
     options: Any, error: type[Exception] | None, match: str | None
 ) -> None:
     if error is None:
-        track_params(options)  # NaN is what json.dumps writes by default, as the plain SDK
+        track_params(options)
         return
     with pytest.raises(error, match=match):
         track_params(options)
