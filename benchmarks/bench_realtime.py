@@ -5,8 +5,8 @@ every 20 ms, the agents spread evenly over the period; each agent echoes every c
 onto its own track. After a warm-up, over a steady window:
 
 - client CPU per agent-second, user and kernel apart (``getrusage(RUSAGE_SELF)``); an
-  agent-second is 50 chunks echoed (the pacer counts them), so neither a pacer that lags
-  nor a client that falls behind makes the client look cheaper;
+  agent-second is 50 chunks echoed (the pacer counts them), so the cost is per chunk
+  actually handled, whatever the pacer skipped or the client left unread;
 - agents per core at 50% CPU, ``0.5 / cpu_per_agent_second`` (a linear reading of the
   cost measured at that N, stated as such);
 - CPU per message, user and kernel apart: a message is one WebSocket message either way
