@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from . import _codec
-from ._codec import Authenticated, IncomingTrackData, IncomingTrackImage, Track
+from ._codec import IncomingTrackData, IncomingTrackImage, Track
+from ._reconnect import ReconnectPolicy, SessionStateChange, TokenProvider, reconnect_policy
 from ._transport import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
@@ -49,6 +50,8 @@ __all__ = [
     "IncomingTrackImage",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
+    "ReconnectPolicy",
+    "SessionStateChange",
     "SessionStats",
     "Track",
     "TrackEncoding",
@@ -85,6 +88,8 @@ class Agent:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
         ping_timeout: float = DEFAULT_PING_TIMEOUT,
+        reconnect: bool | ReconnectPolicy = True,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         """Creates an agent; nothing is connected until :meth:`connect`.
 
@@ -110,7 +115,7 @@ class Agent:
                 sending waits above it.
             open_timeout: Seconds allowed for TCP, TLS, the WebSocket handshake and
                 the server's answer to the authentication request (default 10);
-                None: no limit.
+                None: no limit. Each reconnection attempt has the same allowance.
             close_timeout: Seconds :meth:`AgentSession.disconnect` waits for the
                 closing handshake before aborting the socket (default 5).
             ping_interval: Seconds between keepalive pings (default 20); None
@@ -119,17 +124,27 @@ class Agent:
             ping_timeout: Seconds a pong may take (default 20). The timer starts when
                 the ping is queued, so a server that stopped reading is detected even
                 while the write buffer is full: the connection fails with code 1011
-                and a waiting ``send_chunk`` raises :class:`AgentConnectionError`.
-                A send into a full buffer is bounded by ``ping_interval +
-                ping_timeout`` this way. While reading is paused because the
-                application does not consume ``receive()``, the keepalive is
-                suspended (the pong would wait behind unread data); the server's own
-                pings then go unanswered too, so a server with a keepalive of its own
-                may close the connection if the pause outlasts its timeout.
+                and a waiting ``send_chunk`` raises :class:`AgentConnectionError`
+                (or the session reconnects, see ``reconnect``). A send into a full
+                buffer is bounded by ``ping_interval + ping_timeout`` this way. While
+                reading is paused because the application does not consume
+                ``receive()``, the keepalive is suspended (the pong would wait behind
+                unread data); the server's own pings then go unanswered too, so a
+                server with a keepalive of its own may close the connection if the
+                pause outlasts its timeout.
+            reconnect: After an abnormal end of the connection (a drop, 1001, 1011, a
+                keepalive timeout), reconnect and carry on: True (the default) with a
+                default :class:`ReconnectPolicy` (30 s budget per outage), a
+                :class:`ReconnectPolicy`, or False to end the session as the plain SDK
+                does. See :attr:`AgentSession.state`.
+            token_provider: An async callable returning a fresh token (e.g. from the
+                REST ``refresh_token``), asked once per outage when the server refuses
+                the agent's token on reconnection.
 
         Raises:
-            ValueError: an unknown transport, a limit that is not a positive int, or
-                a timeout that is not a positive number.
+            ValueError, TypeError: a bad URL, ``ssl`` for a plain URL, an unknown
+                transport, a limit that is not a positive int, a timeout that is not a
+                positive number, or a bad ``reconnect`` or ``token_provider``.
         """
         self.id = id
         self.room_id = room_id
@@ -140,7 +155,7 @@ class Agent:
             raise ValueError("an ssl context was given for a plain http:// or ws:// Fishjam URL")
         if transport is None:
             transport = default_transport()
-        self._open: TransportFactory = transport_factory(transport)
+        self._transport_factory: TransportFactory = transport_factory(transport)
         self.transport_name: TransportName = transport
         self._options = TransportOptions(
             ssl=ssl,
@@ -153,6 +168,13 @@ class Agent:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
         )
+        self._open_timeout = open_timeout
+        self._reconnect_policy = reconnect_policy(reconnect)
+        if token_provider is not None and not callable(token_provider):
+            raise TypeError(
+                f"token_provider must be an async callable, not {type(token_provider).__name__}"
+            )
+        self._token_provider = token_provider
 
     def __repr__(self) -> str:
         return f"Agent(id={self.id!r}, room_id={self.room_id!r}, url={self._socket_url!r})"
@@ -186,7 +208,11 @@ class Agent:
                 dropped, or no answer to the authentication request came within
                 ``open_timeout``.
         """
-        session = await self._open_session()
+        stats = SessionStats()
+        transport, first = await self._open_authenticated(stats)
+        session = AgentSession(self, transport, stats=stats)
+        if first is not None:
+            session._backlog.append(first)
         try:
             yield session
         finally:
@@ -194,14 +220,16 @@ class Agent:
             # AgentConnectionError, a later receive() ends at once
             await session.disconnect()
 
-    async def _open_session(self) -> AgentSession:
-        """Opens the transport and authenticates, all within ``open_timeout``."""
-        timeout = self._options.open_timeout
+    async def _open_authenticated(
+        self, stats: SessionStats
+    ) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
+        """Opens a connection and authenticates, all within ``open_timeout``."""
+        timeout = self._open_timeout
         transport: Transport | None = None
         try:
             async with asyncio.timeout(timeout):
-                transport = await self._open(self._socket_url, self._options)
-                return await self._authenticate(transport)
+                transport = await self._open()
+                return transport, await self._authenticate(transport, self._token, stats)
         except TimeoutError:
             if transport is None:
                 what = "no WebSocket connection"
@@ -218,33 +246,49 @@ class Agent:
                 transport.abort()
             raise
 
-    async def _authenticate(self, transport: Transport) -> AgentSession:
-        session = AgentSession(self, transport)
+    async def _open(self) -> Transport:
+        """Opens a new connection: the one place that makes transports (connect() and
+        reconnections both call it)."""
+        return await self._transport_factory(self._socket_url, self._options)
+
+    async def _authenticate(
+        self, transport: Transport, token: str, stats: SessionStats
+    ) -> IncomingTrackData | IncomingTrackImage | None:
+        """Authenticates on a new connection, counting the traffic in ``stats``.
+
+        Returns:
+            The audio or image message the server answered with, if it was not
+            ``authenticated`` (kept for ``receive()``).
+
+        Raises:
+            AgentAuthError: the server closed the connection with a reason instead of
+                answering (``transport.close_code`` tells a refusal, 1000, apart).
+            AgentConnectionError: the connection dropped or failed first, or the
+                answer was malformed.
+        """
+        request = _codec.encode_auth_request(token)
         try:
-            await session._send(_codec.encode_auth_request(self._token))
+            transport.write(request)
+            stats.messages_sent += 1
+            stats.bytes_sent += len(request)
             # Fishjam answers `authenticated`, or closes the socket with the reason
             frame = await transport.recv()
-        except (TransportClosed, AgentConnectionError):
-            closed = transport.closed
-            if closed is not None and closed.reason and not closed.by_client:
+        except TransportClosed as closed:
+            if closed.reason and not closed.by_client:
                 raise AgentAuthError(closed.reason) from None
-            code = closed.code if closed is not None else 1006
-            reason = closed.reason if closed is not None else ""
             raise AgentConnectionError(
-                f"the connection ended before authentication (code {code}"
-                + (f": {reason})" if reason else ")"),
-                code,
-                reason,
+                f"the connection ended before authentication (code {closed.code}"
+                + (f": {closed.reason})" if closed.reason else ")"),
+                closed.code,
+                closed.reason,
             ) from None
-        session.stats.messages_received += 1
-        session.stats.bytes_received += len(frame)
+        stats.messages_received += 1
+        stats.bytes_received += len(frame)
         try:
             message = _codec.decode_response(frame)
         except AgentProtocolError as exc:
             raise AgentConnectionError(f"malformed answer to authentication: {exc}") from exc
-        if not isinstance(message, Authenticated) and isinstance(
-            message, IncomingTrackData | IncomingTrackImage
-        ):
-            session._backlog.append(message)
-        session.stats.connected_at = time.monotonic()
-        return session
+        stats.connected_at = time.monotonic()
+        if isinstance(message, IncomingTrackData | IncomingTrackImage):
+            return message
+        return None

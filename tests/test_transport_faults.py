@@ -48,7 +48,8 @@ CHUNK = b"\1\2" * 32768  # 64 KiB: fills a peer's buffers in few sends
 
 
 def _agent(server: HostileServer, **options: Any) -> Agent:
-    return Agent("agent", "room", "token", server.url, **options)
+    # one connection: what the application sees when it ends (no reconnection)
+    return Agent("agent", "room", "token", server.url, reconnect=False, **options)
 
 
 @asynccontextmanager

@@ -64,7 +64,7 @@ async def test_a_frame_split_at_every_offset_arrives_whole(length: str) -> None:
         await peer.serve_pings()
 
     async with HostileServer(handler) as server:
-        agent = Agent("agent", "room", "token", server.url, max_message_size=1 << 20)
+        agent = Agent("agent", "room", "token", server.url, max_message_size=1 << 20, reconnect=False)
         got = await _receive(agent, len(points))
     assert [m[:4] for m in got] == [n.to_bytes(4, "big") for n in range(len(points))]
     assert all(m == _message(size, n)[-len(m) :] for n, m in enumerate(got))
@@ -85,7 +85,7 @@ async def test_many_frames_in_one_write_and_one_byte_per_write() -> None:
         await peer.serve_pings()
 
     async with HostileServer(handler) as server:
-        agent = Agent("agent", "room", "token", server.url)
+        agent = Agent("agent", "room", "token", server.url, reconnect=False)
         got = await _receive(agent, len(messages) + 1)
     expected = [*messages, messages[1]]
     assert len(got) == len(expected)
@@ -111,7 +111,7 @@ async def test_a_control_frame_between_fragments_split_at_every_offset() -> None
         await peer.serve_pings()
 
     async with HostileServer(handler) as server:
-        agent = Agent("agent", "room", "token", server.url)
+        agent = Agent("agent", "room", "token", server.url, reconnect=False)
         got = await _receive(agent, len(points))
     assert all(body.endswith(m) and len(m) == 300 - 16 for m in got)
     pongs = [f for f in server.peers[0].received if f.opcode == PONG]
