@@ -64,7 +64,9 @@ async def test_a_frame_split_at_every_offset_arrives_whole(length: str) -> None:
         await peer.serve_pings()
 
     async with HostileServer(handler) as server:
-        agent = Agent("agent", "room", "token", server.url, max_message_size=1 << 20, reconnect=False)
+        agent = Agent(
+            "agent", "room", "token", server.url, max_message_size=1 << 20, reconnect=False
+        )
         got = await _receive(agent, len(points))
     assert [m[:4] for m in got] == [n.to_bytes(4, "big") for n in range(len(points))]
     assert all(m == _message(size, n)[-len(m) :] for n, m in enumerate(got))
