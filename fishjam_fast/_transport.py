@@ -36,12 +36,15 @@ Both give the same guarantees, which the session relies on:
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from .errors import AgentConnectionError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -154,6 +157,17 @@ def failed(code: int, reason: str) -> TransportClosed:
     return TransportClosed(code, reason, False, by_client=True)
 
 
+def cannot_connect(
+    url: str, exc: BaseException, open_timeout: float | None
+) -> AgentConnectionError:
+    """What a transport factory raises when opening failed (``exc`` says why)."""
+    if isinstance(exc, TimeoutError):
+        what = f"no WebSocket connection within open_timeout={open_timeout} s"
+    else:
+        what = str(exc)
+    return AgentConnectionError(f"cannot connect to {url}: {what}", 1006, "")
+
+
 class Transport(Protocol):
     """What an AgentSession needs from a connection."""
 
@@ -215,6 +229,71 @@ class Transport(Protocol):
 
     def abort(self) -> None:
         """Drops the socket at once (no closing handshake)."""
+
+
+class TransportBase:
+    """What both transports share: why the connection ended, and waiting to write.
+
+    A subclass sets ``_closed`` (None while open), ``_drainers`` (a list) and ``_loop``,
+    provides ``write`` and ``writing_paused``, and calls :meth:`_wake_drainers` when
+    writing resumes or the connection ends.
+    """
+
+    _closed: TransportClosed | None
+    _drainers: list[asyncio.Future[None]]
+    _loop: asyncio.AbstractEventLoop
+
+    if TYPE_CHECKING:  # provided by each transport (picows: by its FrameListener base)
+
+        def write(self, frame: Buffer) -> None: ...
+
+        @property
+        def writing_paused(self) -> bool: ...
+
+    def _closed_copy(self) -> TransportClosed:
+        """A fresh exception each time: raising one instance again grows its traceback."""
+        closed = self._closed
+        assert closed is not None
+        return TransportClosed(closed.code, closed.reason, closed.ok, closed.by_client)
+
+    def _wake_drainers(self) -> None:
+        drainers, self._drainers = self._drainers, []
+        for waiter in drainers:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def drain(self) -> None:
+        while self.writing_paused:
+            if self._closed is not None:
+                raise self._closed_copy()
+            waiter = self._loop.create_future()
+            self._drainers.append(waiter)
+            await waiter
+        if self._closed is not None and not self._closed.ok:
+            raise self._closed_copy()
+
+    async def send(self, frame: Buffer) -> None:
+        self.write(frame)
+        if self.writing_paused:
+            await self.drain()
+
+    async def send_many(self, frames: Sequence[Buffer]) -> None:
+        for frame in frames:
+            self.write(frame)
+            if self.writing_paused:
+                await self.drain()
+
+    @property
+    def closed(self) -> TransportClosed | None:
+        return self._closed
+
+    @property
+    def close_code(self) -> int | None:
+        return self._closed.code if self._closed is not None else None
+
+    @property
+    def close_reason(self) -> str:
+        return self._closed.reason if self._closed is not None else ""
 
 
 TransportFactory = Callable[[str, TransportOptions], Awaitable[Transport]]

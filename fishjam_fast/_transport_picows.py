@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSTransport, ws_connect
@@ -24,13 +23,14 @@ from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSTransport, ws_
 from . import _picows_frames_py
 from ._env import NO_EXTENSIONS
 from ._transport import (
+    TransportBase,
     TransportClosed,
     TransportOptions,
+    cannot_connect,
     closed_by_server,
     dropped,
     failed,
 )
-from .errors import AgentConnectionError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -68,7 +68,7 @@ def _close_frame(view: memoryview) -> tuple[int, str]:
     return int.from_bytes(view[:2], "big"), bytes(view[2:]).decode("utf-8", "replace")
 
 
-class _PicowsTransport:
+class _PicowsTransport(TransportBase):
     """A Transport on picows; also the picows listener of its connection.
 
     The per-frame path (``on_ws_frame`` for whole binary frames, ``deliver``,
@@ -160,10 +160,7 @@ class _PicowsTransport:
         pong, self._pending_pong = self._pending_pong, None
         if pong is not None and self._closed is None and self._ws is not None:
             self._ws.send_pong(pong)
-        drainers, self._drainers = self._drainers, []
-        for waiter in drainers:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_drainers()
 
     # -- receiving --------------------------------------------------------------------
 
@@ -199,7 +196,7 @@ class _PicowsTransport:
         while not messages:
             closed = self._closed
             if closed is not None:
-                raise _copy(closed)
+                raise self._closed_copy()
             if self._reader is not None:
                 raise RuntimeError("another coroutine is already receiving")
             reader = self._reader = self._loop.create_future()
@@ -308,10 +305,7 @@ class _PicowsTransport:
         reader = self._reader
         if reader is not None and not reader.done():
             reader.set_result(None)
-        drainers, self._drainers = self._drainers, []
-        for waiter in drainers:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_drainers()
 
     def abort(self) -> None:
         self._abort_timer = None
@@ -335,45 +329,9 @@ class _PicowsTransport:
     # -- sending ------------------------------------------------------------------------
 
     def _raise_closed(self) -> None:
-        assert self._closed is not None
-        raise _copy(self._closed)
-
-    async def drain(self) -> None:
-        while self._write_paused:
-            closed = self._closed
-            if closed is not None:
-                raise _copy(closed)
-            waiter = self._loop.create_future()
-            self._drainers.append(waiter)
-            await waiter
-        closed = self._closed
-        if closed is not None and not closed.ok:
-            raise _copy(closed)
-
-    async def send(self, frame: Buffer) -> None:
-        self.write(frame)
-        if self._write_paused:
-            await self.drain()
-
-    async def send_many(self, frames: Sequence[Buffer]) -> None:
-        for frame in frames:
-            self.write(frame)
-            if self._write_paused:
-                await self.drain()
+        raise self._closed_copy()
 
     # -- state ----------------------------------------------------------------------------
-
-    @property
-    def closed(self) -> TransportClosed | None:
-        return self._closed
-
-    @property
-    def close_code(self) -> int | None:
-        return self._closed.code if self._closed is not None else None
-
-    @property
-    def close_reason(self) -> str:
-        return self._closed.reason if self._closed is not None else ""
 
     @property
     def writing_paused(self) -> bool:
@@ -403,11 +361,6 @@ transport_class: type[_PicowsTransport] = PicowsTransportNative
 """What :func:`open_picows` makes (tests switch it to compare both listeners)."""
 
 
-def _copy(closed: TransportClosed) -> TransportClosed:
-    """A fresh exception each time: raising one instance again grows its traceback."""
-    return TransportClosed(closed.code, closed.reason, closed.ok, closed.by_client)
-
-
 async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
     """Opens a picows connection (a :data:`~._transport.TransportFactory`).
 
@@ -431,14 +384,7 @@ async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
                 max_frame_size=options.max_message_size,
                 max_redirects=0,
             )
-    except TimeoutError as exc:
-        raise AgentConnectionError(
-            f"cannot connect to {url}: no WebSocket connection within "
-            f"open_timeout={options.open_timeout:g} s",
-            1006,
-            "",
-        ) from exc
-    except (OSError, WSError) as exc:
-        raise AgentConnectionError(f"cannot connect to {url}: {exc}", 1006, "") from exc
+    except (TimeoutError, OSError, WSError) as exc:
+        raise cannot_connect(url, exc, options.open_timeout) from exc
     assert isinstance(listener, _PicowsTransport)
     return listener

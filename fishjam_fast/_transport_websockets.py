@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -33,13 +33,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.protocol import OPEN
 
 from ._transport import (
+    TransportBase,
     TransportClosed,
     TransportOptions,
+    cannot_connect,
     closed_by_server,
     dropped,
     failed,
 )
-from .errors import AgentConnectionError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -164,7 +165,7 @@ class AgentClientConnection(ClientConnection):
             self.owner._lost()
 
 
-class WebsocketsTransport:
+class WebsocketsTransport(TransportBase):
     """A Transport on the websockets asyncio client, opened without compression."""
 
     def __init__(self, ws: AgentClientConnection, options: TransportOptions) -> None:
@@ -217,9 +218,7 @@ class WebsocketsTransport:
         """Why the connection ended (it has: websockets raised ConnectionClosed)."""
         if self._closed is None:
             self._lost()
-        assert self._closed is not None
-        closed = self._closed
-        return TransportClosed(closed.code, closed.reason, closed.ok, closed.by_client)
+        return self._closed_copy()
 
     # -- failing -----------------------------------------------------------------------
 
@@ -309,33 +308,6 @@ class WebsocketsTransport:
         for data in protocol.data_to_send():
             self._socket.write(data)
 
-    def _wake_drainers(self) -> None:
-        drainers, self._drainers = self._drainers, []
-        for waiter in drainers:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def drain(self) -> None:
-        while self._gate.for_writes:
-            if self._closed is not None:
-                raise self._closed_now()
-            waiter = self._loop.create_future()
-            self._drainers.append(waiter)
-            await waiter
-        if self._closed is not None and not self._closed.ok:
-            raise self._closed_now()
-
-    async def send(self, frame: Buffer) -> None:
-        self.write(frame)
-        if self._gate.for_writes:
-            await self.drain()
-
-    async def send_many(self, frames: Sequence[Buffer]) -> None:
-        for frame in frames:
-            self.write(frame)
-            if self._gate.for_writes:
-                await self.drain()
-
     async def close(self) -> None:
         if self._closed is None:
             self._closed = TransportClosed(1000, "", True, by_client=True)
@@ -349,18 +321,6 @@ class WebsocketsTransport:
             await self._ws.wait_closed()
 
     # -- state ---------------------------------------------------------------------------
-
-    @property
-    def closed(self) -> TransportClosed | None:
-        return self._closed
-
-    @property
-    def close_code(self) -> int | None:
-        return self._closed.code if self._closed is not None else None
-
-    @property
-    def close_reason(self) -> str:
-        return self._closed.reason if self._closed is not None else ""
 
     @property
     def writing_paused(self) -> bool:
@@ -396,14 +356,7 @@ async def open_websockets(url: str, options: TransportOptions) -> WebsocketsTran
             ping_interval=None,  # the keepalive is ours (see _keep_alive)
             create_connection=AgentClientConnection,
         )
-    except TimeoutError as exc:
-        raise AgentConnectionError(
-            f"cannot connect to {url}: no WebSocket connection within "
-            f"open_timeout={options.open_timeout} s",
-            1006,
-            "",
-        ) from exc
-    except (OSError, InvalidHandshake) as exc:
-        raise AgentConnectionError(f"cannot connect to {url}: {exc}", 1006, "") from exc
+    except (TimeoutError, OSError, InvalidHandshake) as exc:
+        raise cannot_connect(url, exc, options.open_timeout) from exc
     assert isinstance(ws, AgentClientConnection)
     return WebsocketsTransport(ws, options)
