@@ -8,5 +8,7 @@ VENV="${FISHJAM_FAST_VENV:-.venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 FISHJAM_FAST_REQUIRE_EXTENSION=1 "$VENV/bin/python" -m pip install --quiet '.[test]'
+# the extension was required above: tests that check it loaded must not pass vacuously
+export FISHJAM_FAST_EXPECT_NATIVE=1
 # pytest (not `python -m pytest`) so the source tree is not put before the installed package
 exec "$VENV/bin/pytest" "$@"

@@ -18,10 +18,10 @@ cdef enum:
 
 # Writes the payload of units [first, first + count) of `src` at `dst` (exactly
 # count * unit bytes, see codec_frame_run): raw bytes for frame_track_data, samples
-# encoded as PCM16 for frame_pcm16.
-ctypedef void (*codec_payload_writer)(
+# encoded as PCM16 for frame_pcm16 (which may raise: out-of-range float samples).
+ctypedef int (*codec_payload_writer)(
     const void *src, Py_ssize_t first, Py_ssize_t count, unsigned char *dst
-) noexcept nogil
+) except -1 nogil
 
 # The encoded TrackData.track_id field (key, length, UTF-8), b"" if empty.
 cdef bytes codec_track_id_field(object track_id)

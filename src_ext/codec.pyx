@@ -305,11 +305,12 @@ def frame_track_data(track_id, payload, chunk_size):
         PyBuffer_Release(&view)
 
 
-cdef void _copy_payload(
+cdef int _copy_payload(
     const void *src, Py_ssize_t first, Py_ssize_t count, unsigned char *dst
-) noexcept nogil:
+) except -1 nogil:
     """codec_payload_writer of frame_track_data: bytes [first, first + count)."""
     memcpy(dst, <const unsigned char *>src + first, count)
+    return 0
 
 
 cdef tuple codec_frame_run(

@@ -18,9 +18,12 @@ cdef extern from "Python.h":
 cdef extern from "pcm_kernels.h":
     # PCM16 is little-endian on the wire; true when the machine is too
     const bint PCM_LITTLE_ENDIAN
-    # n floats -> n PCM16 LE at dst (any alignment); x aligned for its type
-    void pcm_f32_to_le16(const float *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
-    void pcm_f64_to_le16(const double *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
+    # float input whose magnitude exceeds this is refused (int16-range data as float)
+    const double PCM_FLOAT_LIMIT
+    # n floats -> n PCM16 LE at dst (any alignment); x aligned for its type; returns
+    # nonzero when some |x| > PCM_FLOAT_LIMIT (NaN does not count)
+    int pcm_f32_to_le16(const float *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
+    int pcm_f64_to_le16(const double *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
 
 
 cdef extern from *:
@@ -61,10 +64,11 @@ ctypedef struct pcm_source:
 
 
 # Values [first, first + n) of src -> 2 * n bytes of PCM16 LE at dst; the caller
-# checks first + n <= src.count and that dst holds 2 * n bytes.
-cdef void pcm_convert(
+# checks first + n <= src.count and that dst holds 2 * n bytes. Raises ValueError
+# (taking the GIL) when float values exceed PCM_FLOAT_LIMIT.
+cdef int pcm_convert(
     const pcm_source *src, Py_ssize_t first, Py_ssize_t n, uint8_t *dst
-) noexcept nogil
+) except -1 nogil
 
 # PCM16 LE bytes (n of them, even) -> a new 1-D float32 array, value / 32768: the
 # kernel of pcm16_to_float32 and IncomingTrackData.samples().
