@@ -41,12 +41,9 @@ if [ -z "$CLANG" ]; then
   exit 2
 fi
 
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-# the build requirements (pyproject.toml) and atheris; then the package, built without
-# isolation so that the compiler flags below reach the extension (and only it: the
-# dependencies come as wheels)
-"$VENV/bin/python" -m pip install --quiet "setuptools>=77" "Cython>=3.0.10" "numpy>=2.0"
+source scripts/_checked_build.sh
+checked_venv "$VENV"
+# atheris, built here for its asan_with_fuzzer.so (see above)
 if ! "$VENV/bin/python" -c 'import atheris, os, sys
 sys.exit(not os.path.exists(os.path.join(atheris.path(), "asan_with_fuzzer.so")))' 2> /dev/null
 then
@@ -54,15 +51,11 @@ then
   CLANG_BIN="$(command -v "$CLANG")" "$VENV/bin/python" -m pip install --quiet \
     --force-reinstall --no-binary atheris "atheris>=2.3"
 fi
-"$VENV/bin/python" -m pip uninstall --quiet --yes fishjam-fast 2> /dev/null || true
-source scripts/_build_copy.sh
-build_copy "$VENV/src"
 sanitizers="fuzzer-no-link"
 [ "$ASAN" = "1" ] && sanitizers="$sanitizers,address"
 # -O1 -g: readable sanitizer reports; no -O3 (setup.py's) inlining everything away
 CC="$CLANG" LDSHARED="$CLANG -shared" \
   CFLAGS="-fsanitize=$sanitizers -fno-omit-frame-pointer -g -O1" \
   LDFLAGS="-fsanitize=$sanitizers" \
-  FISHJAM_FAST_REQUIRE_EXTENSION=1 \
-  "$VENV/bin/python" -m pip install --quiet --no-build-isolation "$VENV/src"
+  checked_install "$VENV"
 echo "built $VENV (sanitizers: $sanitizers); run: bash fuzzing/run.sh -max_total_time=60"

@@ -27,18 +27,11 @@ if [ ! -e "$runtime" ]; then
   exit 2
 fi
 
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-# the build requirements (pyproject.toml), then the package built without isolation so
-# that the flags below reach the extension (the dependencies come as wheels)
-"$VENV/bin/python" -m pip install --quiet "setuptools>=77" "Cython>=3.0.10" "numpy>=2.0"
-"$VENV/bin/python" -m pip uninstall --quiet --yes fishjam-fast 2> /dev/null || true
-source scripts/_build_copy.sh
-build_copy "$VENV/src"
+source scripts/_checked_build.sh
+checked_venv "$VENV"
 CC="$CC" LDSHARED="$CC -shared" \
   CFLAGS="-fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" \
-  FISHJAM_FAST_DEBUG=1 FISHJAM_FAST_REQUIRE_EXTENSION=1 \
-  "$VENV/bin/python" -m pip install --quiet --no-build-isolation "$VENV/src[test]"
+  FISHJAM_FAST_DEBUG=1 checked_install "$VENV" "[test]"
 
 # a build that silently lost the flags must not pass as checked (the package is located,
 # not imported: the ASan-linked extension loads only with the runtime preloaded)
