@@ -96,6 +96,10 @@ def _extensions() -> list[Extension]:
         [extension],
         compiler_directives=directives,
         annotate=ANNOTATE,
+        # always regenerate the C (and so recompile): pip builds in the source tree, and
+        # by timestamps alone a FISHJAM_FAST_DEBUG build would reuse the build/ output of
+        # an ordinary one (or the other way round)
+        force=True,
         # ".": Cython pairs the module fishjam_fast._ext with fishjam_fast/_ext.pxd
         include_path=["src_ext", "."],
     )
