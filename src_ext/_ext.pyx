@@ -16,6 +16,8 @@ cimport numpy as cnp
 
 from operator import index as operator_index
 
+from numpy import dtype as np_dtype, frombuffer as np_frombuffer
+
 from fishjam_fast.enums import TRACK_TYPES, TrackType
 from fishjam_fast.errors import AgentProtocolError
 

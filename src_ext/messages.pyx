@@ -40,19 +40,22 @@ cdef class Track(_Message):
         )
 
 
-# fishjam_fast.pcm is imported on first use: it imports this module itself
-cdef object _pcm_view = None       # fishjam_fast.pcm.incoming_pcm_view
+cdef object _PCM_LE16 = np_dtype("<i2")   # PCM16 on the wire: little-endian int16
 
 
-cdef _load_pcm_view():
-    global _pcm_view
+# IncomingTrackData.pcm and .samples() on ``bytes`` of even length (what the decoder
+# makes): straight to NumPy / the kernel, what fishjam_fast.pcm's incoming_pcm_view and
+# incoming_samples would give after their checks; any other data goes through those
+# (imported here, on use: fishjam_fast.pcm imports this module itself), for their errors.
+
+cdef object _incoming_pcm(object data):
+    if PyBytes_CheckExact(data) and not PyBytes_GET_SIZE(data) & 1:
+        return np_frombuffer(data, _PCM_LE16)  # read-only: a view of immutable bytes
     from fishjam_fast.pcm import incoming_pcm_view
-    _pcm_view = incoming_pcm_view
+    return incoming_pcm_view(data)
 
 
 cdef object _incoming_samples(object data):
-    """IncomingTrackData.samples(): the kernel straight on ``bytes`` of even length
-    (what the decoder makes), else fishjam_fast.pcm's checks for their errors."""
     if PyBytes_CheckExact(data) and not PyBytes_GET_SIZE(data) & 1:
         return pcm_le16_to_float32(
             <const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
@@ -92,9 +95,7 @@ cdef class IncomingTrackData(_Message):
         Raises:
             ValueError: ``data`` has an odd number of bytes.
         """
-        if _pcm_view is None:
-            _load_pcm_view()
-        return _pcm_view(self.data)
+        return _incoming_pcm(self.data)
 
     def samples(self):
         """The chunk as float32 samples in [-1, 1): a NEW array (``pcm / 32768``).

@@ -321,7 +321,7 @@ def test_track_data_samples_and_pcm_are_the_pcm_module_s(codec: SimpleNamespace,
     assert _outcome(lambda: message.pcm) == _outcome(lambda: pcm.incoming_pcm_view(data))
 
 
-def test_decoded_track_data_samples() -> None:
+def test_decoded_track_data_samples_and_pcm() -> None:
     ext = pytest.importorskip("fishjam_fast._ext")
     payload = struct.pack("<3h", -32768, 16384, 32767)
     message = ext.decode_response(_td(field_len(3, payload)))
@@ -329,3 +329,7 @@ def test_decoded_track_data_samples() -> None:
     assert samples.dtype == np.float32 and samples.flags.owndata and samples.flags.writeable
     assert samples.tolist() == [-1.0, 0.5, 32767 / 32768]
     assert message.samples() is not samples  # a new array each time
+    view = message.pcm  # a read-only view of the bytes, no copy
+    assert view.dtype == np.dtype("<i2") and view.tolist() == [-32768, 16384, 32767]
+    assert not view.flags.writeable
+    assert np.shares_memory(view, np.frombuffer(message.data, dtype=np.uint8))
