@@ -92,17 +92,48 @@ def _extensions() -> list[Extension]:
         define_macros=macros,
         extra_compile_args=compile_args,
     )
+    extensions = [extension]
+    include_path = ["src_ext", "."]
+    listener = _picows_listener(macros, compile_args)
+    if listener is not None:
+        extensions.append(listener[0])
+        include_path.append(listener[1])
     return cythonize(
-        [extension],
+        extensions,
         compiler_directives=directives,
         annotate=ANNOTATE,
         # always regenerate the C (and so recompile): pip builds in the source tree, and
         # by timestamps alone a FISHJAM_FAST_DEBUG build would reuse the build/ output of
         # an ordinary one (or the other way round)
         force=True,
-        # ".": Cython pairs the module fishjam_fast._ext with fishjam_fast/_ext.pxd
-        include_path=["src_ext", "."],
+        # ".": Cython pairs the module fishjam_fast._ext with fishjam_fast/_ext.pxd;
+        # picows' directory for the listener's `cimport picows.picows`
+        include_path=include_path,
     )
+
+
+def _picows_listener(
+    macros: list[tuple[str, str]], compile_args: list[str]
+) -> tuple[Extension, str] | None:
+    """The picows transport's per-frame listener: it cimports picows' picows.pxd.
+
+    Without picows at build time the transport uses its pure-Python listener.
+    """
+    try:
+        import picows
+    except ImportError:
+        if REQUIRE_EXTENSION:
+            raise
+        print("WARNING: picows missing at build time; its listener stays Python", file=sys.stderr)
+        return None
+    extension = Extension(
+        "fishjam_fast._picows_listener",
+        sources=["src_ext/picows_listener.pyx"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+    )
+    # the directory holding the picows package, where `cimport picows.picows` looks
+    return extension, os.path.dirname(os.path.dirname(picows.__file__))
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

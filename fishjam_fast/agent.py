@@ -7,6 +7,7 @@ Switching an application is one changed import::
 
 from __future__ import annotations
 
+import asyncio
 import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator
@@ -17,12 +18,21 @@ from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage, Track
 from ._reconnect import ReconnectPolicy, SessionStateChange, TokenProvider, reconnect_policy
 from ._transport import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_QUEUE,
+    DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
     DEFAULT_WRITE_LIMIT,
     Transport,
     TransportClosed,
-    WebsocketsTransport,
+    TransportFactory,
+    TransportName,
+    TransportOptions,
+    default_transport,
+    transport_factory,
     websocket_url,
 )
 from .enums import TrackEncoding, TrackType
@@ -69,10 +79,15 @@ class Agent:
         fishjam_url: str,
         *,
         ssl: ssl_module.SSLContext | None = None,
+        transport: TransportName | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         max_queue: int = DEFAULT_MAX_QUEUE,
         write_limit: int = DEFAULT_WRITE_LIMIT,
-        open_timeout: float | None = 10.0,
+        open_timeout: float | None = DEFAULT_OPEN_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        ping_timeout: float = DEFAULT_PING_TIMEOUT,
         reconnect: bool | ReconnectPolicy = True,
         token_provider: TokenProvider | None = None,
     ) -> None:
@@ -86,11 +101,37 @@ class Agent:
                 socket is ``ws(s)://host[/prefix]/socket/agent/websocket``.
             ssl: An SSL context for ``https``/``wss`` URLs; by default the system's
                 certificates are verified.
-            max_message_size: Largest frame accepted from the server, in bytes.
-            max_queue: Frames buffered while the application does not consume
-                :meth:`AgentSession.receive`; beyond it, reading from the socket pauses.
-            write_limit: Write-buffer high-water mark in bytes; sending waits above it.
-            open_timeout: Seconds allowed to open the connection.
+            transport: ``"picows"`` (the default where picows is installed: the
+                native WebSocket layer) or ``"websockets"`` (the portable alternative,
+                pure Python). None: ``FISHJAM_FAST_TRANSPORT`` if set, else the default.
+            max_message_size: Largest message accepted from the server, in bytes
+                (default 4 MiB); a larger one fails the connection with code 1009.
+            max_fragments: Frames one fragmented message may span (default 1024);
+                more fail the connection with code 1009.
+            max_queue: Messages buffered while the application does not consume
+                :meth:`AgentSession.receive` (default 64); beyond it, reading from the
+                socket pauses and the keepalive is suspended.
+            write_limit: Write-buffer high-water mark in bytes (default 64 KiB);
+                sending waits above it.
+            open_timeout: Seconds allowed for TCP, TLS, the WebSocket handshake and
+                the server's answer to the authentication request (default 10);
+                None: no limit. Each reconnection attempt has the same allowance.
+            close_timeout: Seconds :meth:`AgentSession.disconnect` waits for the
+                closing handshake before aborting the socket (default 5).
+            ping_interval: Seconds between keepalive pings (default 20); None
+                disables the keepalive, and then nothing bounds a send into a server
+                that stopped reading.
+            ping_timeout: Seconds a pong may take (default 20). The timer starts when
+                the ping is queued, so a server that stopped reading is detected even
+                while the write buffer is full: the connection fails with code 1011
+                and a waiting ``send_chunk`` raises :class:`AgentConnectionError`
+                (or the session reconnects, see ``reconnect``). A send into a full
+                buffer is bounded by ``ping_interval + ping_timeout`` this way. While
+                reading is paused because the application does not consume
+                ``receive()``, the keepalive is suspended (the pong would wait behind
+                unread data); the server's own pings then go unanswered too, so a
+                server with a keepalive of its own may close the connection if the
+                pause outlasts its timeout.
             reconnect: After an abnormal end of the connection (a drop, 1001, 1011, a
                 keepalive timeout), reconnect and carry on: True (the default) with a
                 default :class:`ReconnectPolicy` (30 s budget per outage), a
@@ -101,8 +142,9 @@ class Agent:
                 the agent's token on reconnection.
 
         Raises:
-            ValueError, TypeError: a bad URL, ``ssl`` for a plain URL, or a bad
-                ``reconnect`` or ``token_provider``.
+            ValueError, TypeError: a bad URL, ``ssl`` for a plain URL, an unknown
+                transport, a limit that is not a positive int, a timeout that is not a
+                positive number, or a bad ``reconnect`` or ``token_provider``.
         """
         self.id = id
         self.room_id = room_id
@@ -111,13 +153,21 @@ class Agent:
         self._socket_url = websocket_url(fishjam_url)
         if ssl is not None and not self._socket_url.startswith("wss://"):
             raise ValueError("an ssl context was given for a plain http:// or ws:// Fishjam URL")
-        self._transport_options: dict[str, Any] = {
-            "ssl": ssl,
-            "max_message_size": max_message_size,
-            "max_queue": max_queue,
-            "write_limit": write_limit,
-            "open_timeout": open_timeout,
-        }
+        if transport is None:
+            transport = default_transport()
+        self._transport_factory: TransportFactory = transport_factory(transport)
+        self.transport_name: TransportName = transport
+        self._options = TransportOptions(
+            ssl=ssl,
+            max_message_size=max_message_size,
+            max_fragments=max_fragments,
+            max_queue=max_queue,
+            write_limit=write_limit,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
         self._open_timeout = open_timeout
         self._reconnect_policy = reconnect_policy(reconnect)
         if token_provider is not None and not callable(token_provider):
@@ -148,33 +198,58 @@ class Agent:
 
         Yields:
             The session, to send audio and receive peers' audio. It is closed when the
-            ``async with`` block ends.
+            ``async with`` block ends (at most ``close_timeout`` for the closing
+            handshake, then the socket is aborted).
 
         Raises:
-            AgentAuthError: the server refused the token (``.reason`` says why).
-            AgentConnectionError: the server could not be reached.
+            AgentAuthError: the server closed the connection with a reason (e.g.
+                ``"invalid token"``) instead of authenticating.
+            AgentConnectionError: the server could not be reached, the connection
+                dropped, or no answer to the authentication request came within
+                ``open_timeout``.
         """
-        transport = await self._open()
-        session: AgentSession | None = None
+        stats = SessionStats()
+        transport, first = await self._open_authenticated(stats)
+        session = AgentSession(self, transport, stats=stats)
+        if first is not None:
+            session._backlog.append(first)
         try:
-            stats = SessionStats()
-            first = await self._authenticate(transport, self._token, stats)
-            session = AgentSession(self, transport, stats=stats)
-            if first is not None:
-                session._backlog.append(first)
             yield session
         finally:
-            if session is not None:
-                # closes the socket and marks the session ended: later sends raise
-                # AgentConnectionError, a later receive() ends at once
-                await session.disconnect()
+            # closes the socket and marks the session ended: later sends raise
+            # AgentConnectionError, a later receive() ends at once
+            await session.disconnect()
+
+    async def _open_authenticated(
+        self, stats: SessionStats
+    ) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
+        """Opens a connection and authenticates, all within ``open_timeout``."""
+        timeout = self._open_timeout
+        transport: Transport | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                transport = await self._open()
+                return transport, await self._authenticate(transport, self._token, stats)
+        except TimeoutError:
+            if transport is None:
+                what = "no WebSocket connection"
             else:
-                await transport.close()
+                transport.abort()
+                what = "no answer to the authentication request"
+            raise AgentConnectionError(
+                f"cannot connect to {self._socket_url}: {what} within open_timeout={timeout:g} s",
+                1006,
+                "",
+            ) from None
+        except BaseException:
+            if transport is not None:
+                transport.abort()
+            raise
 
     async def _open(self) -> Transport:
         """Opens a new connection: the one place that makes transports (connect() and
         reconnections both call it)."""
-        return await WebsocketsTransport.open(self._socket_url, **self._transport_options)
+        return await self._transport_factory(self._socket_url, self._options)
 
     async def _authenticate(
         self, transport: Transport, token: str, stats: SessionStats
@@ -186,18 +261,27 @@ class Agent:
             ``authenticated`` (kept for ``receive()``).
 
         Raises:
-            AgentAuthError: the server closed the connection instead of answering.
-            AgentConnectionError: the answer was malformed.
+            AgentAuthError: the server closed the connection with a reason instead of
+                answering (``transport.close_code`` tells a refusal, 1000, apart).
+            AgentConnectionError: the connection dropped or failed first, or the
+                answer was malformed.
         """
         request = _codec.encode_auth_request(token)
         try:
-            await transport.send(request)
+            transport.write(request)
             stats.messages_sent += 1
             stats.bytes_sent += len(request)
             # Fishjam answers `authenticated`, or closes the socket with the reason
             frame = await transport.recv()
-        except TransportClosed:
-            raise AgentAuthError(transport.close_reason) from None
+        except TransportClosed as closed:
+            if closed.reason and not closed.by_client:
+                raise AgentAuthError(closed.reason) from None
+            raise AgentConnectionError(
+                f"the connection ended before authentication (code {closed.code}"
+                + (f": {closed.reason})" if closed.reason else ")"),
+                closed.code,
+                closed.reason,
+            ) from None
         stats.messages_received += 1
         stats.bytes_received += len(frame)
         try:

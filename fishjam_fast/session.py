@@ -93,10 +93,14 @@ class AgentSession(SessionLifecycle):
     async def _send(
         self, frame: Buffer | list[memoryview], after_drop: AfterDrop = "resend"
     ) -> None:
-        """Sends one frame, or a list of frames in as few writes as the transport allows.
+        """Sends one frame, or a list of frames, in order.
 
-        The one way out of the session: tracks send through it too. While the session
-        reconnects it waits; ``after_drop`` says what becomes of the frame then.
+        The one way out of the session: tracks send through it too. Each frame is
+        counted in ``stats`` as the transport writes it, before any wait for the write
+        buffer, so a cancelled send leaves ``stats`` saying exactly what went out.
+        While the session reconnects it waits; ``after_drop`` says what becomes of the
+        frames not yet written then (frames written to the lost connection are not
+        written again).
 
         Raises:
             AgentConnectionError: the session is closed, or the connection was lost
@@ -104,6 +108,26 @@ class AgentSession(SessionLifecycle):
             AgentAuthError: the server refused the token on reconnection.
         """
         stats = self.stats
+        if not isinstance(frame, list) and self._outage is None and self._closed is None:
+            # one frame on an open connection: the path every audio chunk takes
+            transport = self._transport
+            try:
+                transport.write(frame)
+            except TransportClosed as closed:
+                self._lost(transport, closed)  # nothing written: decided below
+            else:
+                stats.messages_sent += 1
+                stats.bytes_sent += len(frame)  # type: ignore[arg-type]
+                if transport.writing_paused:
+                    try:
+                        await transport.drain()
+                    except TransportClosed as closed:
+                        self._lost(transport, closed)
+                        if self._outage is None:
+                            raise self._closed_error() from None
+                return
+        frames = frame if isinstance(frame, list) else [memoryview(frame)]
+        done = 0
         while True:
             if (self._outage is not None or self._closed is not None) and not (
                 await self._through_outage(after_drop)
@@ -111,18 +135,20 @@ class AgentSession(SessionLifecycle):
                 return
             transport = self._transport
             try:
-                if isinstance(frame, list):
-                    await transport.send_many(frame)
-                    stats.messages_sent += len(frame)
-                    stats.bytes_sent += sum(part.nbytes for part in frame)
-                    return
-                await transport.send(frame)
+                while done < len(frames):
+                    part = frames[done]
+                    transport.write(part)
+                    done += 1
+                    stats.messages_sent += 1
+                    stats.bytes_sent += part.nbytes
+                    if transport.writing_paused:
+                        await transport.drain()
+                return
             except TransportClosed as closed:
                 self._lost(transport, closed)
-                continue  # ended, or reconnecting: the check above decides
-            stats.messages_sent += 1
-            stats.bytes_sent += len(frame)  # type: ignore[arg-type]
-            return
+                if done == len(frames) and self._outage is not None:
+                    return  # all written; the next send waits for the reconnection
+                # ended (the check above raises), or reconnecting: the rest goes after
 
     async def add_track(self, options: Any, *, max_queued: float | None = None) -> OutgoingTrack:
         """Adds an outgoing audio track.

@@ -60,3 +60,33 @@ def _fallback_codec() -> SimpleNamespace:
 def codec(request: pytest.FixtureRequest) -> SimpleNamespace:
     """The codec functions and message classes of one implementation."""
     return _native_codec() if request.param == "native" else _fallback_codec()
+
+
+# -- transport: the agent tests run on both (pytestmark = usefixtures("transport")) ------
+@pytest.fixture(params=["picows", "websockets"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The transport every Agent made in the test uses by default (its name).
+
+    ``picows-py`` (asked for with ``indirect=True``) is picows with the pure-Python
+    per-frame listener instead of the native one.
+    """
+    name = str(request.param)
+    if name.startswith("picows"):
+        try:
+            from fishjam_fast import _transport_picows
+        except ImportError as exc:
+            if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
+                pytest.fail(f"picows is expected but did not import: {exc}")
+            pytest.skip(f"picows unavailable: {exc}")
+        if name == "picows-py":
+            monkeypatch.setattr(
+                _transport_picows, "transport_class", _transport_picows.PicowsTransportPy
+            )
+    monkeypatch.setenv("FISHJAM_FAST_TRANSPORT", name.removesuffix("-py"))
+    return name
+
+
+ALL_TRANSPORTS = pytest.mark.parametrize(
+    "transport", ["picows", "picows-py", "websockets"], indirect=True
+)
+"""For transport tests: picows with each per-frame listener, and websockets."""

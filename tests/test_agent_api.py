@@ -26,6 +26,9 @@ from fishjam_fast import (
 )
 from fishjam_fast.local import LocalFishjam
 
+pytestmark = pytest.mark.usefixtures("transport")
+
+
 TIMEOUT = 5.0
 
 
@@ -123,7 +126,7 @@ async def test_plain_client_creates_agents_that_we_connect(local_fishjam: LocalF
     with pytest.raises(TypeError, match=r"not a fishjam\.agent\.Agent"):
         Agent.from_sdk(object())
     with_options = Agent.from_sdk(plain, max_queue=8)
-    assert with_options._transport_options["max_queue"] == 8
+    assert with_options._options.max_queue == 8
 
 
 async def test_our_client_creates_our_agents(local_fishjam: LocalFishjam) -> None:

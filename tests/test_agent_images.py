@@ -19,6 +19,9 @@ from fishjam_fast import (
 from fishjam_fast._proto import agent_pb2, notifications_pb2
 from fishjam_fast.local import LocalFishjam, SimulatedTrack
 
+pytestmark = pytest.mark.usefixtures("transport")
+
+
 TIMEOUT = 5.0
 
 

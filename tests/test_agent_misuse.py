@@ -22,6 +22,8 @@ from fishjam_fast import (
 from fishjam_fast.local import LocalFishjam
 from fishjam_fast.session import MAX_METADATA_BYTES
 
+pytestmark = pytest.mark.usefixtures("transport")
+
 TIMEOUT = 5.0
 
 

@@ -11,6 +11,9 @@ from fishjam_fast import Agent, OutgoingAudioTrackOptions, TrackEncoding
 from fishjam_fast.local import AudioSource, LocalFishjam
 from fishjam_fast.pcm import to_pcm16
 
+pytestmark = pytest.mark.usefixtures("transport")
+
+
 TIMEOUT = 10.0
 
 

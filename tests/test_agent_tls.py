@@ -19,6 +19,9 @@ from cryptography.x509.oid import NameOID
 from fishjam_fast import Agent, AgentConnectionError, OutgoingAudioTrackOptions
 from fishjam_fast.local import LocalFishjam
 
+pytestmark = pytest.mark.usefixtures("transport")
+
+
 TIMEOUT = 5.0
 
 
@@ -75,8 +78,7 @@ async def test_custom_ssl_context_connects(
     agent = Agent(peer.id, room, peer.token, fj.url, ssl=trusting)
     assert agent._socket_url.startswith("wss://")
     async with agent.connect() as session:
-        ws = session._transport._ws  # type: ignore[attr-defined]
-        assert ws.transport.get_extra_info("ssl_object") is not None
+        assert session._transport.get_extra_info("ssl_object") is not None
         track = await session.add_track(OutgoingAudioTrackOptions())
         await track.send_chunk(b"\1\2" * 320)
         rec = await fj.wait_track(peer.id, 0, TIMEOUT)

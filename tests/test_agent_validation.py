@@ -11,6 +11,8 @@ from fishjam_fast import Agent, OutgoingAudioTrackOptions, TrackEncoding
 from fishjam_fast._options import track_params
 from fishjam_fast._transport import websocket_url
 
+pytestmark = pytest.mark.usefixtures("transport")
+
 
 @pytest.mark.parametrize(
     ("fishjam_url", "expected"),

@@ -22,6 +22,8 @@ import websockets
 from fishjam_fast._proto import agent_pb2
 from fishjam_fast.local import LocalFishjam
 
+pytestmark = pytest.mark.usefixtures("transport")
+
 TIMEOUT = 5.0
 SDKS = ["fishjam.agent", "fishjam_fast"]
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9"

@@ -13,6 +13,9 @@ from fishjam import FishjamClient
 from fishjam_fast.local import LocalFishjam, TrackEvent
 from tests.raw_agent import TIMEOUT, RawAgent
 
+pytestmark = pytest.mark.usefixtures("transport")
+
+
 CHUNK = bytes(640)  # 20 ms at 16 kHz mono
 
 

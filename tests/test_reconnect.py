@@ -23,6 +23,8 @@ from fishjam_fast.local import LocalFishjam
 from tests.raw_agent import RawAgent
 from tests.reconnect_app import TIMEOUT, App, agents, audio_flows, check_connections, chunk_for
 
+pytestmark = pytest.mark.usefixtures("transport")
+
 # fast attempts: the tests wait for them
 QUICK = ReconnectPolicy(budget=10.0, first_delay=0.02, max_delay=0.2)
 

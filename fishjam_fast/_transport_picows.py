@@ -1,0 +1,390 @@
+"""The default transport: picows parses the byte stream, one listener owns everything else.
+
+picows (a Cython WebSocket library) reads the socket into its own buffer, parses frame
+headers, and calls ``on_ws_frame`` of the listener with a view of each payload in
+that buffer; sends go through its framing and masking (``WSTransport.send``, one copy
+into its write buffer, then a direct ``send(2)`` when the socket's buffer is empty).
+Everything picows leaves to its user is done here, with a bound on each: reassembling
+fragments (one buffer, ``max_message_size``, ``max_fragments``), refusing text frames
+(1003) and reserved bits (1002), answering pings (coalesced to the latest one while
+writing is paused), the keepalive (timers, not a task), pausing reading while
+``max_queue`` messages are unread, and the closing handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+
+from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSTransport, ws_connect
+
+from . import _picows_frames_py
+from ._env import NO_EXTENSIONS
+from ._transport import (
+    TransportBase,
+    TransportClosed,
+    TransportOptions,
+    cannot_connect,
+    closed_by_server,
+    dropped,
+    failed,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+try:
+    if NO_EXTENSIONS:
+        raise ImportError("FISHJAM_FAST_NO_EXTENSIONS is set")
+    from ._picows_listener import FrameListener as _NativeFrameListener
+except ImportError:  # pragma: no cover - built without the listener extension
+    _NativeFrameListener = _picows_frames_py.FrameListener  # type: ignore[misc]
+
+NATIVE_LISTENER = _NativeFrameListener is not _picows_frames_py.FrameListener
+"""True if the per-frame path runs in C (``fishjam_fast._picows_listener``)."""
+
+_BINARY = WSMsgType.BINARY
+_CONTINUATION = WSMsgType.CONTINUATION
+_TEXT = WSMsgType.TEXT
+_PING = WSMsgType.PING
+_PONG = WSMsgType.PONG
+_CLOSE = WSMsgType.CLOSE
+
+# a close reason must fit a control frame: 125 bytes minus the 2-byte code
+_MAX_REASON_BYTES = 123
+
+
+def _code(code: int) -> WSCloseCode:
+    """A close code as picows types it (its enum lists the RFC's codes only)."""
+    return cast(WSCloseCode, code)
+
+
+def _close_frame(view: memoryview) -> tuple[int, str]:
+    """The code and reason of a close frame's payload (picows checked the UTF-8)."""
+    if len(view) < 2:
+        return 1005, ""
+    return int.from_bytes(view[:2], "big"), bytes(view[2:]).decode("utf-8", "replace")
+
+
+class _PicowsTransport(TransportBase):
+    """A Transport on picows; also the picows listener of its connection.
+
+    The per-frame path (``on_ws_frame`` for whole binary frames, ``deliver``,
+    ``write``) comes from a FrameListener base: the native one in
+    ``fishjam_fast._picows_listener`` or its Python twin; this class handles the rest.
+    """
+
+    _messages: deque[bytes]
+    _reader: asyncio.Future[None] | None
+    _closed: TransportClosed | None
+    _fragments: bytearray | None
+    _reading_paused: bool
+    _ws: WSTransport | None
+
+    if TYPE_CHECKING:  # provided by the FrameListener base
+
+        def write(self, frame: Buffer) -> None: ...
+        def deliver(self, message: bytes) -> None: ...
+
+    def __init__(self, options: TransportOptions) -> None:
+        super().__init__(options.max_queue)  # type: ignore[call-arg]  # the FrameListener
+        self._options = options
+        self._loop = asyncio.get_running_loop()
+        self._socket: Any = None  # the asyncio transport under picows
+        self._drainers: list[asyncio.Future[None]] = []
+        self._write_paused = False
+        self._resume_at = max(1, options.max_queue // 4)
+        self._disconnected = self._loop.create_future()
+        self._fragment_count = 0  # frames of the fragmented message so far
+        self._pending_pong: bytes | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_deadline: asyncio.TimerHandle | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
+
+    # -- picows callbacks --------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self._ws = transport
+        self._socket = transport.underlying_transport
+        self._socket.set_write_buffer_limits(high=self._options.write_limit)
+        self._schedule_ping()
+
+    def _on_other_frame(self, frame: Any) -> None:
+        """Every frame but a whole binary one outside a fragmented message."""
+        msg_type = frame.msg_type
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            self._fail(1002, "reserved bits set: no extension was negotiated")
+        elif msg_type == _BINARY:
+            if self._fragments is not None:
+                self._fail(1002, "a new message began inside a fragmented message")
+            else:
+                self._fragments = bytearray()
+                self._fragment_count = 0
+                self._add_fragment(frame)
+        elif msg_type == _CONTINUATION:
+            if self._fragments is None:
+                self._fail(1002, "a continuation frame with no message to continue")
+            else:
+                self._add_fragment(frame)
+        elif msg_type == _TEXT:
+            self._fail(1003, "text frames are not part of the agent protocol")
+        elif msg_type == _PING:
+            self._on_ping(frame.get_payload_as_bytes())
+        elif msg_type == _PONG:
+            self._on_pong()
+        elif msg_type == _CLOSE:
+            self._on_close(frame.get_payload_as_memoryview())
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._cancel_timers()
+        if self._closed is None:
+            handshake = transport.close_handshake
+            sent = handshake.sent if handshake is not None else None
+            if sent is not None:
+                # picows failed the connection itself (a frame over max_message_size,
+                # a malformed frame, an invalid close): the code and reason it sent
+                self._closed = failed(int(cast(int, sent.code)), sent.reason or "")
+            else:
+                self._closed = dropped()
+        self._wake_all()
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        pong, self._pending_pong = self._pending_pong, None
+        if pong is not None and self._closed is None and self._ws is not None:
+            self._ws.send_pong(pong)
+        self._wake_drainers()
+
+    # -- receiving --------------------------------------------------------------------
+
+    def _pause_for_queue(self) -> None:
+        # the application does not keep up: stop reading (the kernel's buffer and then
+        # the server's writes back up) and suspend the keepalive, whose pongs would now
+        # wait behind unread data
+        self._reading_paused = True
+        self._socket.pause_reading()
+        self._cancel_keepalive()
+
+    def _add_fragment(self, frame: Any) -> None:
+        fragments = self._fragments
+        assert fragments is not None
+        self._fragment_count += 1
+        limit = self._options.max_message_size
+        size = len(fragments) + frame.payload_size
+        if size > limit:
+            self._fail(
+                1009, f"fragmented message of {size} bytes or more exceeds the limit {limit}"
+            )
+            return
+        if self._fragment_count > self._options.max_fragments:
+            self._fail(1009, f"message spans more than {self._options.max_fragments} fragments")
+            return
+        fragments += frame.get_payload_as_memoryview()
+        if frame.fin:
+            self._fragments = None
+            self.deliver(bytes(fragments))
+
+    async def recv(self) -> bytes:
+        messages = self._messages
+        while not messages:
+            closed = self._closed
+            if closed is not None:
+                raise self._closed_copy()
+            if self._reader is not None:
+                raise RuntimeError("another coroutine is already receiving")
+            reader = self._reader = self._loop.create_future()
+            try:
+                await reader
+            finally:
+                self._reader = None
+        # messages that arrived before the connection ended are still returned: at most
+        # max_queue of them, then the cause, without waiting for the closing handshake
+        message = messages.popleft()
+        if self._reading_paused and len(messages) <= self._resume_at:
+            self._reading_paused = False
+            if self._closed is None:
+                self._socket.resume_reading()
+                self._schedule_ping()
+        return message
+
+    # -- control frames -----------------------------------------------------------------
+
+    def _on_ping(self, payload: bytes) -> None:
+        if self._closed is not None or self._ws is None:
+            return
+        if self._write_paused:
+            # RFC 6455 section 5.5.3: a pong for the latest ping only is enough; a ping
+            # flood from a peer that does not read cannot pile up pongs here
+            self._pending_pong = payload
+        else:
+            self._ws.send_pong(payload)
+
+    def _schedule_ping(self) -> None:
+        interval = self._options.ping_interval
+        if interval is not None and self._closed is None and self._ping_timer is None:
+            self._ping_timer = self._loop.call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        if self._closed is not None or self._reading_paused or self._ws is None:
+            return
+        self._ws.send_ping(b"fishjam_fast")
+        # the deadline runs from now, even if the ping waits behind a full write buffer
+        self._pong_deadline = self._loop.call_later(self._options.ping_timeout, self._ping_expired)
+
+    def _on_pong(self) -> None:
+        deadline = self._pong_deadline
+        if deadline is not None:
+            deadline.cancel()
+            self._pong_deadline = None
+            self._schedule_ping()
+
+    def _ping_expired(self) -> None:
+        self._pong_deadline = None
+        timeout = self._options.ping_timeout
+        self._fail(1011, f"keepalive ping timeout: no pong within {timeout:g} s", abort=True)
+
+    def _cancel_keepalive(self) -> None:
+        for timer in (self._ping_timer, self._pong_deadline):
+            if timer is not None:
+                timer.cancel()
+        self._ping_timer = self._pong_deadline = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_keepalive()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
+
+    def _on_close(self, payload: memoryview) -> None:
+        code, reason = _close_frame(payload)
+        ws = self._ws
+        assert ws is not None
+        if self._closed is None:
+            self._closed = closed_by_server(code, reason)
+            self._cancel_keepalive()
+            # echo the code (RFC 6455 section 5.5.1); the server then closes the socket
+            ws.send_close(_code(code if code != 1005 else 1000))
+            self._wake_all()
+            self._abort_later(self._options.close_timeout)
+        else:
+            # the answer to our close: the handshake is complete
+            ws.disconnect()
+
+    # -- failing and closing -----------------------------------------------------------
+
+    def _fail(self, code: int, reason: str, abort: bool = False) -> None:
+        """Fails the connection: sends ``code`` and ``reason``, tells every waiter now."""
+        if self._closed is not None:
+            return
+        self._closed = failed(code, reason)
+        self._fragments = None
+        self._cancel_keepalive()
+        ws = self._ws
+        if ws is not None:
+            ws.send_close(_code(code), reason.encode()[:_MAX_REASON_BYTES])
+            if abort:  # the peer is gone: do not wait for its buffer to drain
+                self._abort_later(0.0)
+            else:
+                ws.disconnect()
+                self._abort_later(self._options.close_timeout)
+        self._wake_all()
+
+    def _abort_later(self, delay: float) -> None:
+        if self._abort_timer is None and not self._disconnected.done():
+            self._abort_timer = self._loop.call_later(delay, self.abort)
+
+    def _wake_all(self) -> None:
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+        self._wake_drainers()
+
+    def abort(self) -> None:
+        self._abort_timer = None
+        if self._socket is not None and not self._disconnected.done():
+            self._socket.abort()
+
+    async def close(self) -> None:
+        if self._closed is None:
+            self._closed = TransportClosed(1000, "", True, by_client=True)
+            self._cancel_keepalive()
+            if self._ws is not None:
+                self._ws.send_close(_code(1000))
+            self._wake_all()
+        try:
+            async with asyncio.timeout(self._options.close_timeout):
+                await asyncio.shield(self._disconnected)
+        except TimeoutError:
+            self.abort()
+            await asyncio.shield(self._disconnected)
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _raise_closed(self) -> None:
+        raise self._closed_copy()
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def writing_paused(self) -> bool:
+        return self._write_paused
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
+
+    @property
+    def queued_messages(self) -> int:
+        return len(self._messages)
+
+    def get_extra_info(self, name: str) -> Any:
+        return self._socket.get_extra_info(name) if self._socket is not None else None
+
+
+class PicowsTransportPy(_PicowsTransport, _picows_frames_py.FrameListener):
+    """The picows transport with the per-frame path in Python (the fallback)."""
+
+
+class PicowsTransportNative(_PicowsTransport, _NativeFrameListener):
+    """The picows transport with the per-frame path in C (in Python if not built)."""
+
+
+transport_class: type[_PicowsTransport] = PicowsTransportNative
+"""What :func:`open_picows` makes (tests switch it to compare both listeners)."""
+
+
+async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
+    """Opens a picows connection (a :data:`~._transport.TransportFactory`).
+
+    Raises:
+        AgentConnectionError: the server could not be reached, a handshake failed, or
+            ``open_timeout`` expired.
+    """
+    secure = url.startswith("wss://")
+    context: ssl_module.SSLContext | None = options.ssl if secure else None
+    try:
+        async with asyncio.timeout(options.open_timeout):
+            _, listener = await ws_connect(
+                lambda: cast(WSListener, transport_class(options)),
+                url,
+                ssl_context=context,
+                # picows drops a connection whose handshake does not complete in time,
+                # so a cancelled connect leaves no socket behind
+                websocket_handshake_timeout=options.open_timeout,
+                enable_auto_ping=False,  # the keepalive is ours (see _ping)
+                enable_auto_pong=False,  # pongs are coalesced under backpressure
+                max_frame_size=options.max_message_size,
+                max_redirects=0,
+            )
+    except (TimeoutError, OSError, WSError) as exc:
+        raise cannot_connect(url, exc, options.open_timeout) from exc
+    assert isinstance(listener, _PicowsTransport)
+    return listener
