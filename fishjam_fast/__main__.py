@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-EXTRAS = {
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     # command: (extra, modules it needs)
     "demo": ("demo", ("aiohttp",)),
     "local": ("local", ("aiohttp",)),
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     extra, needs = EXTRAS[args.command]
+    if args.command == "demo" and args.fishjam_id:
+        needs = ()  # a real Fishjam: no local server
     missing = missing_modules(needs)
     if missing:
         print(

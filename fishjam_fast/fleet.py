@@ -10,7 +10,9 @@ steady window opens, and everything below is measured over that window only:
   behind reads late, the server's writes wait, and fewer chunks arrive in the window;
 - the round trip, peer chunk out -> echo back in, measured by the server;
 - the client's lateness: a chunk's arrival minus the agent's best-fitting 20 ms schedule;
-- client CPU (``time.process_time``) per agent-second, and from it the agents one core
+- client CPU (``time.process_time``) per agent-second: per second of audio an agent
+  received and echoed (50 chunks each way), so a client that falls behind is charged for
+  the audio it handled, not for the wall time it took; from it the agents one core
   carries at 50% CPU (``0.5 / cpu_per_agent_second``: a linear reading of the cost
   measured at this N, stated as such);
 - memory growth while the agents connected, per agent.
@@ -91,14 +93,15 @@ class FleetResult:
 
     @property
     def cpu_per_agent_second(self) -> float:
-        """Client CPU seconds per second of one agent's run."""
-        return self.cpu_seconds / (self.agents * self.seconds) if self.seconds else math.nan
+        """Client CPU seconds per second of audio one agent received (and echoed)."""
+        audio_seconds = self.chunks_received * CHUNK_SECONDS
+        return self.cpu_seconds / audio_seconds if audio_seconds else math.nan
 
     @property
     def agents_per_core_at_half(self) -> float:
         """Agents one core carries at 50% CPU, read linearly from the cost at this N."""
         cost = self.cpu_per_agent_second
-        return 0.5 / cost if cost > 0 else math.inf
+        return 0.5 / cost if cost > 0 else math.nan
 
     @property
     def delivered_fraction(self) -> float:
@@ -245,7 +248,10 @@ async def run_window(
     logs = [_AgentLog() for _ in agents]
     loop = asyncio.get_running_loop()
     rss_before = _rss_kib()
-    tasks = [asyncio.create_task(_echo(module, a, window, log)) for a, log in zip(agents, logs)]
+    tasks = [
+        asyncio.create_task(_echo(module, a, window, log))
+        for a, log in zip(agents, logs, strict=True)
+    ]
     connect_deadline = loop.time() + CONNECT_SECONDS
     while window.connected + len(window.errors) < len(agents) and loop.time() < connect_deadline:
         await asyncio.sleep(0.05)

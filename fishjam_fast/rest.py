@@ -167,7 +167,9 @@ def _agent_body(options: Any) -> dict[str, Any]:
     if rate not in (16000, 24000):
         raise ValueError(f"audio_sample_rate must be 16000 or 24000, not {rate!r}")
     if options.subscribe_mode not in ("auto", "manual"):
-        raise ValueError(f"subscribe_mode must be 'auto' or 'manual', not {options.subscribe_mode!r}")
+        raise ValueError(
+            f"subscribe_mode must be 'auto' or 'manual', not {options.subscribe_mode!r}"
+        )
     return {
         "type": "agent",
         "options": {
@@ -294,7 +296,8 @@ class AsyncFishjamClient:
             FishjamApiError: Fishjam refused (e.g. 401 for a wrong management token).
         """
         data = await self._request("POST", "/room", _room_body(options or RoomOptions()))
-        return _parsed(_room, data, "room", "POST", "/room")
+        room: Room = _parsed(_room, data, "room", "POST", "/room")
+        return room
 
     async def get_room(self, room_id: str) -> Room:
         """Describes a room and its peers.
@@ -303,7 +306,8 @@ class AsyncFishjamClient:
             FishjamApiError: 404 when there is no such room.
         """
         path = f"/room/{room_id}"
-        return _parsed(_room, await self._request("GET", path), None, "GET", path)
+        room: Room = _parsed(_room, await self._request("GET", path), None, "GET", path)
+        return room
 
     async def delete_room(self, room_id: str) -> None:
         """Deletes a room; its peers' sessions end (agents' ``receive()`` loops stop).
