@@ -62,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     extra, needs = EXTRAS[args.command]
-    if args.command == "demo" and args.fishjam_id:
-        needs = ()  # a real Fishjam: no local server
+    if args.command == "demo":
+        if args.fishjam_id:
+            needs = ()  # a real Fishjam: no local server
+        if args.chart is not None:
+            needs += ("matplotlib",)
     missing = missing_modules(needs)
     if missing:
         print(
