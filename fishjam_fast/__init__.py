@@ -15,7 +15,13 @@ from . import pcm
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
 from .agent import Agent
 from .enums import TrackEncoding, TrackType
-from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
+from .errors import (
+    AgentAuthError,
+    AgentConnectionError,
+    AgentError,
+    AgentProtocolError,
+    NativeExtensionWarning,
+)
 from .runner import run
 from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
 
@@ -38,6 +44,7 @@ __all__ = [
     "FishjamClient",
     "IncomingTrackData",
     "IncomingTrackImage",
+    "NativeExtensionWarning",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
     "SessionStats",

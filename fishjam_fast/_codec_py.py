@@ -28,20 +28,6 @@ from .errors import AgentProtocolError
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = [
-    "NATIVE",
-    "TrackDataEncoder",
-    "decode_response",
-    "encode_add_track",
-    "encode_auth_request",
-    "encode_capture_image",
-    "encode_interrupt_track",
-    "encode_remove_track",
-    "encode_track_data",
-    "frame_track_data",
-]
-
-NATIVE = False
 
 _AUTHENTICATED = Authenticated()
 

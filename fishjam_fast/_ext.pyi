@@ -9,24 +9,7 @@ from typing_extensions import Buffer
 
 from .enums import TrackType
 
-__all__ = [
-    "NATIVE",
-    "Authenticated",
-    "IncomingTrackData",
-    "IncomingTrackImage",
-    "Track",
-    "TrackDataEncoder",
-    "UnknownResponse",
-    "decode_response",
-    "encode_add_track",
-    "encode_auth_request",
-    "encode_capture_image",
-    "encode_interrupt_track",
-    "encode_remove_track",
-    "encode_track_data",
-    "frame_track_data",
-]
-
+# exactly NAMES of fishjam_fast/_codec.py, and NATIVE (tests/test_build.py checks)
 NATIVE: Final[bool]
 
 class Track:

@@ -13,9 +13,6 @@ import numpy as np
 import numpy.typing as npt
 
 from .enums import TrackType
-from .pcm import incoming_pcm_view, incoming_samples
-
-__all__ = ["Authenticated", "IncomingTrackData", "IncomingTrackImage", "Track", "UnknownResponse"]
 
 
 @dataclass(slots=True)
@@ -50,6 +47,9 @@ class IncomingTrackData:
         Raises:
             ValueError: ``data`` has an odd number of bytes.
         """
+        # imported here: fishjam_fast.pcm imports the selector, which imports this module
+        from .pcm import incoming_pcm_view
+
         return incoming_pcm_view(self.data)
 
     def samples(self) -> npt.NDArray[np.float32]:
@@ -58,6 +58,8 @@ class IncomingTrackData:
         Raises:
             ValueError: ``data`` has an odd number of bytes.
         """
+        from .pcm import incoming_samples
+
         return incoming_samples(self.data)
 
 

@@ -7,7 +7,8 @@ Semantics:
 
 - float32/float64 -> PCM16: ``x * 32767`` in the input's precision, rounded to the
   nearest integer with ties to even (``np.rint``), clipped to [-32768, 32767]; NaN
-  gives 0, so +inf gives 32767 and -inf gives -32768.
+  gives 0. Input whose magnitude exceeds 2.0 (infinities included) is refused with
+  ``ValueError(FLOAT_RANGE_ERROR)``: it is int16-range audio passed as float.
 - int16 (either byte order) -> PCM16: the same values, little-endian.
 - PCM16 -> float32: ``value / 32768``, so the result lies in [-1, 1 - 2**-15].
 
@@ -24,16 +25,6 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
-
-__all__ = [
-    "NATIVE",
-    "frame_pcm16",
-    "pcm16_bytes",
-    "pcm16_into",
-    "pcm16_to_float32",
-]
-
-NATIVE = False
 
 _LE16 = np.dtype("<i2")
 _ACCEPTED = "int16, float32 or float64"
@@ -76,9 +67,23 @@ def _source(samples: object) -> npt.NDArray[Any]:
     return np.frombuffer(view, dtype=np.uint8).view(_LE16)
 
 
+FLOAT_RANGE_ERROR = (
+    "float samples must be in [-1, 1] (values up to 2.0 in magnitude are clipped), "
+    "but these exceed 2.0: int16-range audio stored as float? Scale it first: "
+    "samples / 32768"
+)
+"""The message of the ValueError for float input beyond 2.0 (the native one's too)."""
+
+FLOAT_LIMIT = 2.0
+"""Float samples whose magnitude exceeds this are refused rather than clipped."""
+
+
 def _encode(values: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
     """The values as a C-ordered little-endian int16 array (maybe ``values`` itself)."""
     if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            if np.any(np.abs(values) > FLOAT_LIMIT):  # NaN compares False: it gives 0
+                raise ValueError(FLOAT_RANGE_ERROR)
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = values * values.dtype.type(32767)
             np.rint(scaled, out=scaled)

@@ -45,3 +45,9 @@ class AgentConnectionError(AgentError):
         super().__init__(message)
         self.code = code
         self.reason = reason
+
+
+class NativeExtensionWarning(RuntimeWarning):
+    """fishjam_fast was imported without its compiled extension, and nobody asked for
+    that (``FISHJAM_FAST_NO_EXTENSIONS=1``): the pure-Python fallback works, but
+    slower. The message says how to build the extension."""

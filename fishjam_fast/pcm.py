@@ -6,8 +6,11 @@ interleaved. This module converts NumPy samples to it and reads it back:
 - Writing (:func:`to_pcm16`, :func:`to_pcm16_into`, :func:`chunk_pcm`,
   :func:`frame_pcm`) takes int16 arrays (either byte order) as they are, and float32 or
   float64 arrays in [-1, 1] scaled by 32767, rounded to the nearest integer with ties to
-  even (like ``np.rint``), clipped to [-32768, 32767]; NaN becomes 0, +inf 32767 and
-  -inf -32768. So +1.0 is 32767 and -1.0 is -32767.
+  even (like ``np.rint``), clipped to [-32768, 32767]; NaN becomes 0. So +1.0 is 32767
+  and -1.0 is -32767, and values just past 1.0 (up to 2.0 in magnitude) are clipped.
+  Float input whose magnitude exceeds 2.0 (infinities included) is refused with a
+  ``ValueError``: that is int16-range audio passed as float; scale it, ``x / 32768``.
+  The check is part of the conversion pass (no extra pass over the data).
 - Reading (:func:`pcm16_to_float32`, :func:`incoming_samples`) divides by 32768: the
   result lies in [-1, 1 - 2**-15], and -32768 maps to exactly -1.0. (The usual
   convention of audio libraries; writing and reading back is therefore not the identity:
@@ -16,24 +19,30 @@ interleaved. This module converts NumPy samples to it and reads it back:
   ``(n, channels)`` is interleaved row by row. Any strides and memory order work
   (slices, transposes, Fortran order); they cost one extra pass.
 
+- Resampling: :class:`Resampler` converts a stream between sample rates (soxr), for
+  audio you process before sending; ``OutgoingTrack.send_pcm(sample_rate=...)`` keeps
+  one per track.
+
 The kernels are native (``fishjam_fast._ext``) when the extension is built, else the
 NumPy reference ``fishjam_fast._pcm_py``; both give identical bytes.
 """
 
 from __future__ import annotations
 
-import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _pcm
+from ._checks import check_int
+from ._resample import Resampler
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 __all__ = [
+    "Resampler",
     "chunk_pcm",
     "frame_pcm",
     "from_pcm16",
@@ -52,12 +61,7 @@ _ACCEPTED = (
 
 
 def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool")
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    number = check_int(name, value)
     if number < 1:
         raise ValueError(f"{name} must be a positive integer, got {number}")
     return number
@@ -171,7 +175,8 @@ def to_pcm16(samples: Buffer | npt.NDArray[Any], channels: int | None = None) ->
             (int32, uint8, bool, complex, object... are refused), or ``channels`` is
             not an int.
         ValueError: an odd number of bytes, a shape other than ``(n,)`` or
-            ``(n, channels)``, or a channel count that does not match.
+            ``(n, channels)``, a channel count that does not match, or float samples
+            beyond 2.0 in magnitude (int16-range data: scale it, ``x / 32768``).
     """
     prepared, _ = _prepare(samples, channels)
     if isinstance(prepared, memoryview):
@@ -327,7 +332,7 @@ def chunk_pcm(
             ``chunk_ms`` not a positive int, or not giving whole samples per chunk.
     """
     per_chunk = _samples_per_chunk(sample_rate, chunk_ms)
-    prepared, channels = _prepare(samples, _check_positive("channels", channels))
+    prepared, channels = _prepare(samples, channels)
     pcm = prepared.tobytes() if isinstance(prepared, memoryview) else _pcm.pcm16_bytes(prepared)
     size = 2 * per_chunk * channels
     return [pcm[start : start + size] for start in range(0, len(pcm), size)]
@@ -364,6 +369,14 @@ def frame_pcm(
         TypeError, ValueError: as for :func:`chunk_pcm`; ``track_id`` not a str.
     """
     _check_track_id(track_id)
-    per_chunk = _samples_per_chunk(sample_rate, chunk_ms)
-    prepared, channels = _prepare(samples, _check_positive("channels", channels))
-    return _pcm.frame_pcm16(track_id, prepared, channels, per_chunk)
+    return _frame_samples(track_id, samples, channels, _samples_per_chunk(sample_rate, chunk_ms))
+
+
+def _frame_samples(
+    track_id: str, samples: Buffer | npt.NDArray[Any], channels: int, samples_per_chunk: int
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """:func:`frame_pcm` for callers whose ``track_id``, ``channels`` and chunk size are
+    already valid (an :class:`~fishjam_fast.OutgoingTrack`): validates the samples
+    only, once, then runs the kernel (whose own checks guard its memory access)."""
+    prepared, channels = _prepare(samples, channels)
+    return _pcm.frame_pcm16(track_id, prepared, channels, samples_per_chunk)

@@ -11,5 +11,7 @@ VENV="${FISHJAM_FAST_VENV:-.venv}"
 FISHJAM_FAST_REQUIRE_EXTENSION=1 "$VENV/bin/python" -m pip install --quiet \
   -c constraints-dev.txt '.[test]'
 export FISHJAM_FAST_DEV_PINS=1
+# the extension was required above: tests that check it loaded must not pass vacuously
+export FISHJAM_FAST_EXPECT_NATIVE=1
 # pytest (not `python -m pytest`) so the source tree is not put before the installed package
 exec "$VENV/bin/pytest" "$@"

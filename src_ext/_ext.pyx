@@ -26,24 +26,7 @@ include "messages.pxd"
 include "codec.pxd"
 
 NATIVE = True
-
-__all__ = [
-    "NATIVE",
-    "Authenticated",
-    "IncomingTrackData",
-    "IncomingTrackImage",
-    "Track",
-    "TrackDataEncoder",
-    "UnknownResponse",
-    "decode_response",
-    "encode_add_track",
-    "encode_auth_request",
-    "encode_capture_image",
-    "encode_interrupt_track",
-    "encode_remove_track",
-    "encode_track_data",
-    "frame_track_data",
-]
+# what this module exports: NAMES in fishjam_fast/_codec.py (tests/test_build.py checks)
 
 include "buffer.pyx"
 include "messages.pyx"

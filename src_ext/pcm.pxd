@@ -12,9 +12,12 @@ cimport numpy as cnp
 cdef extern from "pcm_kernels.h":
     # PCM16 is little-endian on the wire; true when the machine is too
     const bint PCM_LITTLE_ENDIAN
-    # n floats -> n PCM16 LE at dst (any alignment); x aligned for its type
-    void pcm_f32_to_le16(const float *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
-    void pcm_f64_to_le16(const double *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
+    # float input whose magnitude exceeds this is refused (int16-range data as float)
+    const double PCM_FLOAT_LIMIT
+    # n floats -> n PCM16 LE at dst (any alignment); x aligned for its type; returns
+    # nonzero when some |x| > PCM_FLOAT_LIMIT (NaN does not count)
+    int pcm_f32_to_le16(const float *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
+    int pcm_f64_to_le16(const double *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
 
 
 cdef extern from *:
@@ -58,6 +61,7 @@ ctypedef struct pcm_source:
 # same unit, so they are listed here for the reader):
 #   pcm_convert(src, first, n, dst)
 #       values [first, first + n) of src -> 2 * n bytes of PCM16 LE at dst; the caller
-#       checks first + n <= src.count and that dst holds 2 * n bytes.
+#       checks first + n <= src.count and that dst holds 2 * n bytes. Raises
+#       ValueError (taking the GIL) when float values exceed PCM_FLOAT_LIMIT.
 # Frames are laid out by the codec's _track_id_field / _track_data_size /
 # _write_track_data (codec.pyx, included before this file).

@@ -4,7 +4,8 @@
 # Semantics (the same as the NumPy reference, fishjam_fast/_pcm_py.py):
 #   float -> PCM16: v = x * 32767 (in the input's precision), NaN -> 0, then rounded
 #       to the nearest integer, ties to even (np.rint), then clipped to
-#       [-32768, 32767]; so +inf -> 32767 and -inf -> -32768.
+#       [-32768, 32767]. Input whose magnitude exceeds 2.0 (infinities included) is
+#       refused with ValueError: that is int16-range data passed as float.
 #   int16 -> PCM16: the same value, written little-endian.
 #   PCM16 -> float32: v / 32768, in [-1, 1 - 2**-15].
 #
@@ -75,9 +76,25 @@ cdef void pcm_gather(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
         c = 0
 
 
-cdef void pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
-                      uint8_t *dst) noexcept nogil:
+# The same text as fishjam_fast._pcm_py.FLOAT_RANGE_ERROR (a test compares them).
+cdef str PCM_FLOAT_RANGE_ERROR = (
+    "float samples must be in [-1, 1] (values up to 2.0 in magnitude are clipped), "
+    "but these exceed 2.0: int16-range audio stored as float? Scale it first: "
+    "samples / 32768"
+)
+
+
+cdef int pcm_float_range_error() except -1 with gil:
+    raise ValueError(PCM_FLOAT_RANGE_ERROR)
+
+
+cdef int pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
+                     uint8_t *dst) except -1 nogil:
+    # Raises (ValueError) when float values exceed PCM_FLOAT_LIMIT: the conversion loop
+    # itself tells, so the check costs no pass of its own. What was written to dst
+    # before the raise is the caller's to discard.
     cdef double scratch[PCM_BLOCK]      # gathered values; double: aligned for every kind
+    cdef int beyond = 0
     cdef const char *p
     cdef const uint16_t *s16
     cdef Py_ssize_t m, i
@@ -86,7 +103,7 @@ cdef void pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
                        or (src.kind == PCM_KIND_I16 and PCM_LITTLE_ENDIAN)):
         # already the wire form; memmove: `out` may be the very memory of the input
         memmove(dst, src.data + 2 * first, 2 * n)
-        return
+        return 0
     while n > 0:
         m = n if n < PCM_BLOCK else PCM_BLOCK
         if src.packed:
@@ -97,9 +114,9 @@ cdef void pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
             pcm_gather(src, first, m, <char *>scratch)
             p = <const char *>scratch
         if src.kind == PCM_KIND_F32:
-            pcm_f32_to_le16(<const float *>p, m, dst)
+            beyond = pcm_f32_to_le16(<const float *>p, m, dst)
         elif src.kind == PCM_KIND_F64:
-            pcm_f64_to_le16(<const double *>p, m, dst)
+            beyond = pcm_f64_to_le16(<const double *>p, m, dst)
         else:
             # int16 not already in wire form (gathered, or swapped): the value, its
             # low byte first
@@ -114,9 +131,12 @@ cdef void pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
                     u = s16[i]
                     dst[2 * i] = <uint8_t>(u & 0xFF)
                     dst[2 * i + 1] = <uint8_t>(u >> 8)
+        if beyond:
+            pcm_float_range_error()
         dst += 2 * m
         first += m
         n -= m
+    return 0
 
 
 # ---------------------------------------------------------------- sources

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,13 +33,20 @@ def pytest_asyncio_loop_factories(
 
 
 # -- codec: one test body, two implementations (aiohttp's py-parser/c-parser ids) ------
-def _native_codec() -> SimpleNamespace:
+def native_extension() -> ModuleType:
+    """``fishjam_fast._ext``; the test is skipped without it, or fails where it is
+    expected (``FISHJAM_FAST_EXPECT_NATIVE=1``: scripts/test.sh and CI build it)."""
     try:
         from fishjam_fast import _ext
     except ImportError as exc:
         if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
             pytest.fail(f"the native extension is expected but did not import: {exc}")
         pytest.skip(f"native extension unavailable: {exc}")
+    return _ext
+
+
+def _native_codec() -> SimpleNamespace:
+    _ext = native_extension()
     return SimpleNamespace(**{name: getattr(_ext, name) for name in dir(_ext)})
 
 

@@ -297,7 +297,8 @@ async def test_unknown_and_repeated_answers_are_ignored_silently(
         (OutgoingAudioTrackOptions(channels=0), ValueError),  # type: ignore[arg-type]
         (OutgoingAudioTrackOptions(metadata={"x": object()}), TypeError),
         (OutgoingAudioTrackOptions(metadata={"x": {1, 2}}), TypeError),
-        (OutgoingAudioTrackOptions(metadata={"x": float("nan")}), None),  # json.dumps takes it
+        (OutgoingAudioTrackOptions(metadata={"x": float("nan")}), ValueError),  # not JSON
+        (OutgoingAudioTrackOptions(metadata={"x": [1.5, None]}), None),
         (OutgoingAudioTrackOptions(encoding=7), ValueError),  # type: ignore[arg-type]
     ],
     ids=lambda v: repr(v)[:60] if not isinstance(v, type) else v.__name__,

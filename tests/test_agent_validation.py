@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from fishjam_fast import Agent, OutgoingAudioTrackOptions, TrackEncoding
+from fishjam_fast._options import track_params
 from fishjam_fast._transport import websocket_url
-from fishjam_fast.session import _track_params
 
 
 @pytest.mark.parametrize(
@@ -78,27 +78,29 @@ def test_default_options_match_the_plain_sdk() -> None:
         (OutgoingAudioTrackOptions(sample_rate="16000"), TypeError, "sample_rate must be an int"),  # type: ignore[arg-type]
         (OutgoingAudioTrackOptions(channels=True), TypeError, "channels must be an int"),  # type: ignore[arg-type]
         (OutgoingAudioTrackOptions(metadata={"f": object()}), TypeError, "JSON-encodable"),
-        (OutgoingAudioTrackOptions(metadata={"nan": float("nan")}, sample_rate=16000), None, None),
+        (OutgoingAudioTrackOptions(metadata={"nan": float("nan")}), ValueError, "NaN or Inf"),
+        (OutgoingAudioTrackOptions(metadata=[float("-inf")]), ValueError, "NaN or Inf"),
+        (OutgoingAudioTrackOptions(metadata={"x": 1.5, "y": [None, "z"]}), None, None),
     ],
 )
 def test_track_options_validation(
     options: Any, error: type[Exception] | None, match: str | None
 ) -> None:
     if error is None:
-        _track_params(options)  # NaN is what json.dumps writes by default, as the plain SDK
+        track_params(options)
         return
     with pytest.raises(error, match=match):
-        _track_params(options)
+        track_params(options)
 
 
 def test_opus_takes_its_own_rates() -> None:
     opus = TrackEncoding.TRACK_ENCODING_OPUS
     assert (
-        _track_params(OutgoingAudioTrackOptions(encoding=opus, sample_rate=48000)).sample_rate
+        track_params(OutgoingAudioTrackOptions(encoding=opus, sample_rate=48000)).sample_rate
         == 48000
     )  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="Opus sample rate 44100"):
-        _track_params(OutgoingAudioTrackOptions(encoding=opus, sample_rate=44100))  # type: ignore[arg-type]
+        track_params(OutgoingAudioTrackOptions(encoding=opus, sample_rate=44100))  # type: ignore[arg-type]
 
 
 def test_duck_typed_options_are_read_by_attribute() -> None:
@@ -109,7 +111,7 @@ def test_duck_typed_options_are_read_by_attribute() -> None:
         channels: int = 2
         metadata: Any = None
 
-    params = _track_params(Foreign())
+    params = track_params(Foreign())
     assert (params.encoding, params.sample_rate, params.channels, params.metadata_json) == (
         1,
         24000,
@@ -121,5 +123,5 @@ def test_duck_typed_options_are_read_by_attribute() -> None:
 def test_gemini_output_settings_of_the_plain_sdk_are_accepted() -> None:
     gemini = pytest.importorskip("fishjam.integrations.gemini")  # the test extra installs it
     settings = gemini.GeminiIntegration.GEMINI_OUTPUT_AUDIO_SETTINGS
-    params = _track_params(settings)
+    params = track_params(settings)
     assert (params.encoding, params.sample_rate, params.channels) == (1, 24000, 1)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import fishjam_fast
-from fishjam_fast import _codec, _pcm
+from fishjam_fast import _codec, _codec_py, _messages_py, _pcm, _pcm_py
+from tests.conftest import native_extension
 
 
 def test_native_codec_loaded_where_expected() -> None:
@@ -34,13 +38,99 @@ def test_no_extensions_variable_forces_pure_python() -> None:
     assert out == ["False", "fishjam_fast._codec_py", "False", "fishjam_fast._pcm_py"]
 
 
-def test_pure_python_package_imports_in_any_order(tmp_path: Path) -> None:
-    # a package installed without the extension (failed or skipped compile) must work:
-    # copy the installed package minus its compiled module, import each entry point fresh
+def _defined(*modules: ModuleType) -> set[str]:
+    """The public classes and functions the modules define (not those they import)."""
+    return {
+        name
+        for module in modules
+        for name, value in vars(module).items()
+        if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
+    }
+
+
+def test_extension_defines_exactly_the_selected_names() -> None:
+    ext = native_extension()
+    assert _defined(ext) == set(_codec.NAMES)
+    assert ext.NATIVE is True
+
+
+def test_fallback_defines_exactly_the_selected_names() -> None:
+    assert _defined(_messages_py, _codec_py, _pcm_py) == set(_codec.NAMES)
+
+
+def test_extension_stub_declares_exactly_the_selected_names() -> None:
+    stub = ast.parse(Path(_codec.__file__).with_name("_ext.pyi").read_text())
+    declared = set()
+    for node in stub.body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef):
+            declared.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            declared.add(node.target.id)
+    assert {name for name in declared if not name.startswith("_")} == {"NATIVE", *_codec.NAMES}
+
+
+def test_selector_and_pcm_view_agree() -> None:
+    assert _pcm.NATIVE is _codec.NATIVE
+    for name in ("frame_pcm16", "pcm16_bytes", "pcm16_into", "pcm16_to_float32"):
+        assert getattr(_pcm, name) is getattr(_codec, name)
+
+
+def _package_without_extension(tmp_path: Path) -> Path:
+    """A copy of the installed package minus its compiled module (a failed or skipped
+    compile); import it with ``cwd`` set to the returned folder."""
     package = Path(fishjam_fast.__file__).parent
     shutil.copytree(
         package, tmp_path / "fishjam_fast", ignore=shutil.ignore_patterns("*.so", "*.pyd")
     )
+    return tmp_path
+
+
+_RECORD_IMPORT_WARNINGS = """
+import json, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fishjam_fast
+print(json.dumps([[w.category.__name__, str(w.message)] for w in caught]))
+"""
+
+
+def _import_warnings(cwd: Path, **env: str) -> list[list[str]]:
+    result = subprocess.run(
+        [sys.executable, "-c", _RECORD_IMPORT_WARNINGS],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    warnings: list[list[str]] = json.loads(result.stdout)
+    return warnings
+
+
+def test_missing_extension_warns_at_import(tmp_path: Path) -> None:
+    assert issubclass(fishjam_fast.NativeExtensionWarning, RuntimeWarning)
+    caught = _import_warnings(_package_without_extension(tmp_path), FISHJAM_FAST_NO_EXTENSIONS="")
+    assert [category for category, _ in caught] == ["NativeExtensionWarning"]
+    message = caught[0][1]
+    assert "performance is degraded" in message
+    assert "C compiler" in message and "FISHJAM_FAST_REQUIRE_EXTENSION=1" in message
+    assert "FISHJAM_FAST_NO_EXTENSIONS=1" in message
+
+
+def test_extension_switched_off_on_purpose_does_not_warn(tmp_path: Path) -> None:
+    cwd = _package_without_extension(tmp_path)
+    assert _import_warnings(cwd, FISHJAM_FAST_NO_EXTENSIONS="1") == []
+
+
+def test_installed_extension_does_not_warn(tmp_path: Path) -> None:
+    native_extension()
+    assert _import_warnings(tmp_path, FISHJAM_FAST_NO_EXTENSIONS="") == []
+
+
+def test_pure_python_package_imports_in_any_order(tmp_path: Path) -> None:
+    # a package installed without the extension (failed or skipped compile) must work:
+    # import each entry point fresh from a copy of the package minus its compiled module
+    _package_without_extension(tmp_path)
     for module in (
         "fishjam_fast",
         "fishjam_fast.pcm",

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fishjam_fast import _codec_py
+from fishjam_fast._proto.agent_pb2 import AgentResponse
 from fishjam_fast.errors import AgentError, AgentProtocolError
+from tests.conftest import native_extension
 from tests.wire import field_len, field_varint, key, varint
 
 TRACK = field_len(1, b"track-1") + field_varint(2, 2) + field_len(3, b'{"a":1}')
@@ -143,27 +148,75 @@ def test_truncation_inside_a_field_is_an_error(codec: SimpleNamespace, name: str
         _check_error(codec, frame[:cut])
 
 
+# -- differential: native against fallback against google.protobuf ------------------
+# (as fuzzing/fuzz_decode.py): on any bytes both decoders give the same result or the
+# same AgentProtocolError; a frame google.protobuf rejects, both reject; a frame they
+# accept decodes to what google.protobuf reads.
+
+
+def _outcome(decode: Any, frame: bytes) -> tuple[str, Any]:
+    try:
+        message = decode(frame)
+    except AgentProtocolError as exc:
+        return "error", str(exc)
+    return "ok", _fields(message)
+
+
+def _fields(message: Any) -> tuple[Any, ...]:
+    kind = type(message).__name__
+    if kind == "IncomingTrackData":
+        track = message.track
+        return (kind, message.peer_id, track.id, int(track.type), track.metadata, message.data)
+    if kind == "IncomingTrackImage":
+        return (kind, message.track_id, message.content_type, message.data)
+    return (kind,)
+
+
+def _protobuf_fields(frame: bytes) -> tuple[Any, ...] | None:
+    """What google.protobuf reads in ``frame`` (None: it rejects the frame)."""
+    try:
+        message = AgentResponse.FromString(frame)
+    except DecodeError:
+        return None
+    kind = message.WhichOneof("content")
+    if kind == "track_data":
+        td = message.track_data
+        track = td.track
+        return ("IncomingTrackData", td.peer_id, track.id, track.type, track.metadata, td.data)
+    if kind == "track_image":
+        ti = message.track_image
+        return ("IncomingTrackImage", ti.track_id, ti.content_type, ti.data)
+    return ("Authenticated",) if kind == "authenticated" else ("UnknownResponse",)
+
+
+def _check_differential(frame: bytes) -> str:
+    """Checks ``frame`` on all three decoders; returns "ok" or "error"."""
+    native = _outcome(native_extension().decode_response, frame)
+    fallback = _outcome(_codec_py.decode_response, frame)
+    assert native == fallback, frame
+    reference = _protobuf_fields(frame)
+    if reference is None:
+        assert native[0] == "error", f"google.protobuf rejects {frame!r}, we decoded it"
+    elif native[0] == "ok":
+        assert native[1] == reference, frame
+    return native[0]
+
+
 @pytest.mark.parametrize("name", ["several-fields", "track_data"])
-def test_any_truncation_is_a_result_or_an_error(codec: SimpleNamespace, name: str) -> None:
+def test_truncations_decode_alike_everywhere(name: str) -> None:
     frame = (
         AUTHENTICATED + field_varint(9, 2**40) + TRACK_IMAGE + key(10, 1) + bytes(8) + TRACK_DATA
         if name == "several-fields"
         else TRACK_DATA
     )
-    for cut in range(len(frame) + 1):
-        try:
-            codec.decode_response(frame[:cut])
-        except AgentProtocolError:
-            pass
+    outcomes = [_check_differential(frame[:cut]) for cut in range(len(frame) + 1)]
+    assert outcomes[0] == outcomes[-1] == "ok" and "error" in outcomes
 
 
 @settings(max_examples=300, deadline=None)
 @given(frame=st.binary(max_size=64))
-def test_random_bytes_give_a_result_or_protocol_error(codec: SimpleNamespace, frame: bytes) -> None:
-    try:
-        codec.decode_response(frame)
-    except AgentProtocolError:
-        pass
+def test_random_bytes_decode_alike_everywhere(frame: bytes) -> None:
+    _check_differential(frame)
 
 
 @settings(max_examples=200, deadline=None)
@@ -171,13 +224,10 @@ def test_random_bytes_give_a_result_or_protocol_error(codec: SimpleNamespace, fr
     base=st.sampled_from([TRACK_DATA, TRACK_IMAGE, AUTHENTICATED + TRACK_DATA]),
     edits=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), min_size=1, max_size=4),
 )
-def test_corrupted_frames_give_a_result_or_protocol_error(
-    codec: SimpleNamespace, base: bytes, edits: list[tuple[int, int]]
+def test_corrupted_frames_decode_alike_everywhere(
+    base: bytes, edits: list[tuple[int, int]]
 ) -> None:
     frame = bytearray(base)
     for position, value in edits:
         frame[position % len(frame)] = value
-    try:
-        codec.decode_response(bytes(frame))
-    except AgentProtocolError:
-        pass
+    _check_differential(bytes(frame))

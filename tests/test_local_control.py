@@ -12,6 +12,7 @@ import pytest
 from fishjam.agent import Agent, OutgoingAudioTrackOptions
 
 from fishjam_fast.local import LocalFishjam
+from tests.raw_agent import TIMEOUT, RawAgent
 
 EVENT_LOOPS = ("asyncio",)
 
@@ -75,6 +76,13 @@ async def test_speaking_peer_echo_latency_and_summary(local_fishjam: LocalFishja
         ("POST", "/local/room/{room}/speaking_peer", {"chunks": -1}, 400),
         ("GET", "/local/agent/nope", None, 404),
         ("POST", "/local/agent/{agent}/flood", {"count": 3}, 409),
+        ("POST", "/local/agent/{agent}/drop", {}, 409),
+        ("GET", "/local/agent/{agent}/track/nope", None, 404),
+        ("POST", "/local/token/revoke", {"token": "never-issued"}, 404),
+        ("POST", "/local/token/revoke", {"token": 3}, 400),
+        ("POST", "/local/restart", {"downtime": -1}, 400),
+        ("POST", "/local/restart", {"downtime": True}, 400),
+        ("POST", "/local/restart", {"downtime": 61}, 400),
     ],
 )
 async def test_control_errors(
@@ -100,3 +108,59 @@ async def test_video_peer_answers_capture(local_fishjam: LocalFishjam) -> None:
     )
     assert status == 201
     assert fj.peer(body["data"]["peer_id"]).tracks[0].id == body["data"]["track_id"]
+
+
+async def test_reconnect_and_playout_routes(local_fishjam: LocalFishjam) -> None:
+    fj = local_fishjam
+    room = await fj.create_room()
+    peer = await fj.add_agent(room)
+    first = await RawAgent.connect(fj.agent_socket_url, peer.token)
+    await first.add_track("t")
+    await first.send("t", bytes(16000))  # half a second
+    await fj.wait_bytes(await fj.wait_track(peer.id, 0, TIMEOUT), 16000, TIMEOUT)
+    status, body = await call(fj, "GET", f"/local/agent/{peer.id}/track/t")
+    track = body["data"]
+    assert status == 200 and track["total_bytes"] == 16000 and track["encoding"] == 0
+    assert track["played_s"] + track["held_s"] == pytest.approx(0.5, abs=1e-12)
+    assert track["max_held_s"] == 0.5 and track["arrivals"][0][1:] == [16000, 0.5]
+    assert track["arrivals"][0][0] <= track["at"]
+
+    status, body = await call(fj, "POST", f"/local/agent/{peer.id}/drop", {})
+    assert (status, body["data"]) == (200, {"dropped": 1})
+    assert (await first.wait_closed()).rcvd is None
+    second = await RawAgent.connect(fj.agent_socket_url, peer.token)
+    await fj.wait_for(lambda: fj.sockets.open_count == 1, TIMEOUT)  # the first one ended
+    status, body = await call(fj, "POST", "/local/agents/drop", {})
+    assert body["data"] == {"dropped": 1}
+    await second.wait_closed()
+    status, body = await call(fj, "POST", "/local/token/revoke", {"token": peer.token})
+    assert (status, body["data"]) == (200, {"peer_id": peer.id})
+    assert await RawAgent.refused(fj.agent_socket_url, peer.token) == (1000, "invalid token")
+
+    status, body = await call(fj, "GET", f"/local/agent/{peer.id}")
+    summary = body["data"]
+    assert [(a["token"], a["accepted"], a["reason"]) for a in summary["auth_attempts"]] == [
+        (peer.token, True, ""),
+        (peer.token, True, ""),
+        (peer.token, False, "invalid token"),
+    ]
+    log = summary["connection_log"]
+    assert [c["token"] for c in log] == [peer.token, peer.token]
+    assert log[0]["track_log"] == [[1, "add_track", "t"], [2, "track_data", "t"]]
+    assert log[1]["track_log"] == [] and log[1]["closed_at"] is not None
+    assert summary["tracks"][0]["ended"] and summary["tracks"][0]["held_s"] == 0
+
+
+async def test_restart_route(local_fishjam: LocalFishjam) -> None:
+    fj = local_fishjam
+    room = await fj.create_room()
+    peer = await fj.add_agent(room)
+    agent = await RawAgent.connect(fj.agent_socket_url, peer.token)
+    status, body = await call(fj, "POST", "/local/restart", {"downtime": 0.05})
+    assert (status, body["data"]) == (202, {"restarts": 1})
+    assert (await agent.wait_closed()).rcvd is None
+    await fj.wait_for(lambda: fj.restarts == 1, TIMEOUT)
+    status, body = await call(fj, "GET", "/local/server")
+    assert body["data"] == {"restarts": 1, "open_sockets": 0, "rooms": 1}
+    again = await RawAgent.connect(fj.agent_socket_url, peer.token)
+    await again.close()

@@ -36,24 +36,33 @@ Programmatic API (all on the server's event loop)::
                                         content_type="image/jpeg", metadata=None)
                                                                         -> SimulatedTrack
         await fj.remove_peer(room_id, peer_id); await fj.delete_room(room_id)
+        fj.refresh_token(peer_id) -> str; fj.revoke_token(token) -> peer_id
         fj.rooms, fj.peer(peer_id), fj.agent(peer_id) -> AgentRecord, fj.connection(peer_id),
-        fj.connections -> [ConnectionRecord]
+        fj.connections -> [ConnectionRecord], fj.state -> ServerState (the registry)
+        fj.track_playout(peer_id, track_id) -> (played_s, held_s)
         await fj.wait_for(predicate, timeout); fj.wait_connected / wait_disconnected /
         wait_track(peer_id, index) / wait_bytes(track, n) / wait_requests(peer_id, n)
-        # fault injection
+        # fault injection (faults.py) and restarts
         await fj.kick(peer_id)                       # close 1000 "Peer removed" (peer deleted)
         await fj.close_agent(peer_id, code=1011, reason="internal error")  # peer kept
         fj.drop_agent(peer_id)                       # TCP abort, client sees 1006
+        fj.drop_all_agents() -> int                  # every agent socket, TCP abort
         fj.stall_agent(peer_id, seconds)             # stop reading: backpressure
         await fj.send_raw(peer_id, data)             # any binary frame
         await fj.flood_agent(peer_id, count, chunk_bytes=None) -> int
+        await fj.restart(downtime=0.0)   # like a deploy: sockets dropped, port reopened,
+                                         # rooms/peers/tokens kept; fj.restarts counts
 
-Recordings: ``fj.agent(peer_id)`` is an :class:`AgentRecord`: ``.connections`` (each a
+Recordings: ``fj.agent(peer_id)`` is an :class:`AgentRecord`: ``.auth_attempts`` (each
+an :class:`AuthAttempt`: time, token, accepted, reason), ``.connections`` (each a
 :class:`ConnectionRecord` with ``.requests``, every decoded ``AgentRequest`` in order,
-and the close code/reason the server sent) and ``.tracks`` (each a
-:class:`TrackRecording`: codec params, metadata, ``chunks``, ``total_bytes``,
+``.track_log`` (add_track / first track_data / remove_track per track, in order), the
+close code/reason the server sent and ``.echo`` round trips, bounded) and ``.tracks``
+(each a :class:`TrackRecording`: codec params, metadata, ``chunks``, ``total_bytes``,
 ``interrupts``, ``bytes_played`` / ``bytes_dropped`` / ``bytes_queued``,
-``played_audio``, ``removed``).
+``playout() -> (played_s, held_s)``, ``arrivals``, ``max_held_seconds``,
+``played_audio``, ``removed``). A track re-added after a reconnect replaces its ended
+recording in ``.tracks``; ``.track_history`` keeps them all.
 
 Simulated peers speak PCM16 mono at each agent's output rate in 20 ms chunks, from an
 :class:`AudioSource` (``tone``, ``chirp``, ``noise``, ``speech`` via espeak-ng when
@@ -62,9 +71,12 @@ installed, else a speech-like synthetic signal, or ``from_array``).
 Deliberate simplifications: no WebRTC (``webrtc`` peers made over REST stay
 ``disconnected``; simulated peers count as connected); no subscriptions (every agent
 hears every speaking peer in its room; ``subscribeMode`` is stored and echoed); tokens
-are random strings that never expire and stay valid after ``refresh_token``; OPUS audio
+are random strings that never expire and stay valid after ``refresh_token`` (unless
+revoked with :meth:`LocalFishjam.revoke_token`); OPUS audio
 from agents is recorded but not paced; one agent's slow socket delays the speaking
 peer's delivery to the other agents of its room; no webhooks or notifications.
+A restart keeps all state in memory (the process stays): it models a deploy, not a
+crash that loses state.
 See :mod:`fishjam_fast.local.agent_socket` for the protocol decisions (malformed frames
 close 1011 ``invalid message``, capture_image of an unknown track is ignored, ...).
 
@@ -81,10 +93,18 @@ from __future__ import annotations
 from .images import make_png
 from .peers import SimulatedTrack, SpeakingPeer
 from .process import AgentSpec, LocalFishjamProcess
-from .records import AgentRecord, ConnectionRecord, TrackRecording
+from .records import (
+    AgentRecord,
+    Arrival,
+    AuthAttempt,
+    ConnectionRecord,
+    LatencySample,
+    TrackEvent,
+    TrackRecording,
+)
 from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
 from .signals import AudioSource
-from .state import Peer, Room
+from .state import Peer, Room, ServerState
 from .threaded import ThreadedLocalFishjam
 
 __all__ = [
@@ -92,15 +112,20 @@ __all__ = [
     "ROOM_STOPPED",
     "AgentRecord",
     "AgentSpec",
+    "Arrival",
     "AudioSource",
+    "AuthAttempt",
     "ConnectionRecord",
+    "LatencySample",
     "LocalFishjam",
     "LocalFishjamProcess",
     "Peer",
     "Room",
+    "ServerState",
     "SimulatedTrack",
     "SpeakingPeer",
     "ThreadedLocalFishjam",
+    "TrackEvent",
     "TrackRecording",
     "make_png",
 ]

@@ -1,7 +1,9 @@
 """``python -m fishjam_fast.local``: run a local Fishjam server until Ctrl-C.
 
 Prints ``URL <url>`` and ``MANAGEMENT_TOKEN <token>`` lines (then flushes), so scripts
-can read them; ``--seconds N`` stops it after N seconds.
+can read them; ``--seconds N`` stops it after N seconds. ``SIGHUP`` restarts it as a
+deploy would (every agent socket dropped, the port closed and reopened; rooms, peers and
+tokens kept), as does ``POST /local/restart``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 
 from .server import LocalFishjam
@@ -37,6 +40,8 @@ async def _run(args: argparse.Namespace) -> None:
         record_requests=not args.no_record,
     )
     async with fj:
+        with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP: Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, fj.restart_soon)
         print(f"URL {fj.url}", flush=True)
         print(f"MANAGEMENT_TOKEN {fj.management_token}", flush=True)
         if args.seconds is None:

@@ -14,12 +14,17 @@ Decisions where the protocol is silent (the real server is an Elixir WebSock han
   simulated video track in the agent's room is ignored (no reply). All of them are
   still logged in the connection's request list.
 - When an agent disconnects, its tracks end and their unplayed audio is dropped.
+- An agent may reconnect with the same token once its previous connection ended (the
+  real server: "reconnect using the same token"). A track it re-adds with the id of an
+  ended track gets a fresh recording that replaces the old one in
+  :attr:`AgentRecord.tracks` (both stay in :attr:`AgentRecord.track_history`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
@@ -27,11 +32,10 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped,u
 
 from fishjam_fast._proto import agent_pb2
 
-from .records import ConnectionRecord, TrackRecording
+from .records import ConnectionRecord, TrackEvent, TrackRecording
 
 if TYPE_CHECKING:
-    from .server import LocalFishjam
-    from .state import Peer
+    from .state import Peer, ServerState
 
 #: How the server answers a successful auth (``AgentResponse{authenticated{}}``).
 AUTHENTICATED = agent_pb2.AgentResponse(
@@ -83,7 +87,7 @@ class AgentConnection:
         """Records a round trip if ``chunk`` echoes one sent by :meth:`note_sent_chunk`."""
         sent_at = self._echo_sent.pop(chunk, None)
         if sent_at is not None:
-            self.record.echo_latencies.append(at - sent_at)
+            self.record.echo.add(at - sent_at)
 
     @property
     def closed(self) -> bool:
@@ -129,6 +133,25 @@ class AgentConnection:
         if self.transport is not None:
             self.transport.abort()
 
+    def drop(self) -> None:
+        """Drop the TCP connection without a close frame and detach the agent at once,
+        so it may authenticate again right away (its handler ends soon after)."""
+        if self.record.closed_at is None:
+            self.record.closed_at = time.monotonic()
+        self.abort()
+        self.detach()
+
+    def detach(self) -> None:
+        """The agent is no longer connected through this socket: its tracks of this
+        connection end (unplayed audio dropped). Idempotent."""
+        peer = self.peer
+        if peer.connection is self:
+            peer.connection = None
+        assert peer.record is not None
+        for track in peer.record.tracks.values():
+            if not track.ended and track.connection is self.record:
+                track._end(removed=False)
+
     def stall(self, seconds: float) -> None:
         """Stop reading from the socket for ``seconds`` (TCP backpressure reaches the agent).
 
@@ -157,6 +180,227 @@ class AgentConnection:
         await self._unstalled.wait()
 
 
+@dataclass(frozen=True)
+class SocketOptions:
+    """How the agent socket serves (the :class:`LocalFishjam` constructor's options)."""
+
+    #: Seconds between server pings (None: no pings).
+    heartbeat: float | None
+    #: Seconds a socket may stay silent before its auth_request.
+    auth_timeout: float
+    #: Largest frame accepted (bigger: close 1009).
+    max_message_size: int
+    #: Keep chunk bodies (else counts only).
+    record_chunks: bool
+    #: Keep decoded requests (else counts only).
+    record_requests: bool
+
+
+class _OpenSocket:
+    """One socket being served: what :class:`AgentSockets` needs to end it."""
+
+    __slots__ = ("conn", "record", "transport", "ws")
+
+    def __init__(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, rec: ConnectionRecord
+    ) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.record = rec
+        self.conn: AgentConnection | None = None
+
+
+class AgentSockets:
+    """The agent socket endpoint: serves every agent WebSocket against a
+    :class:`ServerState` and can end all of them (server stop, restart, mass drop)."""
+
+    def __init__(self, state: ServerState, options: SocketOptions) -> None:
+        """Args: state: The registry agents authenticate against. options: How to serve."""
+        self.state = state
+        self.options = options
+        self._open: dict[asyncio.Task[object], _OpenSocket] = {}
+
+    @property
+    def open_count(self) -> int:
+        """Sockets being served now, authenticated or not."""
+        return len(self._open)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """aiohttp handler of ``/socket/agent/websocket``.
+
+        Args:
+            request: The upgrade request.
+
+        Returns:
+            The WebSocket response (after the socket closed).
+        """
+        opts = self.options
+        ws = web.WebSocketResponse(
+            heartbeat=opts.heartbeat, max_msg_size=opts.max_message_size, compress=False
+        )
+        await ws.prepare(request)
+        rec = ConnectionRecord(
+            peer_id=None, opened_at=time.monotonic(), keep_requests=opts.record_requests
+        )
+        self.state.connections.append(rec)
+        entry = _OpenSocket(ws, request.transport, rec)
+        task = asyncio.current_task()
+        if task is not None:
+            self._open[task] = entry
+        try:
+            await self._authenticate(entry)
+            if entry.conn is not None:
+                await self._serve(entry.conn)
+        finally:
+            if rec.closed_at is None:
+                rec.closed_at = time.monotonic()
+            if entry.conn is not None:
+                entry.conn.detach()
+            if not ws.closed:
+                await ws.close()
+            if task is not None:
+                self._open.pop(task, None)
+        return ws
+
+    def drop_all(self) -> int:
+        """Drop every open agent socket (authenticated or not) without a close frame,
+        as a load balancer reset or a crash does; agents may reconnect at once.
+
+        Returns:
+            How many sockets were dropped.
+        """
+        entries = list(self._open.values())
+        for entry in entries:
+            if entry.conn is not None:
+                entry.conn.drop()
+            elif entry.transport is not None:
+                entry.transport.abort()
+        return len(entries)
+
+    async def close_all(self, code: int, reason: str, timeout: float) -> None:
+        """Close every authenticated socket with ``code`` and ``reason``, then cancel
+        every handler still running (unauthenticated ones included)."""
+        conns = [e.conn for e in self._open.values() if e.conn is not None]
+        await asyncio.gather(
+            *(c.close(code, reason, timeout=timeout) for c in conns), return_exceptions=True
+        )
+        for task in list(self._open):
+            task.cancel()
+
+    async def _authenticate(self, entry: _OpenSocket) -> None:
+        """Sets ``entry.conn`` if the socket authenticates (before the answer goes out,
+        so a drop at that moment detaches the agent too)."""
+        ws, rec = entry.ws, entry.record
+        try:
+            msg = await ws.receive(timeout=self.options.auth_timeout)
+        except TimeoutError:
+            await _close(ws, rec, 1000, "unauthenticated")
+            return
+        req = _decode(msg)
+        if req is None:
+            return
+        if isinstance(req, tuple):
+            await _close(ws, rec, *req)
+            return
+        _log(rec, req)
+        if req.WhichOneof("content") != "auth_request":
+            await _close(ws, rec, 1000, "unauthenticated")
+            return
+        rec.token = req.auth_request.token
+        peer, error = self.state.authenticate(rec.token, time.monotonic())
+        if peer is None:
+            await _close(ws, rec, 1000, error)
+            return
+        assert peer.record is not None
+        conn = entry.conn = AgentConnection(ws, entry.transport, peer, rec)
+        rec.peer_id = peer.id
+        rec.authenticated = True
+        peer.connection = conn
+        peer.record.connections.append(rec)
+        if not await conn.send(AUTHENTICATED):
+            conn.detach()
+            entry.conn = None
+
+    async def _serve(self, conn: AgentConnection) -> None:
+        peer, rec = conn.peer, conn.record
+        assert peer.record is not None
+        agent = peer.record
+        tracks = agent.tracks
+        live: set[str] = set()  # tracks added (and not removed) on this connection
+        with_data: set[str] = set()  # ... that have had data on this connection
+        while True:
+            await conn.wait_unstalled()
+            msg = await conn.ws.receive()
+            req = _decode(msg)
+            if req is None:
+                return
+            if isinstance(req, tuple):
+                await conn.close(*req)
+                return
+            _log(rec, req)
+            index = rec.request_count - 1
+            kind = req.WhichOneof("content")
+            if kind == "track_data":
+                track_id = req.track_data.track_id
+                if track_id not in live:
+                    rec.data_without_track += 1
+                elif track_id not in with_data:
+                    with_data.add(track_id)
+                    rec.track_log.append(TrackEvent(index, kind, track_id))
+                track = tracks.get(track_id)
+                if track is not None:
+                    track._on_data(req.track_data.data)
+                    conn.note_received_chunk(req.track_data.data, time.monotonic())
+            elif kind == "add_track":
+                add = req.add_track
+                old = tracks.get(add.track.id)
+                if old is None or old.ended:
+                    track = TrackRecording(
+                        track_id=add.track.id,
+                        peer_id=peer.id,
+                        connection_index=len(agent.connections) - 1,
+                        type=add.track.type,
+                        metadata=add.track.metadata,
+                        encoding=add.codec_params.encoding,
+                        sample_rate=add.codec_params.sample_rate,
+                        channels=add.codec_params.channels,
+                        keep_chunks=self.options.record_chunks,
+                        connection=rec,
+                    )
+                    tracks[add.track.id] = track
+                    agent.track_history.append(track)
+                    live.add(add.track.id)
+                    with_data.discard(add.track.id)
+                    rec.track_log.append(TrackEvent(index, kind, add.track.id))
+            elif kind == "interrupt_track":
+                track = tracks.get(req.interrupt_track.track_id)
+                if track is not None and not track.ended:
+                    track._on_interrupt()
+            elif kind == "remove_track":
+                track_id = req.remove_track.track_id
+                track = tracks.get(track_id)
+                if track is not None and not track.ended:
+                    track._end(removed=True)
+                if track_id in live:
+                    live.discard(track_id)
+                    rec.track_log.append(TrackEvent(index, kind, track_id))
+            elif kind == "capture_image":
+                await self._answer_capture(conn, req.capture_image.track_id)
+
+    async def _answer_capture(self, conn: AgentConnection, track_id: str) -> None:
+        image = self.state.video_image(conn.peer.room_id, track_id)
+        if image is None:
+            return
+        content_type, data = image
+        reply = agent_pb2.AgentResponse(
+            track_image=agent_pb2.AgentResponse.TrackImage(
+                track_id=track_id, content_type=content_type, data=data
+            )
+        )
+        if await conn.send(reply.SerializeToString()):
+            conn.record.images_sent += 1
+
+
 def _decode(msg: object) -> agent_pb2.AgentRequest | tuple[int, str] | None:
     """The request in ``msg``; a (code, reason) to close with; None when the socket ended."""
     kind = getattr(msg, "type", None)
@@ -172,46 +416,6 @@ def _decode(msg: object) -> agent_pb2.AgentRequest | tuple[int, str] | None:
     return None
 
 
-async def handle_agent_socket(server: LocalFishjam, request: web.Request) -> web.StreamResponse:
-    """aiohttp handler of the agent socket.
-
-    Args:
-        server: The local server whose state the agent joins.
-        request: The upgrade request.
-
-    Returns:
-        The WebSocket response (after the socket closed).
-    """
-    ws = web.WebSocketResponse(
-        heartbeat=server.heartbeat,
-        max_msg_size=server.max_message_size,
-        compress=False,
-    )
-    transport = request.transport
-    await ws.prepare(request)
-    rec = ConnectionRecord(
-        peer_id=None, opened_at=time.monotonic(), keep_requests=server.record_requests
-    )
-    server._all_connections.append(rec)
-    task = asyncio.current_task()
-    if task is not None:
-        server._socket_tasks.add(task)
-    conn: AgentConnection | None = None
-    try:
-        conn = await _authenticate(server, ws, transport, rec)
-        if conn is not None:
-            await _serve(server, conn)
-    finally:
-        rec.closed_at = time.monotonic()
-        if conn is not None:
-            _detach(conn)
-        if not ws.closed:
-            await ws.close()
-        if task is not None:
-            server._socket_tasks.discard(task)
-    return ws
-
-
 async def _close(ws: web.WebSocketResponse, rec: ConnectionRecord, code: int, reason: str) -> None:
     rec.close_code, rec.close_reason = code, reason
     await ws.close(code=code, message=reason.encode())
@@ -221,108 +425,3 @@ def _log(rec: ConnectionRecord, req: agent_pb2.AgentRequest) -> None:
     rec.request_count += 1
     if rec.keep_requests:
         rec.requests.append(req)
-
-
-async def _authenticate(
-    server: LocalFishjam,
-    ws: web.WebSocketResponse,
-    transport: asyncio.Transport | None,
-    rec: ConnectionRecord,
-) -> AgentConnection | None:
-    try:
-        msg = await ws.receive(timeout=server.auth_timeout)
-    except TimeoutError:
-        await _close(ws, rec, 1000, "unauthenticated")
-        return None
-    req = _decode(msg)
-    if req is None:
-        return None
-    if isinstance(req, tuple):
-        await _close(ws, rec, *req)
-        return None
-    _log(rec, req)
-    if req.WhichOneof("content") != "auth_request":
-        await _close(ws, rec, 1000, "unauthenticated")
-        return None
-    peer, error = server._peer_for_token(req.auth_request.token)
-    if peer is None:
-        await _close(ws, rec, 1000, error)
-        return None
-    assert peer.record is not None
-    conn = AgentConnection(ws, transport, peer, rec)
-    rec.peer_id = peer.id
-    rec.authenticated = True
-    peer.connection = conn
-    peer.record.connections.append(rec)
-    if not await conn.send(AUTHENTICATED):
-        _detach(conn)
-        return None
-    return conn
-
-
-def _detach(conn: AgentConnection) -> None:
-    peer = conn.peer
-    if peer.connection is conn:
-        peer.connection = None
-    assert peer.record is not None
-    for track in peer.record.tracks.values():
-        if not track.ended and peer.record.connections[track.connection_index] is conn.record:
-            track._end(removed=False)
-
-
-async def _serve(server: LocalFishjam, conn: AgentConnection) -> None:
-    peer, rec = conn.peer, conn.record
-    assert peer.record is not None
-    tracks = peer.record.tracks
-    conn_index = len(peer.record.connections) - 1
-    while True:
-        await conn.wait_unstalled()
-        msg = await conn.ws.receive()
-        req = _decode(msg)
-        if req is None:
-            return
-        if isinstance(req, tuple):
-            await conn.close(*req)
-            return
-        _log(rec, req)
-        kind = req.WhichOneof("content")
-        if kind == "track_data":
-            track = tracks.get(req.track_data.track_id)
-            if track is not None:
-                track._on_data(req.track_data.data)
-                conn.note_received_chunk(req.track_data.data, time.monotonic())
-        elif kind == "add_track":
-            add = req.add_track
-            if add.track.id not in tracks:
-                tracks[add.track.id] = TrackRecording(
-                    track_id=add.track.id,
-                    peer_id=peer.id,
-                    connection_index=conn_index,
-                    type=add.track.type,
-                    metadata=add.track.metadata,
-                    encoding=add.codec_params.encoding,
-                    sample_rate=add.codec_params.sample_rate,
-                    channels=add.codec_params.channels,
-                    keep_chunks=server.record_chunks,
-                )
-        elif kind == "interrupt_track":
-            track = tracks.get(req.interrupt_track.track_id)
-            if track is not None and not track.ended:
-                track._on_interrupt()
-        elif kind == "remove_track":
-            track = tracks.get(req.remove_track.track_id)
-            if track is not None and not track.ended:
-                track._end(removed=True)
-        elif kind == "capture_image":
-            image = server._capture_image(peer.room_id, req.capture_image.track_id)
-            if image is not None:
-                content_type, data = image
-                reply = agent_pb2.AgentResponse(
-                    track_image=agent_pb2.AgentResponse.TrackImage(
-                        track_id=req.capture_image.track_id,
-                        content_type=content_type,
-                        data=data,
-                    )
-                )
-                if await conn.send(reply.SerializeToString()):
-                    rec.images_sent += 1

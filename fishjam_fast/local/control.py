@@ -13,14 +13,36 @@ read back what agents sent. Same bearer token as the REST API.
     body ``{"width": 32, "height": 24}`` -> 201 ``{"data": {"peer_id", "track_id"}}``
 ``GET /local/agent/{peer_id}``
     -> ``{"data": {"connected", "connections", "track_data_sent", "echo_latencies",
-    "tracks": [{"id", "sample_rate", "channels", "chunk_count", "total_bytes",
-    "interrupts", "bytes_played", "bytes_dropped", "removed"}]}}``
+    "echo_count", "echo_mean", "auth_attempts": [{"at", "token", "accepted",
+    "reason"}], "connection_log": [{"opened_at", "closed_at", "token", "close_code",
+    "close_reason", "track_log": [[index, kind, track_id]], "data_without_track"}],
+    "tracks": [TRACK]}}`` where TRACK is ``{"id", "connection_index", "encoding",
+    "sample_rate", "channels", "chunk_count", "total_bytes", "interrupts",
+    "bytes_played", "bytes_dropped", "bytes_queued", "played_s", "held_s",
+    "max_held_s", "removed", "ended"}`` (the latest recording of each track id).
+    Times are ``time.monotonic()`` of the server process: CLOCK_MONOTONIC on Linux,
+    which a client on the same machine can compare with its own ``time.monotonic()``.
+``GET /local/agent/{peer_id}/track/{track_id}``
+    -> ``{"data": TRACK + {"at", "arrivals": [[at, nbytes, held_s]...]}}``: ``played_s``
+    and ``held_s`` read at server time ``at``.
 ``POST /local/agent/{peer_id}/flood``
     body ``{"count": 1000, "chunk_bytes": null}`` -> ``{"data": {"sent": n}}``
+``POST /local/agent/{peer_id}/drop``
+    TCP drop without a close frame -> ``{"data": {"dropped": 1}}`` (409 if not connected)
+``POST /local/agents/drop``
+    every agent socket dropped -> ``{"data": {"dropped": n}}``
+``POST /local/token/revoke``
+    body ``{"token": "..."}`` -> ``{"data": {"peer_id"}}`` (404 for an unknown token)
+``POST /local/restart``
+    body ``{"downtime": 0.0}`` -> 202 ``{"data": {"restarts": n}}``: the restart runs
+    after the answer; it is done when ``GET /local/server`` shows ``restarts >= n``.
+``GET /local/server``
+    -> ``{"data": {"restarts", "open_sockets", "rooms"}}``
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -28,6 +50,7 @@ from aiohttp import web
 from .signals import AudioSource
 
 if TYPE_CHECKING:
+    from .records import ConnectionRecord, TrackRecording
     from .server import LocalFishjam
 
 PREFIX = "/local"
@@ -66,29 +89,59 @@ def _int_or_none(body: dict[str, Any], key: str) -> int | None:
     return value
 
 
+def track_summary(track: TrackRecording) -> dict[str, Any]:
+    """One track recording as JSON (its playout read now)."""
+    played, held = track.playout()
+    return {
+        "id": track.track_id,
+        "connection_index": track.connection_index,
+        "encoding": track.encoding,
+        "sample_rate": track.sample_rate,
+        "channels": track.channels,
+        "chunk_count": track.chunk_count,
+        "total_bytes": track.total_bytes,
+        "interrupts": track.interrupt_count,
+        "bytes_played": track.bytes_played,
+        "bytes_dropped": track.bytes_dropped,
+        "bytes_queued": track.bytes_queued,
+        "played_s": played,
+        "held_s": held,
+        "max_held_s": track.max_held_seconds,
+        "removed": track.removed,
+        "ended": track.ended,
+    }
+
+
+def _connection_summary(rec: ConnectionRecord) -> dict[str, Any]:
+    return {
+        "opened_at": rec.opened_at,
+        "closed_at": rec.closed_at,
+        "token": rec.token,
+        "close_code": rec.close_code,
+        "close_reason": rec.close_reason,
+        "track_log": [list(event) for event in rec.track_log],
+        "data_without_track": rec.data_without_track,
+    }
+
+
 def agent_summary(server: LocalFishjam, peer_id: str) -> dict[str, Any]:
     """What an agent sent and received, as JSON (the ``GET /local/agent/{id}`` body)."""
-    record = server.agent(peer_id)
+    record = server.state.agent(peer_id)
     connections = record.connections
+    echo_count = sum(c.echo.count for c in connections)
     return {
-        "connected": server.connection(peer_id) is not None,
+        "connected": server.state.connection(peer_id) is not None,
         "connections": len(connections),
         "track_data_sent": sum(c.track_data_sent for c in connections),
-        "echo_latencies": [x for c in connections for x in c.echo_latencies],
-        "tracks": [
-            {
-                "id": t.track_id,
-                "sample_rate": t.sample_rate,
-                "channels": t.channels,
-                "chunk_count": t.chunk_count,
-                "total_bytes": t.total_bytes,
-                "interrupts": t.interrupt_count,
-                "bytes_played": t.bytes_played,
-                "bytes_dropped": t.bytes_dropped,
-                "removed": t.removed,
-            }
-            for t in record.tracks.values()
+        "echo_latencies": [x for c in connections for x in c.echo.samples],
+        "echo_count": echo_count,
+        "echo_mean": sum(c.echo.total for c in connections) / echo_count if echo_count else None,
+        "auth_attempts": [
+            {"at": a.at, "token": a.token, "accepted": a.accepted, "reason": a.reason}
+            for a in record.auth_attempts
         ],
+        "connection_log": [_connection_summary(c) for c in connections],
+        "tracks": [track_summary(t) for t in record.tracks.values()],
     }
 
 
@@ -106,6 +159,18 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
             raise ControlError(400, "body must be a JSON object")
         return body
 
+    def known_room(request: web.Request) -> str:
+        room_id = request.match_info["room_id"]
+        if room_id not in server.state.rooms:
+            raise ControlError(404, f"Room {room_id} does not exist")
+        return room_id
+
+    def live_agent(request: web.Request) -> str:
+        peer_id = request.match_info["peer_id"]
+        if server.state.connection(peer_id) is None:
+            raise ControlError(409, f"Agent {peer_id} is not connected")
+        return peer_id
+
     def answer(data: dict[str, Any], status: int = 200) -> web.Response:
         return web.json_response({"data": data}, status=status)
 
@@ -118,9 +183,7 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
             return web.json_response({"errors": f"bad request: {exc}"}, status=400)
 
     async def speaking_peer(request: web.Request) -> web.Response:
-        room_id = request.match_info["room_id"]
-        if room_id not in server.rooms:
-            raise ControlError(404, f"Room {room_id} does not exist")
+        room_id = known_room(request)
         body = await body_of(request)
         speaker = await server.add_speaking_peer(
             room_id,
@@ -132,14 +195,13 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
         return answer({"peer_id": speaker.peer_id, "track_id": speaker.track_id}, 201)
 
     async def video_peer(request: web.Request) -> web.Response:
-        room_id = request.match_info["room_id"]
-        if room_id not in server.rooms:
-            raise ControlError(404, f"Room {room_id} does not exist")
+        room_id = known_room(request)
         body = await body_of(request)
         width = _int_or_none(body, "width") or 32
         height = _int_or_none(body, "height") or 24
         track = await server.add_video_peer(room_id, width=width, height=height)
-        peer_id = next(p.id for p in server.rooms[room_id].peers.values() if track in p.tracks)
+        room = server.state.room(room_id)
+        peer_id = next(p.id for p in room.peers.values() if track in p.tracks)
         return answer({"peer_id": peer_id, "track_id": track.id}, 201)
 
     async def agent(request: web.Request) -> web.Response:
@@ -149,16 +211,60 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
         except KeyError:
             raise ControlError(404, f"Agent {peer_id} does not exist") from None
 
+    async def track(request: web.Request) -> web.Response:
+        peer_id, track_id = request.match_info["peer_id"], request.match_info["track_id"]
+        try:
+            recording = server.state.agent(peer_id).tracks[track_id]
+        except KeyError:
+            raise ControlError(404, f"Agent {peer_id} has no track {track_id}") from None
+        at = time.monotonic()
+        data = track_summary(recording)
+        data["at"] = at
+        data["arrivals"] = [list(a) for a in recording.arrivals]
+        return answer(data)
+
     async def flood(request: web.Request) -> web.Response:
-        peer_id = request.match_info["peer_id"]
         body = await body_of(request)
         count = _int_or_none(body, "count") or 0
-        if server.connection(peer_id) is None:
-            raise ControlError(409, f"Agent {peer_id} is not connected")
+        peer_id = live_agent(request)
         sent = await server.flood_agent(
             peer_id, count, chunk_bytes=_int_or_none(body, "chunk_bytes")
         )
         return answer({"sent": sent})
+
+    async def drop(request: web.Request) -> web.Response:
+        server.drop_agent(live_agent(request))
+        return answer({"dropped": 1})
+
+    async def drop_all(request: web.Request) -> web.Response:
+        return answer({"dropped": server.drop_all_agents()})
+
+    async def revoke(request: web.Request) -> web.Response:
+        token = (await body_of(request)).get("token")
+        if not isinstance(token, str):
+            raise ControlError(400, "token must be a string")
+        try:
+            peer_id = server.revoke_token(token)
+        except KeyError:
+            raise ControlError(404, "no such token") from None
+        return answer({"peer_id": peer_id})
+
+    async def restart(request: web.Request) -> web.Response:
+        downtime = (await body_of(request)).get("downtime", 0.0)
+        if isinstance(downtime, bool) or not isinstance(downtime, (int, float)):
+            raise ControlError(400, "downtime must be a number of seconds")
+        if not 0 <= downtime <= 60:
+            raise ControlError(400, "downtime must be in [0, 60] seconds")
+        return answer({"restarts": server.restart_soon(float(downtime))}, 202)
+
+    async def status(request: web.Request) -> web.Response:
+        return answer(
+            {
+                "restarts": server.restarts,
+                "open_sockets": server.sockets.open_count,
+                "rooms": len(server.state.rooms),
+            }
+        )
 
     def route(handler: Any) -> Any:
         async def wrapped(request: web.Request) -> web.Response:
@@ -170,5 +276,11 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
         web.post(PREFIX + "/room/{room_id}/speaking_peer", route(speaking_peer)),
         web.post(PREFIX + "/room/{room_id}/video_peer", route(video_peer)),
         web.get(PREFIX + "/agent/{peer_id}", route(agent)),
+        web.get(PREFIX + "/agent/{peer_id}/track/{track_id}", route(track)),
         web.post(PREFIX + "/agent/{peer_id}/flood", route(flood)),
+        web.post(PREFIX + "/agent/{peer_id}/drop", route(drop)),
+        web.post(PREFIX + "/agents/drop", route(drop_all)),
+        web.post(PREFIX + "/token/revoke", route(revoke)),
+        web.post(PREFIX + "/restart", route(restart)),
+        web.get(PREFIX + "/server", route(status)),
     ]

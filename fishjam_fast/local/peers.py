@@ -80,7 +80,8 @@ class SpeakingPeer:
     frames_delivered: int = 0
     #: Set when the stream ended (source exhausted, count reached, stopped).
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
+    #: The speaking loop (None before it started); the server owns and cancels it.
+    task: asyncio.Task[None] | None = None
 
     @property
     def peer_id(self) -> str:
@@ -94,8 +95,8 @@ class SpeakingPeer:
 
     def stop(self) -> None:
         """Stop speaking (the peer stays in the room)."""
-        if self._task is not None:
-            self._task.cancel()
+        if self.task is not None:
+            self.task.cancel()
         self.done.set()
 
     async def wait_done(self, timeout: float) -> None:
@@ -189,7 +190,8 @@ async def speak(speaker: SpeakingPeer, room: Room, is_running: Callable[[], bool
             if not speaker.realtime and not agents:
                 await asyncio.sleep(0)  # fast mode with nobody listening: stay fair
     finally:
-        speaker.done.set()
+        if speaker.task in (None, asyncio.current_task()):  # not a stream replaced since
+            speaker.done.set()
 
 
 def video_track(

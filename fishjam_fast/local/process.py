@@ -12,6 +12,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -106,3 +107,58 @@ class LocalFishjamProcess:
         if speaker is not None:
             self.call("POST", f"/local/room/{room_id}/speaking_peer", speaker)
         return AgentSpec(peer["peer"]["id"], room_id, peer["token"], self.url)
+
+    def agent(self, peer_id: str) -> dict[str, Any]:
+        """What an agent did: the ``GET /local/agent/{id}`` summary (see :mod:`.control`)."""
+        return self.call("GET", f"/local/agent/{peer_id}")  # type: ignore[no-any-return]
+
+    def track(self, peer_id: str, track_id: str) -> dict[str, Any]:
+        """One agent track's recording, playout and arrivals (``GET
+        /local/agent/{id}/track/{id}``)."""
+        return self.call("GET", f"/local/agent/{peer_id}/track/{track_id}")  # type: ignore[no-any-return]
+
+    def track_playout(self, peer_id: str, track_id: str) -> tuple[float, float]:
+        """``(played_s, held_s)`` of an agent track at this instant, as
+        :meth:`LocalFishjam.track_playout` reads it in the server process."""
+        data = self.track(peer_id, track_id)
+        return float(data["played_s"]), float(data["held_s"])
+
+    def drop_agent(self, peer_id: str) -> None:
+        """Drop one agent's TCP connection without a close frame.
+
+        Raises:
+            urllib.error.HTTPError: 409 if the agent is not connected.
+        """
+        self.call("POST", f"/local/agent/{peer_id}/drop", {})
+
+    def drop_all_agents(self) -> int:
+        """Drop every agent socket without a close frame; returns how many."""
+        return int(self.call("POST", "/local/agents/drop", {})["dropped"])
+
+    def revoke_token(self, token: str) -> None:
+        """Refuse ``token`` from its next auth_request on (close 1000 ``invalid token``).
+
+        Raises:
+            urllib.error.HTTPError: 404 for a token the server never issued.
+        """
+        self.call("POST", "/local/token/revoke", {"token": token})
+
+    def restart(self, downtime: float = 0.0, timeout: float = 10.0) -> None:
+        """Restart the server keeping its state (:meth:`LocalFishjam.restart`) and wait
+        until it listens again.
+
+        Args:
+            downtime: Seconds during which connections are refused.
+            timeout: Seconds to wait for it to be back (after ``downtime``).
+
+        Raises:
+            TimeoutError: If it was not back in time.
+        """
+        target = int(self.call("POST", "/local/restart", {"downtime": downtime})["restarts"])
+        deadline = time.monotonic() + downtime + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # refused while it is down
+                if int(self.call("GET", "/local/server")["restarts"]) >= target:
+                    return
+            time.sleep(0.01)
+        raise TimeoutError(f"the local Fishjam server was not back within {timeout} s")

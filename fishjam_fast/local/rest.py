@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .agent_socket import handle_agent_socket
 from .state import agent_sample_rate, room_config
 
 if TYPE_CHECKING:
     from .server import LocalFishjam
+    from .state import Peer, Room, ServerState
 
 #: The path prefix a hosted deployment puts in front of every route.
 PREFIX = "/api/v1/connect/{fishjam_id}"
@@ -85,6 +85,21 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _room(state: ServerState, room_id: str) -> Room:
+    try:
+        return state.room(room_id)
+    except KeyError:
+        raise ApiError(404, f"Room {room_id} does not exist") from None
+
+
+def _peer(state: ServerState, room_id: str, peer_id: str) -> Peer:
+    room = _room(state, room_id)
+    try:
+        return state.peer(peer_id, room.id)
+    except KeyError:
+        raise ApiError(404, f"Peer with id {peer_id} doesn't exist") from None
+
+
 def _prefix(request: web.Request, suffix: str) -> str:
     """The path prefix the request came in under (``""`` or ``/api/v1/connect/<id>``)."""
     path = request.path
@@ -96,11 +111,13 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
     """All routes, at the root and under :data:`PREFIX`.
 
     Args:
-        server: The server whose state the routes read and change.
+        server: The server: its registry (``server.state``) for reads and changes, its
+            methods for what also closes sockets (deleting rooms and peers).
 
     Returns:
         Route definitions for ``app.add_routes``.
     """
+    state = server.state
 
     async def create_room(request: web.Request) -> web.Response:
         body = await _json_body(request)
@@ -108,23 +125,23 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
             config = room_config(body)
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
-        room = server._create_room(config)
+        room = state.create_room(config)
         return web.json_response({"data": {"room": room.to_json()}}, status=201)
 
     async def list_rooms(request: web.Request) -> web.Response:
-        return web.json_response({"data": [r.to_json() for r in server.rooms.values()]})
+        return web.json_response({"data": [r.to_json() for r in state.rooms.values()]})
 
     async def get_room(request: web.Request) -> web.Response:
-        room = server._room_or_error(request.match_info["room_id"])
+        room = _room(state, request.match_info["room_id"])
         return web.json_response({"data": room.to_json()})
 
     async def delete_room(request: web.Request) -> web.Response:
-        server._room_or_error(request.match_info["room_id"])
+        _room(state, request.match_info["room_id"])
         await server.delete_room(request.match_info["room_id"])
         return web.Response(status=204)
 
     async def add_peer(request: web.Request) -> web.Response:
-        room = server._room_or_error(request.match_info["room_id"])
+        room = _room(state, request.match_info["room_id"])
         body = await _json_body(request)
         kind = body.get("type")
         options = body.get("options") or {}
@@ -135,13 +152,13 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
                 rate = agent_sample_rate(options)
             except ValueError as exc:
                 raise ApiError(400, str(exc)) from None
-            peer = server._add_agent(room.id, rate, options.get("subscribeMode", "auto"))
+            peer = state.add_agent(room.id, rate, options.get("subscribeMode", "auto"))
             socket = "/socket/agent/websocket"
         elif kind == "webrtc":
             metadata = options.get("metadata")
             if metadata is not None and not isinstance(metadata, dict):
                 raise ApiError(400, "Invalid peer metadata")
-            peer = server._add_webrtc_peer(room.id, metadata, options.get("subscribeMode", "auto"))
+            peer = state.add_webrtc_peer(room.id, metadata, options.get("subscribeMode", "auto"))
             socket = "/socket/peer/websocket"
         elif kind is None:
             raise ApiError(400, "Peer type not provided")
@@ -153,20 +170,20 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
 
     async def delete_peer(request: web.Request) -> web.Response:
         room_id, peer_id = request.match_info["room_id"], request.match_info["peer_id"]
-        server._peer_or_error(room_id, peer_id)
+        _peer(state, room_id, peer_id)
         await server.remove_peer(room_id, peer_id)
         return web.Response(status=204)
 
     async def refresh_token(request: web.Request) -> web.Response:
-        peer = server._peer_or_error(request.match_info["room_id"], request.match_info["peer_id"])
-        token = server._refresh_token(peer)
+        peer = _peer(state, request.match_info["room_id"], request.match_info["peer_id"])
+        token = state.refresh_token(peer)
         return web.json_response({"data": {"token": token}}, status=201)
 
     async def validate(request: web.Request) -> web.Response:
         return web.json_response({})
 
     async def agent_socket(request: web.Request) -> web.StreamResponse:
-        return await handle_agent_socket(server, request)
+        return await server.sockets.handle(request)
 
     out: list[web.RouteDef] = []
     for p in ("", PREFIX):

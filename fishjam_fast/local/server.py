@@ -1,4 +1,10 @@
-"""LocalFishjam: the server object, its lifecycle and the programmatic API tests use."""
+"""LocalFishjam: the server object, its lifecycle and the programmatic API tests use.
+
+The parts live in their own modules: the registry of rooms, peers, tokens and records
+(:mod:`.state`), the agent socket (:mod:`.agent_socket`), the REST and control routes
+(:mod:`.rest`, :mod:`.control`), polling waits (:mod:`.waits`) and fault injection
+(:mod:`.faults`). This module wires them together and owns the listening socket.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,38 @@ import asyncio
 import logging
 import secrets
 import ssl as ssl_module
-import time
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy.typing as npt
 from aiohttp import web
 
-from .agent_socket import AgentConnection
+from .agent_socket import AgentConnection, AgentSockets, SocketOptions
 from .control import control_routes
+from .faults import FaultInjection
 from .peers import SimulatedTrack, SpeakingPeer, speak, video_track
-from .records import AgentRecord, ConnectionRecord, TrackRecording
-from .rest import ApiError, make_middleware, routes
+from .records import AgentRecord, ConnectionRecord
+from .rest import make_middleware, routes
 from .signals import AudioSource
-from .state import AGENT_SAMPLE_RATES, Peer, Room, new_id, room_config
-
-T = TypeVar("T")
+from .state import AGENT_SAMPLE_RATES, Peer, Room, ServerState, new_id, room_config
+from .waits import Waits
 
 #: Close reasons of the real server.
 PEER_REMOVED = "Peer removed"
 ROOM_STOPPED = "Room stopped"
 
+#: Seconds :meth:`LocalFishjam.restart` and :meth:`LocalFishjam.stop` give REST requests
+#: in flight to finish before their connections are closed.
+SHUTDOWN_TIMEOUT = 2.0
 
-class LocalFishjam:
+
+class LocalFishjam(FaultInjection, Waits):
     """A local Fishjam server: REST subset and agent socket on one 127.0.0.1 port.
 
     Use as ``async with LocalFishjam() as fj:`` (or :meth:`start` / :meth:`stop`).
-    All methods must be called on the event loop the server runs on.
+    All methods must be called on the event loop the server runs on. Fault injection
+    (:class:`~fishjam_fast.local.faults.FaultInjection`) and waits
+    (:class:`~fishjam_fast.local.waits.Waits`) are methods of this class too.
     """
 
     def __init__(
@@ -72,15 +82,19 @@ class LocalFishjam:
         self.record_requests = record_requests
         self.ssl = ssl
         self.log = logging.getLogger("fishjam_fast.local")
-        #: Rooms by id.
-        self.rooms: dict[str, Room] = {}
-        self._tokens: dict[str, tuple[str, str]] = {}  # token -> (room id, peer id)
-        self._agents: dict[str, AgentRecord] = {}  # peer id -> record, kept after deletion
-        self._all_connections: list[ConnectionRecord] = []
-        self._socket_tasks: set[asyncio.Task[Any]] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Rooms, peers, tokens and agent records (kept across :meth:`restart`).
+        self.state = ServerState()
+        #: The agent socket endpoint (every open agent socket).
+        options = SocketOptions(
+            heartbeat, auth_timeout, max_message_size, record_chunks, record_requests
+        )
+        self.sockets = AgentSockets(self.state, options)
+        #: How many times :meth:`restart` reopened the listening socket.
+        self.restarts = 0
+        self._tasks: set[asyncio.Task[Any]] = set()  # speaking loops, restarts
         self._runner: web.AppRunner | None = None
         self._running = False
+        self._lifecycle = asyncio.Lock()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -101,8 +115,35 @@ class LocalFishjam:
 
     @property
     def running(self) -> bool:
-        """Whether the server is listening."""
+        """Whether the server is started (and not stopped; also during a restart)."""
         return self._running
+
+    @property
+    def listening(self) -> bool:
+        """Whether the port accepts connections now (False during a restart's downtime)."""
+        return self._runner is not None
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        """Rooms by id (the registry's live dict)."""
+        return self.state.rooms
+
+    async def _listen(self) -> None:
+        app = web.Application(middlewares=[make_middleware(self)])
+        app.add_routes(routes(self) + control_routes(self))
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        # runner.addresses works on asyncio and uvloop servers alike
+        self.port = int(runner.addresses[0][1])
+        self._runner = runner
 
     async def start(self) -> LocalFishjam:
         """Start listening.
@@ -114,41 +155,77 @@ class LocalFishjam:
             OSError: If the port cannot be bound.
             RuntimeError: If already started.
         """
-        if self._runner is not None:
-            raise RuntimeError("LocalFishjam already started")
-        app = web.Application(middlewares=[make_middleware(self)])
-        app.add_routes(routes(self) + control_routes(self))
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        # runner.addresses works on asyncio and uvloop servers alike
-        self.port = int(runner.addresses[0][1])
-        self._runner = runner
-        self._running = True
+        async with self._lifecycle:
+            if self._running:
+                raise RuntimeError("LocalFishjam already started")
+            await self._listen()
+            self._running = True
         return self
 
     async def stop(self) -> None:
         """Stop: end every loop, close agent sockets (1001 going away), stop listening."""
-        if self._runner is None:
-            return
-        self._running = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        conns = [p.connection for r in self.rooms.values() for p in r.peers.values()]
-        await asyncio.gather(
-            *(c.close(1001, "server shutdown", timeout=2.0) for c in conns if c is not None),
-            return_exceptions=True,
-        )
-        for task in list(self._socket_tasks):
-            task.cancel()
-        runner, self._runner = self._runner, None
-        await runner.cleanup()
+        async with self._lifecycle:
+            if not self._running:
+                return
+            self._running = False
+            current = asyncio.current_task()
+            tasks = [t for t in self._tasks if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.sockets.close_all(1001, "server shutdown", timeout=2.0)
+            runner, self._runner = self._runner, None
+            if runner is not None:
+                await runner.cleanup()
+
+    async def restart(self, downtime: float = 0.0) -> None:
+        """Restart as a deploy of the real server does: every agent socket is dropped
+        (no close frame: clients see 1006), the listening socket is closed, and after
+        ``downtime`` seconds it listens again on the same port. Rooms, peers, tokens,
+        records and speaking peers are kept, so agents may reconnect with their tokens.
+
+        Args:
+            downtime: Seconds during which connections are refused.
+
+        Raises:
+            RuntimeError: If the server is not running.
+            ValueError: If ``downtime`` is negative.
+            OSError: If the port cannot be bound again.
+        """
+        if downtime < 0:
+            raise ValueError(f"downtime must be >= 0 seconds, got {downtime}")
+        async with self._lifecycle:
+            if not self._running:
+                raise RuntimeError("LocalFishjam is not running")
+            runner, self._runner = self._runner, None
+            if runner is not None:
+                for site in list(runner.sites):
+                    await site.stop()  # no new connection from here on
+            self.sockets.drop_all()
+            if runner is not None:
+                await runner.cleanup()
+            if downtime:
+                await asyncio.sleep(downtime)
+            await self._listen()
+            self.restarts += 1
+
+    def restart_soon(self, downtime: float = 0.0) -> int:
+        """Start :meth:`restart` in a task and return at once (for handlers of a
+        request the restart would cut off: the control route, a signal).
+
+        Args:
+            downtime: As for :meth:`restart`.
+
+        Returns:
+            The value :attr:`restarts` will have once this restart is done.
+
+        Raises:
+            ValueError: If ``downtime`` is negative.
+        """
+        if downtime < 0:
+            raise ValueError(f"downtime must be >= 0 seconds, got {downtime}")
+        self._spawn(self.restart(downtime))
+        return self.restarts + 1
 
     async def __aenter__(self) -> LocalFishjam:
         return await self.start()
@@ -167,77 +244,6 @@ class LocalFishjam:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    # ----------------------------------------------------------------- state (used by REST)
-
-    def _create_room(self, config: dict[str, Any]) -> Room:
-        room = Room(id=new_id(), config=config)
-        self.rooms[room.id] = room
-        return room
-
-    def _room_or_error(self, room_id: str) -> Room:
-        room = self.rooms.get(room_id)
-        if room is None:
-            raise ApiError(404, f"Room {room_id} does not exist")
-        return room
-
-    def _peer_or_error(self, room_id: str, peer_id: str) -> Peer:
-        peer = self._room_or_error(room_id).peers.get(peer_id)
-        if peer is None:
-            raise ApiError(404, f"Peer with id {peer_id} doesn't exist")
-        return peer
-
-    def _add_peer(self, peer: Peer) -> Peer:
-        self.rooms[peer.room_id].peers[peer.id] = peer
-        self._tokens[peer.token] = (peer.room_id, peer.id)
-        return peer
-
-    def _add_agent(self, room_id: str, sample_rate: int, subscribe_mode: str = "auto") -> Peer:
-        peer = Peer(id=new_id(), room_id=room_id, type="agent", subscribe_mode=subscribe_mode)
-        peer.output_sample_rate = sample_rate
-        peer.record = self._agents[peer.id] = AgentRecord(peer_id=peer.id, room_id=room_id)
-        return self._add_peer(peer)
-
-    def _add_webrtc_peer(
-        self, room_id: str, metadata: dict[str, Any] | None, subscribe_mode: str = "auto"
-    ) -> Peer:
-        peer = Peer(id=new_id(), room_id=room_id, type="webrtc", subscribe_mode=subscribe_mode)
-        peer.metadata = metadata
-        return self._add_peer(peer)
-
-    def _refresh_token(self, peer: Peer) -> str:
-        peer.token = secrets.token_urlsafe(24)
-        self._tokens[peer.token] = (peer.room_id, peer.id)
-        return peer.token
-
-    def _peer_for_token(self, token: str) -> tuple[Peer | None, str]:
-        """The agent peer a token authenticates, or None and the close reason."""
-        if not token:
-            return None, "missing token"
-        ids = self._tokens.get(token)
-        if ids is None:
-            return None, "invalid token"
-        room = self.rooms.get(ids[0])
-        if room is None:
-            return None, "room not found"
-        peer = room.peers.get(ids[1])
-        if peer is None:
-            return None, "peer not found"
-        if peer.type != "agent":
-            return None, "invalid token"
-        if peer.connection is not None:
-            return None, "peer already connected"
-        return peer, ""
-
-    def _capture_image(self, room_id: str, track_id: str) -> tuple[str, bytes] | None:
-        room = self.rooms.get(room_id)
-        if room is None:
-            return None
-        for peer in room.peers.values():
-            for track in peer.tracks:
-                if track.id == track_id and track.type == "video":
-                    return track.content_type, track.image
-        return None
-
     # ----------------------------------------------------------------- programmatic API
 
     async def create_room(self, **config: Any) -> str:
@@ -253,7 +259,7 @@ class LocalFishjam:
         Raises:
             ValueError: If a field is invalid.
         """
-        return self._create_room(room_config(config)).id
+        return self.state.create_room(room_config(config)).id
 
     async def delete_room(self, room_id: str) -> None:
         """Delete a room; its connected agents are closed with 1000 ``Room stopped``.
@@ -264,10 +270,9 @@ class LocalFishjam:
         Raises:
             KeyError: If there is no such room.
         """
-        room = self.rooms.pop(room_id)
-        for task in list(self._tasks):
-            if getattr(task, "_fishjam_room", None) == room_id:
-                task.cancel()
+        room = self.state.pop_room(room_id)
+        for speaker in room.speakers.values():
+            speaker.stop()
         await asyncio.gather(
             *(
                 p.connection.close(1000, ROOM_STOPPED)
@@ -291,11 +296,11 @@ class LocalFishjam:
             KeyError: If there is no such room.
             ValueError: If the sample rate is not supported.
         """
-        if room_id not in self.rooms:
+        if room_id not in self.state.rooms:
             raise KeyError(room_id)
         if sample_rate not in AGENT_SAMPLE_RATES:
             raise ValueError(f"Unsupported audio sample rate: {sample_rate}")
-        return self._add_agent(room_id, sample_rate)
+        return self.state.add_agent(room_id, sample_rate)
 
     async def remove_peer(self, room_id: str, peer_id: str) -> None:
         """Remove a peer, as ``DELETE /room/{id}/peer/{id}`` does: a connected agent is
@@ -308,10 +313,9 @@ class LocalFishjam:
         Raises:
             KeyError: If there is no such room or peer.
         """
-        peer = self.rooms[room_id].peers.pop(peer_id)
-        for task in list(self._tasks):
-            if getattr(task, "_fishjam_peer", None) == peer_id:
-                task.cancel()
+        peer, speaker = self.state.pop_peer(room_id, peer_id)
+        if speaker is not None:
+            speaker.stop()
         if peer.connection is not None:
             await peer.connection.close(1000, PEER_REMOVED)
 
@@ -325,6 +329,36 @@ class LocalFishjam:
             KeyError: If there is no such peer.
         """
         await self.remove_peer(self.peer(peer_id).room_id, peer_id)
+
+    def refresh_token(self, peer_id: str) -> str:
+        """Issue a new token for a peer, as ``POST /room/{id}/peer/{id}/refresh_token``
+        does (earlier tokens stay valid unless revoked).
+
+        Args:
+            peer_id: The peer.
+
+        Returns:
+            The new token.
+
+        Raises:
+            KeyError: If there is no such peer.
+        """
+        return self.state.refresh_token(self.peer(peer_id))
+
+    def revoke_token(self, token: str) -> str:
+        """Revoke one token: the next auth_request with it is refused with close 1000
+        ``invalid token`` (a connection it already authenticated stays).
+
+        Args:
+            token: A token the server issued.
+
+        Returns:
+            The id of the peer it belonged to.
+
+        Raises:
+            KeyError: If the server never issued ``token``.
+        """
+        return self.state.revoke_token(token)
 
     async def add_speaking_peer(
         self,
@@ -358,19 +392,18 @@ class LocalFishjam:
         Raises:
             KeyError: If there is no such room.
         """
-        if room_id not in self.rooms:
-            raise KeyError(room_id)
+        room = self.state.room(room_id)
         if source is None:
             source = AudioSource.tone(440.0, 1.0)
         elif not isinstance(source, AudioSource):
             source = AudioSource.from_array(source, source_sample_rate)
-        peer = self._add_webrtc_peer(room_id, None)
-        peer.simulated = True
+        peer = self.state.add_webrtc_peer(room_id, simulated=True)
         track = SimulatedTrack(id=new_id(), type="audio", metadata=metadata)
         peer.tracks.append(track)
         speaker = SpeakingPeer(
             peer=peer, track=track, source=source, realtime=realtime, loop=loop, chunks=chunks
         )
+        room.speakers[peer.id] = speaker
         if start:
             self.start_speaking(speaker)
         return speaker
@@ -380,15 +413,14 @@ class LocalFishjam:
 
         Args:
             speaker: A handle from :meth:`add_speaking_peer`.
+
+        Raises:
+            KeyError: If its room is gone.
         """
-        if speaker._task is not None and not speaker._task.done():
-            speaker._task.cancel()
+        room = self.state.room(speaker.peer.room_id)
+        speaker.stop()
         speaker.done.clear()
-        room = self.rooms[speaker.peer.room_id]
-        task = self._spawn(speak(speaker, room, lambda: self._running))
-        task._fishjam_peer = speaker.peer.id  # type: ignore[attr-defined]
-        task._fishjam_room = room.id  # type: ignore[attr-defined]
-        speaker._task = task
+        speaker.task = self._spawn(speak(speaker, room, lambda: self._running))
 
     async def add_video_peer(
         self,
@@ -417,10 +449,9 @@ class LocalFishjam:
         Raises:
             KeyError: If there is no such room.
         """
-        room = self.rooms[room_id]
-        peer = self._add_webrtc_peer(room_id, None)
-        peer.simulated = True
-        track = video_track(new_id(), width, height, len(room.peers), image, content_type, metadata)
+        peer = self.state.add_webrtc_peer(room_id, simulated=True)
+        seed = len(self.state.room(room_id).peers)
+        track = video_track(new_id(), width, height, seed, image, content_type, metadata)
         peer.tracks.append(track)
         return track
 
@@ -429,234 +460,41 @@ class LocalFishjam:
     def peer(self, peer_id: str) -> Peer:
         """A peer of any room.
 
-        Args:
-            peer_id: The peer id.
-
-        Returns:
-            The peer.
-
         Raises:
             KeyError: If no room has it.
         """
-        for room in self.rooms.values():
-            peer = room.peers.get(peer_id)
-            if peer is not None:
-                return peer
-        raise KeyError(peer_id)
+        return self.state.peer(peer_id)
 
     def agent(self, peer_id: str) -> AgentRecord:
-        """What an agent peer sent, over all its connections (kept after it is deleted).
-
-        Args:
-            peer_id: The agent's peer id.
-
-        Returns:
-            Its record.
+        """What an agent peer did, over all its connections (kept after it is deleted).
 
         Raises:
             KeyError: If no agent had that id.
         """
-        return self._agents[peer_id]
+        return self.state.agent(peer_id)
 
     def connection(self, peer_id: str) -> AgentConnection | None:
         """The live connection of an agent, if it is connected."""
-        try:
-            return self.peer(peer_id).connection
-        except KeyError:
-            return None
+        return self.state.connection(peer_id)
 
     @property
     def connections(self) -> list[ConnectionRecord]:
         """Every agent socket opened so far, authenticated or not, oldest first."""
-        return list(self._all_connections)
+        return list(self.state.connections)
 
-    # ----------------------------------------------------------------- waiting
-
-    async def wait_for(
-        self, predicate: Callable[[], T | None], timeout: float = 5.0, interval: float = 0.005
-    ) -> T:
-        """Poll ``predicate`` until it returns something truthy.
-
-        Args:
-            predicate: Called on the server's loop; its truthy result is returned.
-            timeout: Seconds.
-            interval: Seconds between polls.
-
-        Returns:
-            The predicate's result.
-
-        Raises:
-            TimeoutError: If it stayed falsy for ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout} s")
-            await asyncio.sleep(interval)
-
-    async def wait_connected(self, peer_id: str, timeout: float = 5.0) -> AgentConnection:
-        """Wait until an agent is connected and authenticated.
-
-        Returns:
-            Its live connection.
-
-        Raises:
-            TimeoutError: If it did not connect in time.
-        """
-        return await self.wait_for(lambda: self.connection(peer_id), timeout)
-
-    async def wait_disconnected(self, peer_id: str, timeout: float = 5.0) -> ConnectionRecord:
-        """Wait until an agent's latest connection has ended.
-
-        Returns:
-            That connection's record.
-
-        Raises:
-            TimeoutError: If it is still connected after ``timeout``.
-        """
-        rec = self.agent(peer_id)
-
-        def ended() -> ConnectionRecord | None:
-            last = rec.connections[-1] if rec.connections else None
-            return last if last is not None and last.closed_at is not None else None
-
-        return await self.wait_for(ended, timeout)
-
-    async def wait_track(
-        self, peer_id: str, index: int = 0, timeout: float = 5.0
-    ) -> TrackRecording:
-        """Wait until an agent has added its ``index``-th track.
-
-        Returns:
-            The track recording.
-
-        Raises:
-            TimeoutError: If it did not in time.
-        """
-        rec = self.agent(peer_id)
-        return await self.wait_for(
-            lambda: list(rec.tracks.values())[index] if len(rec.tracks) > index else None,
-            timeout,
-        )
-
-    async def wait_bytes(self, track: TrackRecording, n: int, timeout: float = 5.0) -> int:
-        """Wait until ``track`` has received at least ``n`` payload bytes.
-
-        Returns:
-            The bytes received so far.
-
-        Raises:
-            TimeoutError: If fewer arrived in time.
-        """
-        return await self.wait_for(
-            lambda: track.total_bytes if track.total_bytes >= n else 0, timeout
-        )
-
-    async def wait_requests(self, peer_id: str, n: int, timeout: float = 5.0) -> int:
-        """Wait until an agent's connections have sent ``n`` decoded requests in total.
-
-        Returns:
-            The count so far.
-
-        Raises:
-            TimeoutError: If fewer arrived in time.
-        """
-        rec = self.agent(peer_id)
-
-        def count() -> int:
-            c = sum(x.request_count for x in rec.connections)
-            return c if c >= n else 0
-
-        return await self.wait_for(count, timeout)
-
-    # ----------------------------------------------------------------- fault injection
-
-    def _live(self, peer_id: str) -> AgentConnection:
-        conn = self.connection(peer_id)
-        if conn is None:
-            raise KeyError(f"agent {peer_id} is not connected")
-        return conn
-
-    async def close_agent(
-        self, peer_id: str, code: int = 1011, reason: str = "internal error"
-    ) -> None:
-        """Close an agent's socket with ``code`` and ``reason``; the peer stays (it may
-        reconnect).
-
-        Raises:
-            KeyError: If the agent is not connected.
-        """
-        await self._live(peer_id).close(code, reason)
-
-    def drop_agent(self, peer_id: str) -> None:
-        """Drop an agent's TCP connection without a close frame (the client sees 1006).
-
-        Raises:
-            KeyError: If the agent is not connected.
-        """
-        self._live(peer_id).abort()
-
-    def stall_agent(self, peer_id: str, seconds: float) -> None:
-        """Stop reading from an agent's socket for ``seconds``: once the buffers fill,
-        the agent's sends block (TCP backpressure).
-
-        Raises:
-            KeyError: If the agent is not connected.
-        """
-        self._live(peer_id).stall(seconds)
-
-    async def send_raw(self, peer_id: str, data: bytes) -> None:
-        """Send ``data`` as one binary frame, as is (e.g. a malformed AgentResponse).
-
-        Raises:
-            KeyError: If the agent is not connected.
-        """
-        await self._live(peer_id).send(data)
-
-    async def flood_agent(
-        self,
-        peer_id: str,
-        count: int,
-        *,
-        chunk_bytes: int | None = None,
-        peer_from: str = "flood",
-        track_id: str = "flood-track",
-    ) -> int:
-        """Send ``count`` track_data chunks to an agent as fast as its socket drains.
+    def track_playout(self, peer_id: str, track_id: str) -> tuple[float, float]:
+        """What the server has played of an agent's track and what it still holds,
+        in seconds, at this instant (the latest recording of that track id; see
+        :class:`~fishjam_fast.local.records.TrackRecording` for the model).
 
         Args:
             peer_id: The agent.
-            count: How many chunks.
-            chunk_bytes: Payload size (default: 20 ms at the agent's output rate).
-            peer_from: ``peer_id`` the chunks claim to come from.
-            track_id: Their track id.
+            track_id: Its track.
 
         Returns:
-            How many were sent (fewer if the socket closed).
+            ``(played_s, held_s)``.
 
         Raises:
-            KeyError: If the agent is not connected.
+            KeyError: If the agent or the track is unknown.
         """
-        from fishjam_fast._proto import agent_pb2, notifications_pb2
-
-        conn = self._live(peer_id)
-        size = chunk_bytes if chunk_bytes is not None else conn.peer.output_sample_rate // 50 * 2
-        frame = agent_pb2.AgentResponse(
-            track_data=agent_pb2.AgentResponse.TrackData(
-                peer_id=peer_from,
-                track=notifications_pb2.Track(
-                    id=track_id, type=notifications_pb2.TRACK_TYPE_AUDIO, metadata="null"
-                ),
-                data=bytes(size),
-            )
-        ).SerializeToString()
-        sent = 0
-        for _ in range(count):
-            if not self._running or not await conn.send(frame):
-                break
-            sent += 1
-        conn.record.track_data_sent += sent
-        return sent
+        return self.state.agent(peer_id).tracks[track_id].playout()

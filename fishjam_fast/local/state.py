@@ -1,4 +1,9 @@
-"""Rooms and peers of the local server, and their JSON as the Fishjam REST API shows it.
+"""The local server's registry: rooms, peers, tokens and agent records.
+
+:class:`ServerState` is the one owner of this state; the REST routes, the agent socket,
+the control routes and :class:`~fishjam_fast.local.LocalFishjam` all go through its
+methods. It outlives the listening socket: :meth:`LocalFishjam.restart` keeps it, as a
+deploy of the real server keeps its rooms, peers and tokens.
 
 The JSON shapes follow the OpenAPI models the plain SDK parses (camelCase keys:
 ``subscribeMode``, ``roomType``, ``maxPeers``...).
@@ -12,11 +17,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .records import AgentRecord
+from .records import AgentRecord, AuthAttempt, ConnectionRecord
 
 if TYPE_CHECKING:
     from .agent_socket import AgentConnection
-    from .peers import SimulatedTrack
+    from .peers import SimulatedTrack, SpeakingPeer
 
 PeerType = Literal["agent", "webrtc"]
 
@@ -107,6 +112,8 @@ class Room:
     config: dict[str, Any]
     #: Peers by id.
     peers: dict[str, Peer] = field(default_factory=dict)
+    #: The room's speaking peers by peer id (each owns its speaking task).
+    speakers: dict[str, SpeakingPeer] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``Room`` object of the REST API."""
@@ -179,3 +186,213 @@ def agent_sample_rate(options: dict[str, Any]) -> int:
     if rate not in AGENT_SAMPLE_RATES:
         raise ValueError(f"Unsupported audio sample rate: {rate}")
     return int(rate)
+
+
+class ServerState:
+    """Rooms, peers, tokens and what agents did: the registry every part of the server
+    reads and changes through these methods.
+
+    Lookups raise ``KeyError`` for an unknown id; the REST routes turn that into 404.
+    """
+
+    def __init__(self) -> None:
+        """An empty registry."""
+        #: Rooms by id.
+        self.rooms: dict[str, Room] = {}
+        #: Agent records by peer id, kept after the peer or its room is deleted.
+        self.agents: dict[str, AgentRecord] = {}
+        #: Every agent socket opened so far, authenticated or not, oldest first.
+        self.connections: list[ConnectionRecord] = []
+        #: Every auth_request answered, whatever its token, oldest first.
+        self.auth_attempts: list[AuthAttempt] = []
+        self._tokens: dict[str, tuple[str, str]] = {}  # token -> (room id, peer id)
+        self._revoked: set[str] = set()
+
+    # -- rooms and peers
+
+    def create_room(self, config: dict[str, Any]) -> Room:
+        """Add a room with a validated ``config`` (see :func:`room_config`)."""
+        room = Room(id=new_id(), config=config)
+        self.rooms[room.id] = room
+        return room
+
+    def room(self, room_id: str) -> Room:
+        """The room ``room_id``.
+
+        Raises:
+            KeyError: If there is no such room.
+        """
+        return self.rooms[room_id]
+
+    def peer(self, peer_id: str, room_id: str | None = None) -> Peer:
+        """The peer ``peer_id`` (of ``room_id`` when given, else of any room).
+
+        Raises:
+            KeyError: If there is no such room or peer.
+        """
+        if room_id is not None:
+            return self.rooms[room_id].peers[peer_id]
+        for room in self.rooms.values():
+            peer = room.peers.get(peer_id)
+            if peer is not None:
+                return peer
+        raise KeyError(peer_id)
+
+    def add_agent(self, room_id: str, sample_rate: int, subscribe_mode: str = "auto") -> Peer:
+        """Add an agent peer (and its :class:`AgentRecord`) to a room.
+
+        Raises:
+            KeyError: If there is no such room.
+        """
+        room = self.rooms[room_id]
+        peer = Peer(id=new_id(), room_id=room.id, type="agent", subscribe_mode=subscribe_mode)
+        peer.output_sample_rate = sample_rate
+        peer.record = self.agents[peer.id] = AgentRecord(peer_id=peer.id, room_id=room.id)
+        return self._add_peer(room, peer)
+
+    def add_webrtc_peer(
+        self,
+        room_id: str,
+        metadata: dict[str, Any] | None = None,
+        subscribe_mode: str = "auto",
+        *,
+        simulated: bool = False,
+    ) -> Peer:
+        """Add a WebRTC peer (``simulated``: one of ours, which counts as connected).
+
+        Raises:
+            KeyError: If there is no such room.
+        """
+        room = self.rooms[room_id]
+        peer = Peer(id=new_id(), room_id=room.id, type="webrtc", subscribe_mode=subscribe_mode)
+        peer.metadata = metadata
+        peer.simulated = simulated
+        return self._add_peer(room, peer)
+
+    def _add_peer(self, room: Room, peer: Peer) -> Peer:
+        room.peers[peer.id] = peer
+        self._tokens[peer.token] = (peer.room_id, peer.id)
+        return peer
+
+    def pop_peer(self, room_id: str, peer_id: str) -> tuple[Peer, SpeakingPeer | None]:
+        """Remove a peer from its room (its tokens stop authenticating: peer not found).
+
+        Returns:
+            The peer, and its speaking handle if it was a speaking peer (the caller
+            stops it).
+
+        Raises:
+            KeyError: If there is no such room or peer.
+        """
+        room = self.rooms[room_id]
+        peer = room.peers.pop(peer_id)
+        return peer, room.speakers.pop(peer_id, None)
+
+    def pop_room(self, room_id: str) -> Room:
+        """Remove a room (the caller stops its speakers and closes its agents).
+
+        Raises:
+            KeyError: If there is no such room.
+        """
+        return self.rooms.pop(room_id)
+
+    def agent(self, peer_id: str) -> AgentRecord:
+        """What an agent did, over all its connections (kept after it is deleted).
+
+        Raises:
+            KeyError: If no agent had that id.
+        """
+        return self.agents[peer_id]
+
+    def connection(self, peer_id: str) -> AgentConnection | None:
+        """The live connection of an agent, if it is connected (None for unknown ids)."""
+        try:
+            return self.peer(peer_id).connection
+        except KeyError:
+            return None
+
+    def live_connections(self) -> list[AgentConnection]:
+        """Every authenticated agent connection that is live, in room order."""
+        return [
+            p.connection
+            for r in self.rooms.values()
+            for p in r.peers.values()
+            if p.connection is not None
+        ]
+
+    def video_image(self, room_id: str, track_id: str) -> tuple[str, bytes] | None:
+        """``(content_type, image)`` of a simulated video track in a room, else None."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return None
+        for peer in room.peers.values():
+            for track in peer.tracks:
+                if track.id == track_id and track.type == "video":
+                    return track.content_type, track.image
+        return None
+
+    # -- tokens
+
+    def refresh_token(self, peer: Peer) -> str:
+        """Issue a new token for ``peer`` (earlier ones stay valid, as tokens here never
+        expire), as ``POST /room/{id}/peer/{id}/refresh_token`` does.
+
+        Returns:
+            The new token (also ``peer.token``).
+        """
+        peer.token = secrets.token_urlsafe(24)
+        self._tokens[peer.token] = (peer.room_id, peer.id)
+        return peer.token
+
+    def revoke_token(self, token: str) -> str:
+        """Make ``token`` fail from its next auth_request on (close 1000 ``invalid token``);
+        a connection it already authenticated stays.
+
+        Returns:
+            The id of the peer the token belonged to.
+
+        Raises:
+            KeyError: If the server never issued ``token``.
+        """
+        _, peer_id = self._tokens[token]
+        self._revoked.add(token)
+        return peer_id
+
+    def authenticate(self, token: str, at: float) -> tuple[Peer | None, str]:
+        """Check an auth_request's token and record the attempt (server-wide and on the
+        agent's record).
+
+        Args:
+            token: The token sent.
+            at: ``time.monotonic()`` of the request.
+
+        Returns:
+            The agent peer it authenticates, or None and the real server's close reason
+            (``missing token``, ``invalid token``, ``room not found``, ``peer not
+            found``, ``peer already connected``).
+        """
+        ids = self._tokens.get(token)
+        peer, reason = self._check(token, ids)
+        attempt = AuthAttempt(at, token, peer is not None, reason, ids[1] if ids else None)
+        self.auth_attempts.append(attempt)
+        record = self.agents.get(ids[1]) if ids else None
+        if record is not None:
+            record.auth_attempts.append(attempt)
+        return peer, reason
+
+    def _check(self, token: str, ids: tuple[str, str] | None) -> tuple[Peer | None, str]:
+        if not token:
+            return None, "missing token"
+        if ids is None or token in self._revoked:
+            return None, "invalid token"
+        room = self.rooms.get(ids[0])
+        if room is None:
+            return None, "room not found"
+        peer = room.peers.get(ids[1])
+        if peer is None:
+            return None, "peer not found"
+        if peer.type != "agent":
+            return None, "invalid token"
+        if peer.connection is not None:
+            return None, "peer already connected"
+        return peer, ""

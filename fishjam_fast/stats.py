@@ -1,0 +1,35 @@
+"""Traffic counters of a session."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class SessionStats:
+    """Traffic counters of one session.
+
+    Attributes:
+        messages_sent: Frames sent, authentication included.
+        bytes_sent: Bytes of those frames (protobuf, before WebSocket framing).
+        messages_received: Frames received, malformed ones included.
+        bytes_received: Bytes of those frames.
+        frames_skipped: Received frames that failed to decode and were skipped.
+        connected_at: ``time.monotonic()`` when the session was authenticated.
+        closed_at: ``time.monotonic()`` when the session ended, or None.
+    """
+
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    messages_received: int = 0
+    bytes_received: int = 0
+    frames_skipped: int = 0
+    connected_at: float = 0.0
+    closed_at: float | None = None
+
+    @property
+    def connected_seconds(self) -> float:
+        """How long the session has been (or was) connected."""
+        end = self.closed_at if self.closed_at is not None else time.monotonic()
+        return end - self.connected_at

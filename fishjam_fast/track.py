@@ -1,0 +1,432 @@
+"""An agent's outgoing audio track: audio in, ``track_data`` frames out.
+
+Besides sending, a PCM16 track keeps a playout clock (``_playout``): the client's model
+of the server playing the track in real time, which gives ``queued_duration``,
+``wait_for_playout()``, the seconds an ``interrupt()`` dropped, and pacing
+(``max_queued``). ``send_pcm`` keeps the stream state of ``_pcm_stream`` (resampler,
+short-chunk carry) across calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _codec, _pcm, pcm
+from ._options import TrackParams, track_params
+from ._pcm_stream import PcmStream
+from ._playout import PlayoutClock
+from ._resample import check_rate
+from .errors import AgentError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from .session import AgentSession
+
+
+class OutgoingTrack:
+    """An outgoing audio track of an agent, created by :meth:`AgentSession.add_track`.
+
+    Playout clock: Fishjam plays a PCM16 agent track in real time from the arrival of
+    its audio (a chunk sent while audio is queued plays after it), and an interrupt
+    drops what is queued. The track models that from what it sent:
+    :attr:`queued_duration`, :meth:`wait_for_playout`, and the seconds
+    :meth:`interrupt` returns. With ``max_queued`` (see
+    :meth:`AgentSession.add_track`) sending waits so that no more than that is queued.
+
+    On Opus tracks the client cannot know how long a packet plays, so the clock stays
+    empty: :attr:`queued_duration` is 0.0, :meth:`wait_for_playout` returns at once,
+    :meth:`interrupt` returns 0.0 (it still drops what the server holds), and
+    ``max_queued`` is refused.
+
+    Attributes:
+        id: The global identifier of the track (a fresh ``uuid4().hex``).
+        session: The session the track belongs to.
+        options: The options the track was created with.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_encoder",
+        "_frame_bytes",
+        "_interrupts",
+        "_max_queued",
+        "_params",
+        "_removed",
+        "_seconds_per_byte",
+        "_send",
+        "_sleepers",
+        "_stream",
+        "id",
+        "options",
+        "session",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        session: AgentSession,
+        options: Any,
+        *,
+        params: TrackParams | None = None,
+        max_queued: float | None = None,
+    ) -> None:
+        """Made by :meth:`AgentSession.add_track`, which validated ``options`` into
+        ``params`` (validated here when not given) and ``max_queued``."""
+        if params is None:
+            params = track_params(options)
+        self._max_queued = _check_max_queued(max_queued, params.is_pcm16)
+        self.id = id
+        self.session = session
+        self.options = options
+        self._params = params
+        # the session's one way out: frames go through it, closed or not
+        self._send = session._send
+        self._encoder = _codec.TrackDataEncoder(id)
+        # PCM16 chunks must hold whole sample frames; Opus packets are opaque
+        self._frame_bytes = params.frame_bytes if params.is_pcm16 else 1
+        self._removed = False
+        # playout: seconds per PCM16 byte (0 for Opus: its clock never moves)
+        self._clock = PlayoutClock()
+        self._seconds_per_byte = (
+            1.0 / (params.frame_bytes * params.sample_rate) if params.is_pcm16 else 0.0
+        )
+        self._interrupts = 0  # bumped by interrupt(): ends wait_for_playout() early
+        # pacing waits and wait_for_playout(), woken early by interrupt() and remove()
+        self._sleepers: set[asyncio.Future[None]] = set()
+        self._stream: PcmStream | None = None  # send_pcm's stream state, made on need
+
+    def __repr__(self) -> str:
+        return f"OutgoingTrack(id={self.id!r}, options={self.options!r})"
+
+    @property
+    def removed(self) -> bool:
+        """True once the track was removed with :meth:`remove`."""
+        return self._removed
+
+    @property
+    def max_queued(self) -> float | None:
+        """The pacing bound in seconds (see :meth:`AgentSession.add_track`), or None."""
+        return self._max_queued
+
+    @property
+    def queued_duration(self) -> float:
+        """Seconds of audio sent and not yet played (0.0 when idle, and on Opus tracks).
+
+        The client's model of the server's queue: audio plays in real time from its
+        arrival, behind what is queued; :meth:`interrupt` empties it.
+        """
+        return self._clock.queued(time.monotonic())
+
+    async def wait_for_playout(self) -> None:
+        """Waits until everything sent so far has played.
+
+        Returns at once when nothing is queued (and on Opus tracks), and as soon as
+        :meth:`interrupt` drops the queue. Audio sent while waiting is not waited for.
+        Cancelling it (``asyncio.timeout()`` for a deadline) has no side effects.
+        """
+        target = self._clock.ends_at
+        interrupts = self._interrupts
+        while self._interrupts == interrupts and not self._removed:
+            left = target - time.monotonic()
+            if left <= 0.0:
+                return
+            await self._sleep(left)
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleeps ``delay`` seconds, or until :meth:`interrupt` or :meth:`remove`."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_later(delay, _wake, waiter)
+        sleepers = self._sleepers
+        sleepers.add(waiter)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            sleepers.discard(waiter)
+
+    def _wake_sleepers(self) -> None:
+        for waiter in self._sleepers:
+            _wake(waiter)
+
+    async def _pace(self, seconds: float) -> None:
+        """Waits until ``seconds`` more audio fits under ``max_queued``.
+
+        A blocked sender sleeps until there is room for a quarter of ``max_queued``
+        more (``PlayoutClock.refill_wait``): one timer per few chunks, not per chunk.
+        """
+        clock = self._clock
+        limit = self._max_queued
+        assert limit is not None
+        while (wait := clock.refill_wait(seconds, limit, time.monotonic())) > 0.0:
+            await self._sleep(wait)
+            self._check_not_removed()
+
+    def _check_not_removed(self) -> None:
+        if self._removed:
+            raise AgentError(f"track {self.id} was removed; add a new track to send audio")
+
+    async def send_chunk(self, data: Buffer) -> None:
+        """Sends a chunk of audio on this track.
+
+        Peers in the agent's room hear it once the server plays it. Waits while the
+        connection's write buffer is full (flow control), so a fast producer cannot
+        grow memory without bound; on a track with ``max_queued``, also while sending
+        it would queue more than that (pacing). Cancelling the wait sends nothing.
+
+        Args:
+            data: Raw audio: a bytes-like object (bytes, bytearray, memoryview or a
+                contiguous buffer). For PCM16 tracks its length must be a multiple
+                of ``2 * channels`` bytes. PCM16 tracks also take NumPy arrays,
+                converted and framed in one native pass (see :mod:`fishjam_fast.pcm`):
+                int16 (either byte order), or float32/float64 in [-1, 1]; shape
+                ``(n,)`` (mono, or interleaved) or ``(n, channels)``; any strides.
+
+        Raises:
+            TypeError: ``data`` is neither bytes-like nor an accepted NumPy array.
+            ValueError: ``data`` does not hold whole PCM16 sample frames, its shape
+                does not match the track's channels, or it is float audio beyond 2.0
+                in magnitude (int16-range data: scale it, ``x / 32768``).
+            AgentError: the track was removed.
+            AgentConnectionError: the session is closed, or the connection was lost.
+        """
+        self._check_not_removed()
+        if isinstance(data, np.ndarray):
+            frame: Buffer = self._frame_array(data)
+            size = 2 * data.size  # PCM16 bytes (validated by _frame_array)
+        else:
+            frame_bytes = self._frame_bytes
+            size = 0
+            if frame_bytes != 1:
+                size = _payload_size(data)
+                if size % frame_bytes:
+                    layout = "mono" if frame_bytes == 2 else "stereo"
+                    raise ValueError(
+                        f"a PCM16 {layout} chunk must be a multiple of {frame_bytes} bytes "
+                        f"(whole 16-bit samples for every channel), got {size} bytes"
+                    )
+            frame = self._encoder.encode(data)
+        if size:
+            seconds = size * self._seconds_per_byte
+            if self._max_queued is not None:
+                await self._pace(seconds)
+            # counted when handed to the transport, which writes it before any wait
+            self._clock.add(seconds, time.monotonic())
+        await self._send(frame)
+
+    def _frame_array(self, samples: npt.NDArray[Any]) -> memoryview:
+        """One track_data frame holding all of ``samples`` as PCM16."""
+        params = self._params
+        if not params.is_pcm16:
+            raise TypeError(
+                "NumPy arrays are PCM samples, for PCM16 tracks only; send Opus packets as bytes"
+            )
+        # samples.size per chunk is at least all of them: one frame
+        buffer, offsets = pcm._frame_samples(
+            self.id, samples, params.channels, max(1, samples.size)
+        )
+        if len(offsets) == 1:  # no samples: an empty chunk, as b"" would send
+            return memoryview(self._encoder.encode(b""))
+        return buffer.data
+
+    async def send_pcm(
+        self,
+        samples: Buffer | npt.NDArray[Any],
+        chunk_ms: int = 20,
+        *,
+        sample_rate: int | None = None,
+        final: bool = True,
+    ) -> int:
+        """Sends a stretch of audio as chunks of ``chunk_ms`` each, resampled if need be.
+
+        Converts and frames every chunk in one native pass into one buffer, then hands
+        the frames to the transport in as few writes as it allows (flow control as
+        :meth:`send_chunk`). The server plays the chunks in real time from its queue.
+
+        On a track with ``max_queued`` the chunks go out as room frees (a few at a
+        time, without blocking the event loop); cancelling the call stops there: what
+        was sent counts in ``stats`` and the playout clock, the rest is not sent, and
+        the stream state below is dropped.
+
+        Streams: ``final=False`` marks one piece of a longer stream. The resampler's
+        state and the samples short of a whole chunk are carried into the next call,
+        so pieces of any size give whole ``chunk_ms`` chunks and, together, the same
+        samples one call would have sent. ``final=True`` (the default) ends the
+        stream: the resampler is flushed and a short last chunk is sent as it is (no
+        padding). :meth:`interrupt` drops the stream's state. An exception (bad
+        samples) drops it too, having sent nothing of that call.
+
+        Args:
+            samples: PCM16 bytes, or a NumPy array as :meth:`send_chunk` takes.
+            chunk_ms: Milliseconds of audio per chunk; at the track's sample rate it
+                must be a whole number of samples.
+            sample_rate: The rate of ``samples`` in Hz (1000 to 768000); when it
+                differs from the track's, the audio is resampled (soxr, high quality).
+                ``None``: the track's rate. A stream keeps one rate until it ends.
+            final: Whether this call ends the stream (see above).
+
+        Returns:
+            The number of chunks sent.
+
+        Raises:
+            TypeError, ValueError: as :meth:`send_chunk`; a bad ``chunk_ms`` or
+                ``sample_rate``; a ``sample_rate`` other than the open stream's.
+            AgentError: the track was removed.
+            AgentConnectionError: the session is closed, or the connection was lost.
+        """
+        self._check_not_removed()
+        params = self._params
+        if not params.is_pcm16:
+            raise TypeError("send_pcm is for PCM16 tracks; send Opus packets with send_chunk")
+        rate, channels = params.sample_rate, params.channels
+        per_chunk = pcm._samples_per_chunk(rate, chunk_ms)
+        if sample_rate is not None:
+            sample_rate = check_rate("sample_rate", sample_rate)
+        stream = self._stream
+        if final and sample_rate in (None, rate) and (stream is None or not stream.open):
+            # one whole stretch at the track's rate: frame it as it is
+            prepared, _ = pcm._prepare(samples, channels)
+            blocks = [prepared]
+        else:
+            if stream is None:
+                stream = self._stream = PcmStream(rate, channels)
+            try:
+                blocks = stream.blocks(samples, per_chunk, sample_rate, final)
+            except BaseException:
+                stream.reset()
+                raise
+        frames: list[memoryview] = []
+        sample_frames = 0
+        try:
+            for block in blocks:
+                buffer, offsets = _pcm.frame_pcm16(self.id, block, channels, per_chunk)
+                view = buffer.data
+                frames += [view[start:end] for start, end in pairwise(offsets.tolist())]
+                sample_frames += _frame_count(block, channels)
+        except BaseException:
+            if stream is not None:
+                stream.reset()
+            raise
+        if not frames:
+            return 0
+        chunk_s = per_chunk / rate
+        last_s = (sample_frames - (len(frames) - 1) * per_chunk) / rate
+        if self._max_queued is None:
+            self._clock.add(sample_frames / rate, time.monotonic())
+            await self._send(frames)
+        else:
+            try:
+                await self._send_paced(frames, chunk_s, last_s)
+            except asyncio.CancelledError:
+                if self._stream is not None:
+                    self._stream.reset()  # the rest of this piece is gone: start anew
+                raise
+        return len(frames)
+
+    async def _send_paced(self, frames: list[memoryview], chunk_s: float, last_s: float) -> None:
+        """Sends ``frames`` (``chunk_s`` each, the last ``last_s``) as room frees."""
+        clock = self._clock
+        limit = self._max_queued
+        assert limit is not None
+        count = len(frames)
+        sent = 0
+        while sent < count:
+            self._check_not_removed()  # removed while the previous batch went out
+            seconds = chunk_s if sent < count - 1 else last_s
+            await self._pace(seconds)
+            # as many whole chunks as fit now (at least the one _pace made room for)
+            room = limit - clock.queued(time.monotonic())
+            end = min(count, sent + max(1, int(room / chunk_s + 1e-9)))
+            seconds = (end - sent) * chunk_s if end < count else (end - sent - 1) * chunk_s + last_s
+            clock.add(seconds, time.monotonic())
+            await self._send(frames[sent:end])
+            sent = end
+
+    async def interrupt(self) -> float:
+        """Interrupts the track: the server drops the audio it holds for it.
+
+        Audio sent after the interrupt plays normally. The playout clock is empty
+        afterwards, :meth:`wait_for_playout` calls in progress return, paced sends
+        waiting for room go on at once, and ``send_pcm``'s stream state (resampler,
+        carried samples) is dropped. Sends in progress are not cancelled: cancel the
+        task that sends first.
+
+        Returns:
+            The seconds of queued audio it dropped (0.0 on Opus tracks).
+
+        Raises:
+            AgentError: the track was removed.
+            AgentConnectionError: the session is closed, or the connection was lost.
+        """
+        self._check_not_removed()
+        dropped = self._clock.clear(time.monotonic())
+        self._interrupts += 1
+        if self._stream is not None:
+            self._stream.reset()
+        self._wake_sleepers()
+        await self._send(_codec.encode_interrupt_track(self.id))
+        return dropped
+
+    async def remove(self) -> None:
+        """Removes the track from the room (``RemoveTrack``; the plain SDK lacks it).
+
+        Sending on the track afterwards raises :class:`AgentError`; removing it again
+        does nothing. The server drops what it held: the playout clock is emptied.
+
+        Raises:
+            AgentConnectionError: the session is closed, or the connection was lost.
+        """
+        if self._removed:
+            return
+        await self._send(_codec.encode_remove_track(self.id))
+        self._removed = True
+        self._clock.clear(time.monotonic())
+        self._wake_sleepers()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _frame_count(block: Any, channels: int) -> int:
+    """Sample frames in a block ``frame_pcm16`` took (an array, or PCM16 bytes)."""
+    if isinstance(block, np.ndarray):
+        return block.shape[0] if block.ndim == 2 else block.size // channels
+    return memoryview(block).nbytes // (2 * channels)
+
+
+def _check_max_queued(max_queued: object, is_pcm16: bool) -> float | None:
+    """Validates ``add_track``'s ``max_queued``: None, or positive finite seconds."""
+    if max_queued is None:
+        return None
+    if isinstance(max_queued, bool) or not isinstance(max_queued, int | float):
+        raise TypeError(f"max_queued must be seconds (a float) or None, not {max_queued!r}")
+    if not (math.isfinite(max_queued) and max_queued > 0):
+        raise ValueError(f"max_queued must be a positive number of seconds, got {max_queued}")
+    if not is_pcm16:
+        raise ValueError(
+            "max_queued paces PCM16 tracks only: the client cannot tell how long an Opus "
+            "packet plays"
+        )
+    return float(max_queued)
+
+
+def _payload_size(data: object) -> int:
+    if isinstance(data, bytes | bytearray):
+        return len(data)
+    try:
+        return memoryview(data).nbytes  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            "audio data must be a bytes-like object (bytes, bytearray, memoryview), "
+            f"not {type(data).__name__}"
+        ) from None
