@@ -8,7 +8,9 @@ steady window opens, and everything below is measured over that window only:
 
 - chunks delivered of those due (``agents * seconds / 20 ms``): a client that falls
   behind reads late, the server's writes wait, and fewer chunks arrive in the window;
-- the round trip, peer chunk out -> echo back in, measured by the server;
+- the round trip, peer chunk out -> echo back in, measured by the server (it times the
+  echoes of its last 512 chunks, about 10 s: a round trip beyond that goes untimed, so
+  a client that far behind shows a p99 near 10 s, a lower bound);
 - the client's lateness: a chunk's arrival minus the agent's best-fitting 20 ms schedule;
 - client CPU (``time.process_time``) per agent-second: per second of audio an agent
   received and echoed (50 chunks each way), so a client that falls behind is charged for
@@ -299,6 +301,23 @@ def _progress(
     )
 
 
+def window_round_trips(samples: list[float], count: int, echoed: int) -> list[float]:
+    """The round trips of the window's ``echoed`` echoes, from the server's record.
+
+    The server keeps every round trip in arrival order up to its sample size, then a
+    uniform sample of the whole run. While it kept all of them, the last ``echoed`` are
+    the window's; beyond that the sample stands for the run (mostly the window).
+
+    Args:
+        samples: The agent's ``echo_latencies``.
+        count: How many round trips the server timed (``echo_count``).
+        echoed: How many echoes the agent sent in the window.
+    """
+    if count > len(samples):
+        return samples
+    return samples[len(samples) - echoed :] if echoed else []
+
+
 def create_local_agents(server: LocalFishjamProcess, count: int) -> list[AgentSpec]:
     """A room per agent on ``server``, each with an agent peer and a speaking peer."""
     return [server.create_agent(SPEAKER) for _ in range(count)]
@@ -335,9 +354,8 @@ def measure_local(
     window = run(run_window(module, fleet, seconds, progress), use_uvloop=use_uvloop)
     round_trips: list[float] = []
     for spec, echoed in zip(specs, window.echoed_per_agent, strict=True):
-        latencies = server.call("GET", f"/local/agent/{spec.peer_id}")["echo_latencies"]
-        # the server timed every echo; the last `echoed` of them are the window's
-        round_trips += latencies[len(latencies) - echoed :] if echoed else []
+        summary = server.call("GET", f"/local/agent/{spec.peer_id}")
+        round_trips += window_round_trips(summary["echo_latencies"], summary["echo_count"], echoed)
         server.call("DELETE", f"/room/{spec.room_id}")
     return FleetResult(
         implementation=name,

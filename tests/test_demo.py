@@ -3,11 +3,15 @@ up and draws the chart."""
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+from fishjam_fast.fleet import FleetResult, percentile, window_round_trips
 
 AGENTS = 4
 
@@ -69,3 +73,27 @@ def test_remote_mode_needs_a_token() -> None:
         env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2 and "FISHJAM_MANAGEMENT_TOKEN" in result.stderr
+
+
+def test_fleet_figures() -> None:
+    result = FleetResult("x", "uvloop", agents=10, connected=10, seconds=2.0, cpu_seconds=0.1,
+                         chunks_received=1000, chunks_due=1000, errors=0,
+                         round_trip_p50_ms=1.0, round_trip_p99_ms=99.0, lateness_p50_ms=0.0,
+                         lateness_p99_ms=0.0, rss_per_agent_kib=0.0)  # fmt: skip
+    assert result.cpu_per_agent_second == 0.1 / (1000 * 0.020)
+    assert result.agents_per_core_at_half == 0.5 / result.cpu_per_agent_second
+    assert result.kept_pace and result.kept_real_time
+    slow = replace(result, chunks_received=900, round_trip_p99_ms=101.0)
+    assert not slow.kept_pace and not slow.kept_real_time
+    late = replace(result, round_trip_p99_ms=101.0)
+    assert late.kept_pace and not late.kept_real_time
+    assert not replace(result, connected=9).kept_real_time
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0 and math.isnan(percentile([], 0.5))
+
+
+def test_window_round_trips_are_the_last_echoes_while_the_server_kept_them_all() -> None:
+    samples = [1.0, 2.0, 3.0, 4.0]
+    assert window_round_trips(samples, count=4, echoed=2) == [3.0, 4.0]
+    assert window_round_trips(samples, count=4, echoed=0) == []
+    # beyond its sample size the server keeps a uniform sample of the run: all of it
+    assert window_round_trips(samples, count=4000, echoed=2) == samples
