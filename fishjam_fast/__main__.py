@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
-        help="echo agents against a local (or real) Fishjam",
+        help="a fleet of echo agents, fishjam_fast beside the plain SDK, on a local Fishjam",
         epilog=f"needs {install_hint('demo')}",
     )
     demo_module.add_arguments(demo)
