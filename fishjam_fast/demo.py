@@ -133,7 +133,9 @@ def write_chart(results: list[FleetResult], path: Path) -> None:
         rtt_ax.bar_label(drawn, [_ms(v) for v in values])
     rtt_ax.set_xticks([0, 1], ["p50", "p99"])
     rtt_ax.set_yscale("log")
-    rtt_ax.set_ylim(bottom=0.1)
+    highest = max((v for r in results for v in (r.round_trip_p50_ms, r.round_trip_p99_ms)
+                   if not math.isnan(v)), default=REAL_TIME_P99_MS)  # fmt: skip
+    rtt_ax.set_ylim(0.1, 50 * max(highest, REAL_TIME_P99_MS))  # room for labels and legend
     rtt_ax.axhline(
         REAL_TIME_P99_MS,
         color="tab:red",
@@ -142,7 +144,7 @@ def write_chart(results: list[FleetResult], path: Path) -> None:
         label=f"real-time bound ({REAL_TIME_P99_MS:.0f} ms)",
     )
     rtt_ax.set_title("round trip, chunk out -> echo in (ms, log)")
-    rtt_ax.legend()
+    rtt_ax.legend(loc="upper left", fontsize="small")
     agents = results[0].agents
     fig.suptitle(f"{agents} echo agents in one process, {results[0].loop}")
     fig.tight_layout()
