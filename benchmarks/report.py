@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import subprocess
 import sys
@@ -127,9 +128,105 @@ def write_markdown(data: dict[str, Any], path: Path) -> list[tuple[str, float, f
                 f"{x['lateness_p50_ms']:.1f} / {x['lateness_p99_ms']:.1f} ms | "
                 f"{x['rss_per_agent_kib']:.0f} KiB | {'yes' if x['kept_pace'] else 'NO'} |"
             )
+    lines += realtime_section(benchmarks)
     lines += ["", "![plain SDK vs fishjam_fast](chart.png)", ""]
     path.write_text("\n".join(lines))
     return chart
+
+
+# issue 9's goals for the real-time benchmark (bench_realtime.py)
+REALTIME_GOALS = {"agents_per_core_at_400": 600.0, "ratio_at_30": 18.0, "user_us_at_400": 3.0}
+
+
+def realtime_section(benchmarks: list[dict[str, Any]]) -> list[str]:
+    """The real-time table (bench_realtime.py) and the goals read off it."""
+    runs = [b["extra_info"] for b in benchmarks if (b.get("group") or "").startswith("realtime-")]
+    if not runs:
+        return []
+    when = sorted({x["measured_at"] for x in runs})
+    load = max(x["load_average"] for x in runs)
+    span = when[0] if len(when) == 1 else f"{when[0][:-4]} to {when[-1][11:]}"
+    windows = sorted(x["seconds"] for x in runs)
+    window = (
+        f"{windows[0]:.0f} s"
+        if round(windows[0]) == round(windows[-1])
+        else (f"{windows[0]:.0f} to {windows[-1]:.0f} s")
+    )
+    pacer = max(x.get("pacer_cpu_share", float("nan")) for x in runs)
+    lines = [
+        "",
+        "## Real-time: N echo agents against a pacer",
+        "",
+        "A pacer in another process (benchmarks/pacer.py) sends every agent one prebuilt",
+        "640-byte chunk every 20 ms, the agents spread evenly over the period; each agent",
+        "echoes every chunk onto its own track, all agents in one client process on uvloop.",
+        "CPU is the client's (`getrusage`), user and kernel apart, per agent-second (50",
+        "chunks echoed) and per message (a chunk received or an echo sent). Agents per",
+        "core at 50% CPU = 0.5 / (CPU seconds per agent-second), a linear reading of the",
+        "cost measured at that N. `pacer kept pace`: the pacer sent every connection at",
+        "least 95% of the chunks due, on time; a row marked NO does not count. `client",
+        "kept up`: the agents echoed at least 95% of the chunks due, with a median",
+        "lateness under 20 ms; a client behind reads its backlog in batches, cheaper per",
+        "message than real time, so its row flatters it.",
+        f"Measured {span}, windows of {window}; the highest 1-minute load average during",
+        f"the runs: {load:.1f}"
+        + ("." if math.isnan(pacer) else f"; the pacer's CPU at most {pacer:.0%} of a core."),
+        "",
+        "| client | transport | N | CPU per agent-second (user + kernel) "
+        "| agents per core at 50% | µs per message (user / kernel) | lateness p50 / p99 "
+        "| RSS per agent | pacer kept pace | client kept up |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    order = sorted(runs, key=lambda x: (x["client"] != "plain_sdk", x["agents"], x["transport"]))
+    for x in order:
+        lines.append(
+            f"| {x['client']} | {x['transport']} | {x['agents']} | "
+            f"{1e3 * x['cpu_per_agent_second']:.2f} ms ({1e3 * x['user_per_agent_second']:.2f}"
+            f" + {1e3 * x['system_per_agent_second']:.2f}) | "
+            f"{x['agents_per_core_at_half']:,.0f} | "
+            f"{x['user_us_per_message']:.2f} / {x['system_us_per_message']:.2f} | "
+            f"{x['lateness_p50_ms']:.1f} / {x['lateness_p99_ms']:.1f} ms | "
+            f"{x['rss_per_agent_kib']:.0f} KiB | {'yes' if x['kept_pace'] else 'NO'} | "
+            f"{'yes' if x['client_kept_up'] else 'NO'} |"
+        )
+    by_key = ratios.index(benchmarks)
+    default = by_key.get(("realtime-400", "realtime[fishjam_fast]"))
+    fast30 = by_key.get(("realtime-30", "realtime[fishjam_fast]"))
+    plain30 = by_key.get(("realtime-30", "realtime[plain_sdk]"))
+    goals = REALTIME_GOALS
+
+    def caveat(x: dict[str, Any]) -> str:
+        if not x["kept_pace"]:
+            return f" (does not count: the pacer did not keep pace with {x['client']})"
+        if not x["client_kept_up"]:
+            return f" ({x['client']} fell behind: batched reads, not real time)"
+        return ""
+
+    lines += ["", "Goals (issue 9), read off this table:", ""]
+    if default is not None:
+        x = default["extra_info"]
+        kernel_share = x["system_per_agent_second"] / x["cpu_per_agent_second"]
+        lines += [
+            f"- agents per core at 50% CPU at N=400 ({x['transport']}): "
+            f"{x['agents_per_core_at_half']:,.0f} (goal at least "
+            f"{goals['agents_per_core_at_400']:.0f}){caveat(x)}",
+            f"- user-space CPU per message at N=400: {x['user_us_per_message']:.2f} µs (goal at"
+            f" most {goals['user_us_at_400']:g} µs); kernel {x['system_us_per_message']:.2f} µs"
+            f" per message, {kernel_share:.0%} of the client's CPU: the floor no client-side"
+            " Python can lower",
+        ]
+    else:
+        lines.append("- N=400 not measured in this run (quick mode)")
+    if fast30 is not None and plain30 is not None:
+        a, b = fast30["extra_info"], plain30["extra_info"]
+        lines.append(
+            f"- CPU vs the plain SDK at N=30 ({a['transport']}): "
+            f"{b['cpu_per_agent_second'] / a['cpu_per_agent_second']:.1f}x less (goal at least "
+            f"{goals['ratio_at_30']:g}x){caveat(a)}{caveat(b)}; kernel: plain SDK "
+            f"{b['system_per_agent_second'] * 1e3:.2f} ms, fishjam_fast "
+            f"{a['system_per_agent_second'] * 1e3:.2f} ms per agent-second"
+        )
+    return lines
 
 
 def write_chart(chart: list[tuple[str, float, float]], path: Path) -> bool:

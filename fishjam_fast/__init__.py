@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import pcm
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
+from ._reconnect import ReconnectPolicy, SessionStateChange
 from .agent import Agent
 from .enums import TrackEncoding, TrackType
 from .errors import (
@@ -47,6 +48,8 @@ __all__ = [
     "NativeExtensionWarning",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
+    "ReconnectPolicy",
+    "SessionStateChange",
     "SessionStats",
     "Track",
     "TrackEncoding",

@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from . import _codec
-from ._codec import Authenticated, IncomingTrackData, IncomingTrackImage, Track
+from ._codec import IncomingTrackData, IncomingTrackImage, Track
+from ._reconnect import ReconnectPolicy, SessionStateChange, TokenProvider, reconnect_policy
 from ._transport import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_QUEUE,
@@ -39,6 +40,8 @@ __all__ = [
     "IncomingTrackImage",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
+    "ReconnectPolicy",
+    "SessionStateChange",
     "SessionStats",
     "Track",
     "TrackEncoding",
@@ -70,6 +73,8 @@ class Agent:
         max_queue: int = DEFAULT_MAX_QUEUE,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         open_timeout: float | None = 10.0,
+        reconnect: bool | ReconnectPolicy = True,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         """Creates an agent; nothing is connected until :meth:`connect`.
 
@@ -86,6 +91,18 @@ class Agent:
                 :meth:`AgentSession.receive`; beyond it, reading from the socket pauses.
             write_limit: Write-buffer high-water mark in bytes; sending waits above it.
             open_timeout: Seconds allowed to open the connection.
+            reconnect: After an abnormal end of the connection (a drop, 1001, 1011, a
+                keepalive timeout), reconnect and carry on: True (the default) with a
+                default :class:`ReconnectPolicy` (30 s budget per outage), a
+                :class:`ReconnectPolicy`, or False to end the session as the plain SDK
+                does. See :attr:`AgentSession.state`.
+            token_provider: An async callable returning a fresh token (e.g. from the
+                REST ``refresh_token``), asked once per outage when the server refuses
+                the agent's token on reconnection.
+
+        Raises:
+            ValueError, TypeError: a bad URL, ``ssl`` for a plain URL, or a bad
+                ``reconnect`` or ``token_provider``.
         """
         self.id = id
         self.room_id = room_id
@@ -101,6 +118,13 @@ class Agent:
             "write_limit": write_limit,
             "open_timeout": open_timeout,
         }
+        self._open_timeout = open_timeout
+        self._reconnect_policy = reconnect_policy(reconnect)
+        if token_provider is not None and not callable(token_provider):
+            raise TypeError(
+                f"token_provider must be an async callable, not {type(token_provider).__name__}"
+            )
+        self._token_provider = token_provider
 
     def __repr__(self) -> str:
         return f"Agent(id={self.id!r}, room_id={self.room_id!r}, url={self._socket_url!r})"
@@ -130,10 +154,14 @@ class Agent:
             AgentAuthError: the server refused the token (``.reason`` says why).
             AgentConnectionError: the server could not be reached.
         """
-        transport = await WebsocketsTransport.open(self._socket_url, **self._transport_options)
+        transport = await self._open()
         session: AgentSession | None = None
         try:
-            session = await self._authenticate(transport)
+            stats = SessionStats()
+            first = await self._authenticate(transport, self._token, stats)
+            session = AgentSession(self, transport, stats=stats)
+            if first is not None:
+                session._backlog.append(first)
             yield session
         finally:
             if session is not None:
@@ -143,23 +171,40 @@ class Agent:
             else:
                 await transport.close()
 
-    async def _authenticate(self, transport: Transport) -> AgentSession:
-        session = AgentSession(self, transport)
+    async def _open(self) -> Transport:
+        """Opens a new connection: the one place that makes transports (connect() and
+        reconnections both call it)."""
+        return await WebsocketsTransport.open(self._socket_url, **self._transport_options)
+
+    async def _authenticate(
+        self, transport: Transport, token: str, stats: SessionStats
+    ) -> IncomingTrackData | IncomingTrackImage | None:
+        """Authenticates on a new connection, counting the traffic in ``stats``.
+
+        Returns:
+            The audio or image message the server answered with, if it was not
+            ``authenticated`` (kept for ``receive()``).
+
+        Raises:
+            AgentAuthError: the server closed the connection instead of answering.
+            AgentConnectionError: the answer was malformed.
+        """
+        request = _codec.encode_auth_request(token)
         try:
-            await session._send(_codec.encode_auth_request(self._token))
+            await transport.send(request)
+            stats.messages_sent += 1
+            stats.bytes_sent += len(request)
             # Fishjam answers `authenticated`, or closes the socket with the reason
             frame = await transport.recv()
-        except (TransportClosed, AgentConnectionError):
+        except TransportClosed:
             raise AgentAuthError(transport.close_reason) from None
-        session.stats.messages_received += 1
-        session.stats.bytes_received += len(frame)
+        stats.messages_received += 1
+        stats.bytes_received += len(frame)
         try:
             message = _codec.decode_response(frame)
         except AgentProtocolError as exc:
             raise AgentConnectionError(f"malformed answer to authentication: {exc}") from exc
-        if not isinstance(message, Authenticated) and isinstance(
-            message, IncomingTrackData | IncomingTrackImage
-        ):
-            session._backlog.append(message)
-        session.stats.connected_at = time.monotonic()
-        return session
+        stats.connected_at = time.monotonic()
+        if isinstance(message, IncomingTrackData | IncomingTrackImage):
+            return message
+        return None

@@ -3,8 +3,10 @@
 The names, signatures and wire traffic are those of the plain SDK's ``fishjam.agent``;
 the differences are documented on each method (clean end of ``receive()``, typed
 errors, validation before sending, flow control, ``remove_track``, ``request_image``,
-``stats``). The track, its options and the counters live in their own modules
-(``track``, ``_options``, ``stats``) and are re-exported here under their old names.
+``stats``, automatic reconnection). The track, its options and the counters live in
+their own modules (``track``, ``_options``, ``stats``) and are re-exported here under
+their old names; the connection's lifecycle (states, reconnection, the end of the
+session) is the base class in ``_lifecycle``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage
+from ._lifecycle import AfterDrop, SessionLifecycle
 from ._locks import ReadLock
 from ._options import (
     CHANNEL_COUNTS,
@@ -28,9 +31,9 @@ from ._options import (
     OutgoingAudioTrackOptions,
     track_params,
 )
-from ._transport import NORMAL_CLOSE_CODES, Transport, TransportClosed
-from .enums import TrackType
-from .errors import AgentConnectionError, AgentError, AgentProtocolError
+from ._reconnect import SessionState, SessionStateChange, connection_error
+from ._transport import Transport, TransportClosed
+from .errors import AgentError, AgentProtocolError
 from .stats import SessionStats
 from .track import OutgoingTrack
 
@@ -49,6 +52,8 @@ __all__ = [
     "IncomingAgentMessage",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
+    "SessionState",
+    "SessionStateChange",
     "SessionStats",
 ]
 
@@ -60,7 +65,7 @@ MAX_BACKLOG = 1024
 """Messages ``request_image`` may set aside for ``receive()`` while it reads itself."""
 
 
-class AgentSession:
+class AgentSession(SessionLifecycle):
     """An authenticated connection of an agent to Fishjam.
 
     Obtained from ``async with agent.connect() as session``.
@@ -69,81 +74,55 @@ class AgentSession:
         agent: The agent that opened the session.
     """
 
-    def __init__(self, agent: Agent, transport: Transport) -> None:
+    def __init__(
+        self, agent: Agent, transport: Transport, *, stats: SessionStats | None = None
+    ) -> None:
         """Wraps an authenticated transport (done by :meth:`Agent.connect`)."""
         self.agent = agent
-        self.stats = SessionStats(connected_at=time.monotonic())
+        self.stats = stats if stats is not None else SessionStats(connected_at=time.monotonic())
         self._transport = transport
-        self._closed: TransportClosed | None = None
-        self._disconnected = False  # the application ended the session (disconnect())
+        self._init_lifecycle()
         self._receiving = False  # a receive() loop is waiting for the next message
         self._read_lock = ReadLock()
         # messages read by request_image while receive() was not reading
         self._backlog: deque[IncomingAgentMessage] = deque()
         self._image_waiters: dict[str, asyncio.Future[IncomingTrackImage]] = {}
 
-    # -- state -------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection has ended, for whatever reason."""
-        return self._closed is not None
-
-    @property
-    def close_code(self) -> int | None:
-        """The WebSocket close code once the session ended (1006: dropped), else None."""
-        return self._closed.code if self._closed is not None else self._transport.close_code
-
-    @property
-    def close_reason(self) -> str:
-        """The server's close reason once the session ended, e.g. ``"Peer removed"``."""
-        return self._closed.reason if self._closed is not None else self._transport.close_reason
-
-    def _end(self, closed: TransportClosed) -> None:
-        if self._closed is None:
-            self._closed = closed
-            self.stats.closed_at = time.monotonic()
-            error = _connection_error(closed, "the session ended")
-            for waiter in self._image_waiters.values():
-                if not waiter.done():
-                    waiter.set_exception(error)
-            self._image_waiters.clear()
-
-    def _closed_error(self) -> AgentConnectionError:
-        """What sending on an ended session raises: says who ended it."""
-        closed = self._closed
-        assert closed is not None
-        if self._disconnected:
-            return _connection_error(closed, "the session is closed")
-        if closed.ok:
-            return _connection_error(closed, "Fishjam closed the session")
-        return _connection_error(closed, "the connection to Fishjam was lost")
-
     # -- sending -----------------------------------------------------------------
 
-    async def _send(self, frame: Buffer | list[memoryview]) -> None:
+    async def _send(
+        self, frame: Buffer | list[memoryview], after_drop: AfterDrop = "resend"
+    ) -> None:
         """Sends one frame, or a list of frames in as few writes as the transport allows.
 
-        The one way out of the session: tracks send through it too.
+        The one way out of the session: tracks send through it too. While the session
+        reconnects it waits; ``after_drop`` says what becomes of the frame then.
 
         Raises:
-            AgentConnectionError: the session is closed, or the connection was lost.
+            AgentConnectionError: the session is closed, or the connection was lost
+                and not restored.
+            AgentAuthError: the server refused the token on reconnection.
         """
-        if self._closed is not None:
-            raise self._closed_error()
         stats = self.stats
-        try:
-            if isinstance(frame, list):
-                await self._transport.send_many(frame)
-                stats.messages_sent += len(frame)
-                stats.bytes_sent += sum(part.nbytes for part in frame)
+        while True:
+            if (self._outage is not None or self._closed is not None) and not (
+                await self._through_outage(after_drop)
+            ):
                 return
-            await self._transport.send(frame)
-        except TransportClosed as closed:
-            self._end(closed)
-            raise self._closed_error() from None
-        stats.messages_sent += 1
-        stats.bytes_sent += len(frame)  # type: ignore[arg-type]
+            transport = self._transport
+            try:
+                if isinstance(frame, list):
+                    await transport.send_many(frame)
+                    stats.messages_sent += len(frame)
+                    stats.bytes_sent += sum(part.nbytes for part in frame)
+                    return
+                await transport.send(frame)
+            except TransportClosed as closed:
+                self._lost(transport, closed)
+                continue  # ended, or reconnecting: the check above decides
+            stats.messages_sent += 1
+            stats.bytes_sent += len(frame)  # type: ignore[arg-type]
+            return
 
     async def add_track(self, options: Any, *, max_queued: float | None = None) -> OutgoingTrack:
         """Adds an outgoing audio track.
@@ -169,18 +148,11 @@ class AgentSession:
             AgentConnectionError: the session is closed.
         """
         params = track_params(options)
-        track_id = uuid.uuid4().hex
-        track = OutgoingTrack(track_id, self, options, params=params, max_queued=max_queued)
-        await self._send(
-            _codec.encode_add_track(
-                track_id,
-                params.metadata_json,
-                params.encoding,
-                params.sample_rate,
-                params.channels,
-                TrackType.TRACK_TYPE_AUDIO,
-            )
-        )
+        track = OutgoingTrack(uuid.uuid4().hex, self, options, params=params, max_queued=max_queued)
+        await self._connected()
+        # live from here: a drop from now on re-adds it on the new connection
+        self._tracks[track.id] = track
+        await self._send(track._add_track_frame(), "skip")
         return track
 
     async def remove_track(self, track: OutgoingTrack | str) -> None:
@@ -195,10 +167,12 @@ class AgentSession:
         Raises:
             AgentConnectionError: the session is closed.
         """
+        if isinstance(track, str) and track in self._tracks:
+            track = self._tracks[track]
         if isinstance(track, OutgoingTrack):
             await track.remove()
         else:
-            await self._send(_codec.encode_remove_track(track))
+            await self._send(_codec.encode_remove_track(track), "skip")
 
     async def capture_image(self, track_id: str) -> None:
         """Asks for an image of a peer's (video) track.
@@ -208,9 +182,11 @@ class AgentSession:
         :meth:`request_image`.
 
         Raises:
-            AgentConnectionError: the session is closed.
+            AgentConnectionError: the session is closed, or reconnecting (captures
+                are limited to one per second per track: never repeated behind the
+                application's back).
         """
-        await self._send(_codec.encode_capture_image(track_id))
+        await self._send(_codec.encode_capture_image(track_id), "fail")
 
     async def request_image(self, track_id: str, timeout: float = 5.0) -> IncomingTrackImage:
         """Captures an image of a peer's track and returns it.
@@ -231,7 +207,8 @@ class AgentSession:
             TimeoutError: no image came within ``timeout`` seconds (the server ignores
                 tracks it does not know, and more than one capture per second per
                 track); the message names the track.
-            AgentConnectionError: the session ended first.
+            AgentConnectionError: the session ended first, or the connection dropped
+                (the request is not re-sent after a reconnection).
         """
         if track_id in self._image_waiters:
             raise AgentError(f"an image of track {track_id} is already being requested")
@@ -278,7 +255,7 @@ class AgentSession:
                 # _end() has failed the waiter with an AgentConnectionError; receive()
                 # learns of the close from self._closed
                 if not waiter.done():
-                    raise _connection_error(closed, "the session ended") from None
+                    raise connection_error(closed, "the session ended") from None
             finally:
                 lock.release()
         return waiter.result()
@@ -293,10 +270,11 @@ class AgentSession:
         """
         if self._closed is not None:
             raise self._closed
+        transport = self._transport
         try:
-            frame = await self._transport.recv()
+            frame = await transport.recv()
         except TransportClosed as closed:
-            self._end(closed)
+            self._lost(transport, closed)  # ends the session, or starts reconnecting
             raise
         return self._accept(frame)
 
@@ -329,12 +307,16 @@ class AgentSession:
         counted in ``stats.frames_skipped`` and logged at WARNING.
 
         Unlike the plain SDK, the iteration simply ends when the server closes the
-        connection normally (see :attr:`close_code` and :attr:`close_reason`).
+        connection normally (see :attr:`close_code` and :attr:`close_reason`). After
+        an abnormal end it waits while the session reconnects, then carries on.
 
         One task at a time iterates: messages are not shared out between loops.
 
         Raises:
-            AgentConnectionError: the connection ended abnormally (``.code``, ``.reason``).
+            AgentConnectionError: the connection ended abnormally (``.code``,
+                ``.reason``) and was not restored (reconnection off, or its budget
+                spent).
+            AgentAuthError: the server refused the token on reconnection.
             AgentError: another task is iterating ``receive()`` of this session (it
                 waits for the next message while this one asks for it).
         """
@@ -351,38 +333,27 @@ class AgentSession:
                 )
             self._receiving = True
             try:
-                if not lock.try_acquire():
-                    await lock.acquire()  # request_image is reading
-                    if backlog:
-                        # it read (and set aside) messages while we waited
-                        lock.release()
-                        continue
                 try:
-                    message = await self._read_message()
-                finally:
-                    lock.release()
-            except TransportClosed as closed:
-                if closed.ok:
-                    return
-                raise _connection_error(closed, "the connection to Fishjam was lost") from None
+                    if not lock.try_acquire():
+                        await lock.acquire()  # request_image is reading
+                        if backlog:
+                            # it read (and set aside) messages while we waited
+                            lock.release()
+                            continue
+                    try:
+                        message = await self._read_message()
+                    finally:
+                        lock.release()
+                except TransportClosed as closed:
+                    if self._outage is not None:
+                        await asyncio.shield(self._outage)  # back, or raises what ended it
+                        continue
+                    if self._closed is None:
+                        continue  # already reconnected
+                    if closed.ok:
+                        return
+                    raise connection_error(closed, "the connection to Fishjam was lost") from None
             finally:
                 self._receiving = False
             if message is not None:
                 yield message
-
-    async def disconnect(self) -> None:
-        """Ends the session by closing the connection normally.
-
-        A :meth:`receive` loop in progress then ends cleanly.
-        """
-        transport = self._transport
-        if self._closed is None:
-            self._disconnected = True
-        await transport.close()
-        code = transport.close_code or 1000
-        self._end(TransportClosed(code, transport.close_reason, code in NORMAL_CLOSE_CODES))
-
-
-def _connection_error(closed: TransportClosed, what: str) -> AgentConnectionError:
-    reason = f": {closed.reason}" if closed.reason else ""
-    return AgentConnectionError(f"{what} (code {closed.code}{reason})", closed.code, closed.reason)

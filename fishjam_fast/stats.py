@@ -16,8 +16,13 @@ class SessionStats:
         messages_received: Frames received, malformed ones included.
         bytes_received: Bytes of those frames.
         frames_skipped: Received frames that failed to decode and were skipped.
-        connected_at: ``time.monotonic()`` when the session was authenticated.
+        connected_at: ``time.monotonic()`` when the session was authenticated (the
+            latest authentication: a reconnection sets it again).
         closed_at: ``time.monotonic()`` when the session ended, or None.
+        reconnects: Times the session reconnected after an abnormal end (successful
+            reconnections, one per outage).
+        reconnect_attempts: Connection attempts made while reconnecting, the
+            successful ones included.
     """
 
     messages_sent: int = 0
@@ -27,6 +32,8 @@ class SessionStats:
     frames_skipped: int = 0
     connected_at: float = 0.0
     closed_at: float | None = None
+    reconnects: int = 0
+    reconnect_attempts: int = 0
 
     @property
     def connected_seconds(self) -> float:

@@ -23,6 +23,7 @@ from ._options import TrackParams, track_params
 from ._pcm_stream import PcmStream
 from ._playout import PlayoutClock
 from ._resample import check_rate
+from .enums import TrackType
 from .errors import AgentError
 
 if TYPE_CHECKING:
@@ -181,6 +182,8 @@ class OutgoingTrack:
         connection's write buffer is full (flow control), so a fast producer cannot
         grow memory without bound; on a track with ``max_queued``, also while sending
         it would queue more than that (pacing). Cancelling the wait sends nothing.
+        While the session reconnects it waits too: the chunk goes out on the new
+        connection, after the track was re-added.
 
         Args:
             data: Raw audio: a bytes-like object (bytes, bytearray, memoryview or a
@@ -263,6 +266,10 @@ class OutgoingTrack:
         stream: the resampler is flushed and a short last chunk is sent as it is (no
         padding). :meth:`interrupt` drops the stream's state. An exception (bad
         samples) drops it too, having sent nothing of that call.
+
+        If the connection drops while the frames are being written, the session
+        reconnects and all of this call's frames are sent again on the new connection
+        (the server discarded what it held of them with the old one).
 
         Args:
             samples: PCM16 bytes, or a NumPy array as :meth:`send_chunk` takes.
@@ -367,12 +374,20 @@ class OutgoingTrack:
             AgentConnectionError: the session is closed, or the connection was lost.
         """
         self._check_not_removed()
+        dropped = self._forget_queued()
+        # after a drop nothing is queued on the server: no need to repeat it there
+        await self._send(_codec.encode_interrupt_track(self.id), "skip")
+        return dropped
+
+    def _forget_queued(self) -> float:
+        """The server no longer holds this track's audio (interrupt, reconnection):
+        empties the playout clock, ends ``wait_for_playout()`` calls, wakes paced
+        sends and drops ``send_pcm``'s stream state. Returns the seconds dropped."""
         dropped = self._clock.clear(time.monotonic())
         self._interrupts += 1
         if self._stream is not None:
             self._stream.reset()
         self._wake_sleepers()
-        await self._send(_codec.encode_interrupt_track(self.id))
         return dropped
 
     async def remove(self) -> None:
@@ -386,10 +401,32 @@ class OutgoingTrack:
         """
         if self._removed:
             return
-        await self._send(_codec.encode_remove_track(self.id))
+        self.session._forget_track(self)  # not re-added by a reconnection from now on
         self._removed = True
         self._clock.clear(time.monotonic())
         self._wake_sleepers()
+        await self._send(_codec.encode_remove_track(self.id), "skip")
+
+    def _add_track_frame(self) -> bytes:
+        """The ``add_track`` request announcing this track: sent when it is added, and
+        again on every new connection after a reconnection, before any of its audio."""
+        params = self._params
+        return _codec.encode_add_track(
+            self.id,
+            params.metadata_json,
+            params.encoding,
+            params.sample_rate,
+            params.channels,
+            TrackType.TRACK_TYPE_AUDIO,
+        )
+
+    def _connection_replaced(self) -> None:
+        """Called by the session once it re-added this track on a new connection, before
+        any audio is sent on it. The audio the server held for the track was dropped with
+        the old connection: the playout clock starts again from empty, as after an
+        interrupt (sends that waited out the reconnection were counted when handed over
+        and go out right after this: the clock under-counts them, never over-counts)."""
+        self._forget_queued()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

@@ -25,10 +25,10 @@ from fishjam_fast.session import MAX_METADATA_BYTES
 TIMEOUT = 5.0
 
 
-async def _agent(fj: LocalFishjam) -> Agent:
+async def _agent(fj: LocalFishjam, **options: Any) -> Agent:
     room = await fj.create_room()
     peer = await fj.add_agent(room)
-    return Agent(peer.id, room, peer.token, fj.url)
+    return Agent(peer.id, room, peer.token, fj.url, **options)
 
 
 # -- one receive() loop at a time ----------------------------------------------------
@@ -149,7 +149,7 @@ async def test_send_after_the_end_says_who_ended_it(
     local_fishjam: LocalFishjam, end: Callable[..., Awaitable[None]], message: str
 ) -> None:
     fj = local_fishjam
-    agent = await _agent(fj)
+    agent = await _agent(fj, reconnect=False)  # a drop ends the session (no reconnect)
     async with agent.connect() as session:
         track = await session.add_track(OutgoingAudioTrackOptions())
         await fj.wait_track(agent.id, 0, TIMEOUT)

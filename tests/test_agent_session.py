@@ -179,11 +179,12 @@ async def test_normal_close_ends_receive_cleanly(
 
 
 @pytest.mark.parametrize("how", ["close_1011", "tcp_drop"])
-async def test_abnormal_close_raises_connection_error(
+async def test_abnormal_close_raises_connection_error_without_reconnect(
     local_fishjam: LocalFishjam, how: str
 ) -> None:
     fj = local_fishjam
     _, agent = await _agent(fj)
+    agent = Agent(agent.id, agent.room_id, agent._token, fj.url, reconnect=False)
     async with agent.connect() as session:
         if how == "close_1011":
             await fj.close_agent(agent.id, 1011, "boom")

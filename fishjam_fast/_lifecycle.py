@@ -1,0 +1,277 @@
+"""The connection lifecycle of an agent session: ``connected``, ``reconnecting``,
+``closed``.
+
+:class:`SessionLifecycle` is the base of :class:`~fishjam_fast.session.AgentSession`. It
+decides what an end of the connection means (a normal close ends the session; an
+abnormal one starts a reconnection when the agent's policy allows), runs the outage
+(the attempts themselves are :func:`fishjam_fast._reconnect.reopen`), tells the
+application of every transition, and makes senders wait out an outage.
+``session.py`` keeps sending and receiving; it calls :meth:`_lost` whenever its
+transport reports a close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+from ._reconnect import (
+    RECONNECT_CLOSE_CODES,
+    SessionState,
+    SessionStateChange,
+    connection_error,
+    reopen,
+)
+from ._transport import NORMAL_CLOSE_CODES, Transport, TransportClosed
+from .errors import AgentConnectionError
+
+if TYPE_CHECKING:
+    from ._codec import IncomingTrackData, IncomingTrackImage
+    from .agent import Agent
+    from .stats import SessionStats
+    from .track import OutgoingTrack
+
+logger = logging.getLogger("fishjam_fast")
+
+AfterDrop = Literal["resend", "skip", "fail"]
+"""What ``_send`` does with a frame when the connection drops before or while it is
+sent: ``"resend"`` it on the new connection (audio), ``"skip"`` it because it only
+meant something on the old one (the reconnection re-adds the live tracks, and nothing
+is queued on the server after a drop), or ``"fail"`` with AgentConnectionError at once
+(image captures are never repeated behind the application's back)."""
+
+
+class SessionLifecycle:
+    """The state of a session's connection, and what happens when it ends."""
+
+    agent: Agent
+    stats: SessionStats
+    _transport: Transport
+    _backlog: deque[IncomingTrackData | IncomingTrackImage]
+    _image_waiters: dict[str, asyncio.Future[IncomingTrackImage]]
+
+    def _init_lifecycle(self) -> None:
+        self._closed: TransportClosed | None = None
+        # live tracks, re-added on a new connection after a drop
+        self._tracks: dict[str, OutgoingTrack] = {}
+        self._state: SessionState = "connected"
+        self._listeners: list[Callable[[SessionStateChange], object]] = []
+        # while reconnecting: resolved when connected again (or closed by disconnect()),
+        # failed with the error that ended the session otherwise
+        self._outage: asyncio.Future[None] | None = None
+        self._drop: AgentConnectionError | None = None  # what started the outage
+        self._reconnector: asyncio.Task[None] | None = None
+        # the application ended the session (disconnect()): a drop now ends it too
+        self._disconnected = False
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended, for whatever reason."""
+        return self._closed is not None
+
+    @property
+    def close_code(self) -> int | None:
+        """The WebSocket close code once the session ended (1006: dropped), else None."""
+        return self._closed.code if self._closed is not None else self._transport.close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The server's close reason once the session ended, e.g. ``"Peer removed"``."""
+        return self._closed.reason if self._closed is not None else self._transport.close_reason
+
+    @property
+    def state(self) -> SessionState:
+        """``"connected"``, ``"reconnecting"`` (after an abnormal end, while the agent's
+        :class:`ReconnectPolicy` allows), or ``"closed"``."""
+        return self._state
+
+    def on_state_change(
+        self, callback: Callable[[SessionStateChange], object]
+    ) -> Callable[[], None]:
+        """Calls ``callback(change)`` at every transition of :attr:`state`.
+
+        The callback runs on the event loop, synchronously, at the transition: to
+        ``"reconnecting"`` (``change.cause`` is the drop), back to ``"connected"``, and
+        to ``"closed"`` (``change.cause`` is the error that ended the session, or None).
+        It must not block; an exception it raises is logged and ignored.
+
+        Args:
+            callback: Called with a :class:`SessionStateChange`.
+
+        Returns:
+            A function that unregisters the callback.
+        """
+        self._listeners.append(callback)
+
+        def unregister() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return unregister
+
+    def _set_state(self, state: SessionState, cause: Exception | None) -> None:
+        previous, self._state = self._state, state
+        change = SessionStateChange(state, previous, cause, time.monotonic())
+        for callback in tuple(self._listeners):
+            try:
+                callback(change)
+            except Exception:
+                logger.exception("a state-change callback of agent %s failed", self.agent.id)
+
+    def _end(self, closed: TransportClosed, error: Exception | None = None) -> None:
+        """Ends the session for good; ``error``: what ended it, for those waiting out an
+        outage (None: a normal close)."""
+        if self._closed is None:
+            self._closed = closed
+            self.stats.closed_at = time.monotonic()
+            self._fail_image_waiters(connection_error(closed, "the session ended"))
+            outage, self._outage = self._outage, None
+            if outage is not None and not outage.done():
+                if error is None:
+                    outage.set_result(None)
+                else:
+                    outage.set_exception(error)
+                    outage.exception()  # nobody need be waiting: do not log it as lost
+            cause: Exception | None = error
+            if cause is None and not closed.ok:
+                cause = connection_error(closed, "the connection to Fishjam was lost")
+            self._set_state("closed", cause)
+
+    def _fail_image_waiters(self, error: AgentConnectionError) -> None:
+        for waiter in self._image_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+                waiter.exception()  # its request may have ended first: not "lost"
+        self._image_waiters.clear()
+
+    def _lost(self, transport: Transport, closed: TransportClosed) -> None:
+        """``transport`` closed: reconnect if it was abnormal and the policy allows,
+        otherwise end the session."""
+        if transport is not self._transport or self._closed is not None:
+            return  # an older connection, or the session already ended
+        if self._outage is not None:
+            return  # already reconnecting
+        policy = self.agent._reconnect_policy
+        if policy is None or self._disconnected or closed.code not in RECONNECT_CLOSE_CODES:
+            self._end(closed)
+            return
+        loop = asyncio.get_running_loop()
+        self._outage = loop.create_future()
+        drop = self._drop = connection_error(closed, "the connection to Fishjam was lost")
+        self._fail_image_waiters(
+            connection_error(closed, "the connection was lost; the image request was not re-sent")
+        )
+        logger.warning(
+            "agent %s: %s; reconnecting (budget %g s)", self.agent.id, drop, policy.budget
+        )
+        self._set_state("reconnecting", drop)
+        self._reconnector = loop.create_task(self._reconnect(closed, loop.time()))
+
+    async def _reconnect(self, cause: TransportClosed, since: float) -> None:
+        """The outage: reconnect, then hand the new connection to everyone waiting."""
+        policy = self.agent._reconnect_policy
+        assert policy is not None
+        stats = self.stats
+        attempts = stats.reconnect_attempts
+        try:
+            transport, first = await reopen(
+                self.agent, policy, cause, stats, lambda: list(self._tracks.values())
+            )
+        except Exception as error:  # AgentError; a token_provider's TypeError
+            logger.warning("agent %s: gave up reconnecting: %s", self.agent.id, error)
+            code = getattr(error, "code", None) or cause.code
+            self._end(TransportClosed(code, getattr(error, "reason", ""), False), error)
+            return
+        # disconnect() cancels this task; it never gets here once it was called
+        self._transport = transport
+        if first is not None:
+            self._backlog.append(first)
+        stats.reconnects += 1
+        for track in self._tracks.values():
+            track._connection_replaced()
+        logger.info(
+            "agent %s: reconnected after %.3f s (%d attempts, %d tracks re-added)",
+            self.agent.id,
+            asyncio.get_running_loop().time() - since,
+            stats.reconnect_attempts - attempts,
+            len(self._tracks),
+        )
+        outage, self._outage = self._outage, None
+        self._drop = None
+        self._set_state("connected", None)
+        if outage is not None and not outage.done():
+            outage.set_result(None)
+
+    async def _through_outage(self, after_drop: AfterDrop) -> bool:
+        """Before sending while reconnecting or closed: True to send now, False to skip.
+
+        Raises:
+            AgentConnectionError: the session is closed, or ``after_drop`` is "fail"
+                and it reconnects.
+            AgentAuthError: the reconnection was refused while waiting.
+        """
+        outage = self._outage
+        if outage is not None:
+            if after_drop == "fail":
+                assert self._drop is not None
+                raise AgentConnectionError(
+                    f"{self._drop}; reconnecting", self._drop.code, self._drop.reason
+                )
+            if after_drop == "skip":
+                return False
+            await asyncio.shield(outage)
+        if self._closed is not None:
+            raise self._closed_error()
+        return True
+
+    async def _connected(self) -> None:
+        """Waits out a reconnection in progress.
+
+        Raises:
+            AgentConnectionError, AgentAuthError: as :meth:`_through_outage`.
+        """
+        await self._through_outage("resend")
+
+    def _forget_track(self, track: OutgoingTrack) -> None:
+        """``track`` is being removed: a reconnection no longer re-adds it.
+
+        Raises:
+            AgentConnectionError: the session is closed.
+        """
+        if self._closed is not None:
+            raise self._closed_error()
+        self._tracks.pop(track.id, None)
+
+    def _closed_error(self) -> AgentConnectionError:
+        """What sending on an ended session raises: says who ended it."""
+        closed = self._closed
+        assert closed is not None
+        if self._disconnected:
+            return connection_error(closed, "the session is closed")
+        if closed.ok:
+            return connection_error(closed, "Fishjam closed the session")
+        return connection_error(closed, "the connection to Fishjam was lost")
+
+    async def disconnect(self) -> None:
+        """Ends the session by closing the connection normally.
+
+        A :meth:`receive` loop in progress then ends cleanly. While reconnecting, it
+        stops the attempts (at once) and ends the session with code 1000.
+        """
+        if self._closed is None:
+            self._disconnected = True
+        reconnector = self._reconnector
+        if reconnector is not None and not reconnector.done():
+            reconnector.cancel()
+            await asyncio.wait((reconnector,))
+        transport = self._transport
+        await transport.close()
+        if self._outage is not None:
+            self._end(TransportClosed(1000, "", True))
+            return
+        code = transport.close_code or 1000
+        self._end(TransportClosed(code, transport.close_reason, code in NORMAL_CLOSE_CODES))
