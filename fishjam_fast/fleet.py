@@ -207,7 +207,8 @@ async def _echo(module: ModuleType, agent: Any, window: _Window, log: _AgentLog)
         window.errors.append(f"{type(exc).__name__}: {exc}")
 
 
-def _rss_kib() -> int:
+def rss_kib() -> int:
+    """This process's resident memory in KiB (0 where /proc is missing)."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -249,7 +250,7 @@ async def run_window(
     window = _Window()
     logs = [_AgentLog() for _ in agents]
     loop = asyncio.get_running_loop()
-    rss_before = _rss_kib()
+    rss_before = rss_kib()
     tasks = [
         asyncio.create_task(_echo(module, a, window, log))
         for a, log in zip(agents, logs, strict=True)
@@ -257,7 +258,7 @@ async def run_window(
     connect_deadline = loop.time() + CONNECT_SECONDS
     while window.connected + len(window.errors) < len(agents) and loop.time() < connect_deadline:
         await asyncio.sleep(0.05)
-    rss_growth = _rss_kib() - rss_before
+    rss_growth = rss_kib() - rss_before
     connected = window.connected
     await asyncio.sleep(warmup)
     start_wall, start_cpu = loop.time(), time.process_time()
