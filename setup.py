@@ -6,7 +6,10 @@ FISHJAM_FAST_REQUIRE_EXTENSION=1  a failed compile fails the install (CI sets it
                                   otherwise the package installs pure-Python.
 FISHJAM_FAST_SKIP_EXTENSION=1     do not build the extension at all.
 FISHJAM_FAST_CYTHON_ANNOTATE=1    write Cython's HTML annotation next to the sources.
-FISHJAM_FAST_DEBUG=1              build with line tracing and -O0 -g, for coverage and gdb.
+FISHJAM_FAST_DEBUG=1              a debug build: -O0 -g and line tracing (coverage, gdb),
+                                  and FJ_DEBUG=1, which turns on the debug-only
+                                  invariants of src_ext (every encoder checks that it
+                                  wrote exactly the size it computed; ext_debug.h).
 """
 
 from __future__ import annotations
@@ -100,7 +103,9 @@ def _extensions() -> list[Extension]:
     compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
     directives = {
         "language_level": "3",
-        # bounds checks stay on by default; audited loops switch them off locally
+        # bounds checks stay on everywhere (no function switches them off): the hot
+        # loops index raw pointers, which Cython does not check, after the size checks
+        # each of them documents
         "boundscheck": True,
         "wraparound": False,
         "cdivision": True,
@@ -108,6 +113,7 @@ def _extensions() -> list[Extension]:
     }
     if DEBUG:
         macros.append(("CYTHON_TRACE_NOGIL", "1"))
+        macros.append(("FJ_DEBUG", "1"))
         directives["linetrace"] = True
 
     extension = Extension(
@@ -121,7 +127,12 @@ def _extensions() -> list[Extension]:
         [extension],
         compiler_directives=directives,
         annotate=ANNOTATE,
-        include_path=["src_ext"],
+        # always regenerate the C (and so recompile): pip builds in the source tree, and
+        # by timestamps alone a FISHJAM_FAST_DEBUG build would reuse the build/ output of
+        # an ordinary one (or the other way round)
+        force=True,
+        # ".": Cython pairs the module fishjam_fast._ext with fishjam_fast/_ext.pxd
+        include_path=["src_ext", "."],
     )
 
 

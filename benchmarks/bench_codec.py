@@ -144,6 +144,34 @@ def test_decode_betterproto_sdk(benchmark: Any) -> None:
     assert _run(benchmark, _decode_betterproto, INCOMING, slow=True) == EXPECTED
 
 
+# -- reading the fields of a decoded message ----------------------------------------------
+# The native classes publish their fields the way Cython does (`cdef public`: getset
+# descriptors, which CPython 3.11 does not specialize); the fallback's are __slots__
+# dataclasses (member descriptors, LOAD_ATTR_SLOT). What the difference costs per read:
+
+
+def _read_fields(message: Any) -> Fields:
+    track = message.track
+    return message.peer_id, track.id, track.type, track.metadata, message.data
+
+
+@needs_native
+def test_read_fields_native(benchmark: Any) -> None:
+    benchmark.group = "read 5 fields of a decoded track_data"
+    assert _run(benchmark, _read_fields, native.decode_response(INCOMING)) == EXPECTED
+
+
+def test_read_fields_fallback_dataclass(benchmark: Any) -> None:
+    benchmark.group = "read 5 fields of a decoded track_data"
+    assert _run(benchmark, _read_fields, _codec_py.decode_response(INCOMING)) == EXPECTED
+
+
+def test_read_fields_google_protobuf(benchmark: Any) -> None:
+    benchmark.group = "read 5 fields of a decoded track_data"
+    message = PbResponse.FromString(INCOMING).track_data
+    assert _run(benchmark, _read_fields, message) == EXPECTED
+
+
 def _cycling(decode: Any) -> Any:
     frames = itertools.cycle(MANY_PEERS)
     return lambda: decode(next(frames))

@@ -4,7 +4,7 @@ Decoding may raise AgentProtocolError only; encoding TypeError/ValueError only; 
 wherever both implementations accept an input they must agree exactly (decode: same
 result; errors: same message). Run it (see README.md in this folder):
 
-    python fuzzing/fuzz_decode.py -max_total_time=600 -artifact_prefix=fuzzing/ fuzzing/corpus
+    bash fuzzing/build.sh && bash fuzzing/run.sh -max_total_time=600
 
 ``test_one_input`` needs no atheris: tests/test_fuzz_smoke.py calls it directly.
 """
@@ -20,7 +20,8 @@ try:
 except ImportError:  # the smoke test runs without it
     atheris = None
 
-# coverage feedback: atheris instruments the Python reference codec it imports here
+# coverage feedback: atheris instruments the Python code imported here (the reference
+# codec); the extension's C edges count when fuzzing/build.sh compiled it for libFuzzer
 with atheris.instrument_imports(include=["fishjam_fast"]) if atheris else nullcontext():
     from fishjam_fast import _codec_py as fallback
     from fishjam_fast import _ext as native

@@ -2,9 +2,8 @@
 """fishjam_fast._ext: the one native module.
 
 Like uvloop's loop.pyx and asyncpg's pgproto.pyx, it is a single extension unit that
-includes small files, each with one job and its declarations in a .pxd beside it
-(Cython pairs a .pxd with a module by qualified name only, so these .pxd files are
-included here, ahead of the code):
+includes small files, each with one job and its declarations in a .pxd beside it;
+fishjam_fast/_ext.pxd, the module's declarations, includes those .pxd files:
 
     buffer    read cursor (rcur_*) and exact-size writers (wbuf_*); every read checked
     messages  the decoded message classes (Track, IncomingTrackData, ...)
@@ -13,17 +12,16 @@ included here, ahead of the code):
 """
 
 cimport cython
+cimport numpy as cnp
 
 from operator import index as operator_index
 
-from numpy import empty as np_empty, int64 as np_int64, uint8 as np_uint8
+from numpy import dtype as np_dtype, frombuffer as np_frombuffer
 
 from fishjam_fast.enums import TRACK_TYPES, TrackType
 from fishjam_fast.errors import AgentProtocolError
 
-include "buffer.pxd"
-include "messages.pxd"
-include "codec.pxd"
+cnp.import_array()
 
 NATIVE = True
 # what this module exports: NAMES in fishjam_fast/_codec.py (tests/test_build.py checks)

@@ -1,8 +1,5 @@
-# Declarations of the byte-buffer layer (included by _ext.pyx before buffer.pyx).
-#
-# Cython pairs a .pxd with a module only by its qualified name, so the small files
-# of this one-unit extension carry their shared declarations in .pxd files that
-# _ext.pyx `include`s ahead of the code (asyncpg's pgproto does the same).
+# Declarations of the byte-buffer layer (buffer.pyx); included by fishjam_fast/_ext.pxd,
+# the module's declarations, as pgproto.pxd includes frb.pxd and buffer.pxd.
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
@@ -53,3 +50,12 @@ cdef struct ReadCursor:
     const unsigned char *ptr    # next unread byte
     Py_ssize_t remaining        # bytes left in this (sub)message
     const unsigned char *base   # first byte of the whole frame, for error offsets
+
+
+# Prototypes of the buffer functions other parts call (its `cdef inline` helpers,
+# rcur_tag, rcur_sub, wbuf_write_*..., are defined in buffer.pyx only: Cython takes no
+# prototype of an inline function; pgproto's frb.pxd holds such bodies instead).
+cdef int rcur_skip(ReadCursor *cur, int wire_type) except -1
+cdef int wbuf_check_written(
+    const unsigned char *start, const unsigned char *end, Py_ssize_t size, str what
+) except -1

@@ -271,3 +271,13 @@ cdef inline unsigned char *wbuf_write_bytes(
     p = wbuf_write_key_len(p, key, length)
     memcpy(p, data, length)
     return p + length
+
+
+cdef int wbuf_check_written(
+    const unsigned char *start, const unsigned char *end, Py_ssize_t size, str what
+) except -1:
+    """An encoder wrote exactly the ``size`` bytes it computed and allocated (checked
+    by every encoder in FJ_DEBUG builds; SystemError: a bug, never bad input)."""
+    if end - start != size:
+        raise SystemError(f"{what} wrote {end - start} bytes, computed {size}")
+    return 0

@@ -14,3 +14,21 @@ cdef enum:
     KEY_FIELD1_VARINT = 0x08
     KEY_FIELD2_VARINT = 0x10
     KEY_FIELD3_VARINT = 0x18
+
+
+# Writes the payload of units [first, first + count) of `src` at `dst` (exactly
+# count * unit bytes, see codec_frame_run): raw bytes for frame_track_data, samples
+# encoded as PCM16 for frame_pcm16 (which may raise: out-of-range float samples).
+ctypedef int (*codec_payload_writer)(
+    const void *src, Py_ssize_t first, Py_ssize_t count, unsigned char *dst
+) except -1 nogil
+
+# The encoded TrackData.track_id field (key, length, UTF-8), b"" if empty.
+cdef bytes codec_track_id_field(object track_id)
+
+# The one framing loop: `count` units as consecutive track_data frames of `chunk`
+# units each; returns (buffer, offsets) as frame_track_data documents.
+cdef tuple codec_frame_run(
+    bytes id_field, Py_ssize_t count, Py_ssize_t chunk, Py_ssize_t unit,
+    codec_payload_writer write_payload, const void *src,
+)

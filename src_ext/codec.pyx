@@ -72,11 +72,14 @@ cdef bytes _encode_string_member(unsigned char key, object value, str name):
     cdef Py_ssize_t n
     cdef const char *s = _utf8(value, name, &n)
     cdef Py_ssize_t inner = wbuf_len_field_size(n) if n else 0
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, wbuf_len_field_size(inner))
-    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
-    p = wbuf_write_key_len(p, key, inner)
+    cdef Py_ssize_t size = wbuf_len_field_size(inner)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    cdef unsigned char *start = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef unsigned char *p = wbuf_write_key_len(start, key, inner)
     if n:
-        wbuf_write_bytes(p, KEY_FIELD1_LEN, s, n)
+        p = wbuf_write_bytes(p, KEY_FIELD1_LEN, s, n)
+    if FJ_DEBUG:
+        wbuf_check_written(start, p, size, f"AgentRequest member {key:#x} ({name})")
     return out
 
 
@@ -143,9 +146,10 @@ def encode_add_track(track_id, metadata, encoding, sample_rate, channels, track_
         _varint_field_size(enc) + _varint_field_size(rate) + _varint_field_size(chans)
     )
     cdef Py_ssize_t add_n = wbuf_len_field_size(track_n) + wbuf_len_field_size(codec_n)
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, wbuf_len_field_size(add_n))
-    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
-    p = wbuf_write_key_len(p, KEY_ADD_TRACK, add_n)
+    cdef Py_ssize_t size = wbuf_len_field_size(add_n)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    cdef unsigned char *start = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef unsigned char *p = wbuf_write_key_len(start, KEY_ADD_TRACK, add_n)
     p = wbuf_write_key_len(p, KEY_FIELD1_LEN, track_n)
     if id_n:
         p = wbuf_write_bytes(p, KEY_FIELD1_LEN, id_s, id_n)
@@ -155,7 +159,9 @@ def encode_add_track(track_id, metadata, encoding, sample_rate, channels, track_
     p = wbuf_write_key_len(p, KEY_FIELD2_LEN, codec_n)
     p = _write_varint_field(p, KEY_FIELD1_VARINT, enc)
     p = _write_varint_field(p, KEY_FIELD2_VARINT, rate)
-    _write_varint_field(p, KEY_FIELD3_VARINT, chans)
+    p = _write_varint_field(p, KEY_FIELD3_VARINT, chans)
+    if FJ_DEBUG:
+        wbuf_check_written(start, p, size, "encode_add_track")
     return out
 
 
@@ -179,40 +185,47 @@ cdef inline unsigned char *_write_track_data(
     return p
 
 
-cdef bytes _track_id_field(object track_id):
-    """The encoded ``track_id`` field of TrackData (key, length, UTF-8), b"" if empty."""
+cdef bytes codec_track_id_field(object track_id):
     cdef Py_ssize_t n
     cdef const char *s = _utf8(track_id, "track_id", &n)
     if not n:
         return b""
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, wbuf_len_field_size(n))
-    wbuf_write_bytes(<unsigned char *>PyBytes_AS_STRING(out), KEY_FIELD1_LEN, s, n)
+    cdef Py_ssize_t size = wbuf_len_field_size(n)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    cdef unsigned char *start = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef unsigned char *p = wbuf_write_bytes(start, KEY_FIELD1_LEN, s, n)
+    if FJ_DEBUG:
+        wbuf_check_written(start, p, size, "codec_track_id_field")
     return out
 
 
 cdef bytes _encode_track_data(bytes id_field, object data):
     cdef Py_ssize_t id_field_n = PyBytes_GET_SIZE(id_field)
     cdef Py_buffer view
+    cdef Py_ssize_t size
     cdef bytes out
+    cdef unsigned char *start
     cdef unsigned char *p
     if PyBytes_CheckExact(data):  # the common case: no buffer-protocol round trip
-        out = PyBytes_FromStringAndSize(
-            NULL, _track_data_size(id_field_n, PyBytes_GET_SIZE(data))
-        )
+        size = _track_data_size(id_field_n, PyBytes_GET_SIZE(data))
+        out = PyBytes_FromStringAndSize(NULL, size)
+        start = <unsigned char *>PyBytes_AS_STRING(out)
         p = _write_track_data(
-            <unsigned char *>PyBytes_AS_STRING(out), PyBytes_AS_STRING(id_field),
-            id_field_n, PyBytes_GET_SIZE(data),
+            start, PyBytes_AS_STRING(id_field), id_field_n, PyBytes_GET_SIZE(data)
         )
         memcpy(p, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        if FJ_DEBUG:
+            wbuf_check_written(start, p + PyBytes_GET_SIZE(data), size, "encode_track_data")
         return out
     _data_view(data, &view)
     try:
-        out = PyBytes_FromStringAndSize(NULL, _track_data_size(id_field_n, view.len))
-        p = _write_track_data(
-            <unsigned char *>PyBytes_AS_STRING(out), PyBytes_AS_STRING(id_field),
-            id_field_n, view.len,
-        )
+        size = _track_data_size(id_field_n, view.len)
+        out = PyBytes_FromStringAndSize(NULL, size)
+        start = <unsigned char *>PyBytes_AS_STRING(out)
+        p = _write_track_data(start, PyBytes_AS_STRING(id_field), id_field_n, view.len)
         _copy_data(p, &view)
+        if FJ_DEBUG:
+            wbuf_check_written(start, p + view.len, size, "encode_track_data")
     finally:
         PyBuffer_Release(&view)
     return out
@@ -227,7 +240,7 @@ def encode_track_data(track_id, data):
     Raises:
         TypeError: ``track_id`` is not a str or ``data`` is not a buffer.
     """
-    return _encode_track_data(_track_id_field(track_id), data)
+    return _encode_track_data(codec_track_id_field(track_id), data)
 
 
 cdef class TrackDataEncoder:
@@ -241,7 +254,7 @@ cdef class TrackDataEncoder:
     cdef bytes _id_field         # the encoded TrackData.track_id field
 
     def __init__(self, track_id):
-        self._id_field = _track_id_field(track_id)
+        self._id_field = codec_track_id_field(track_id)
         self.track_id = track_id
 
     @cython.always_allow_keywords(False)
@@ -269,48 +282,74 @@ def frame_track_data(track_id, payload, chunk_size):
         TypeError: bad ``track_id``/``payload`` type or ``chunk_size`` not an int.
         ValueError: ``chunk_size`` is not positive.
     """
-    cdef bytes id_field = _track_id_field(track_id)
+    cdef bytes id_field = codec_track_id_field(track_id)
     chunk_size = operator_index(chunk_size)
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     cdef Py_buffer view
     _data_view(payload, &view)
-    cdef Py_ssize_t total_n = view.len
-    cdef Py_ssize_t chunk = <Py_ssize_t>min(chunk_size, max(total_n, 1))
-    cdef Py_ssize_t id_field_n = PyBytes_GET_SIZE(id_field)
-    cdef const char *id_s = PyBytes_AS_STRING(id_field)
-    cdef Py_ssize_t frames = total_n // chunk + (1 if total_n % chunk else 0)
-    cdef Py_ssize_t last = total_n - (frames - 1) * chunk if frames else 0
-    cdef Py_ssize_t full_size = _track_data_size(id_field_n, chunk)
-    cdef Py_ssize_t size = (frames - 1) * full_size + _track_data_size(id_field_n, last) if frames else 0
-    cdef Py_ssize_t i, n
-    cdef unsigned char *p
-    cdef unsigned char *start
-    cdef const unsigned char *src
-    cdef int64_t[::1] offsets_view
-    cdef unsigned char[::1] buffer_view
+    cdef bytes contiguous
+    cdef const void *src = view.buf
     try:
         if not PyBuffer_IsContiguous(&view, b'C'):
-            contiguous = PyBytes_FromStringAndSize(NULL, total_n)
+            contiguous = PyBytes_FromStringAndSize(NULL, view.len)
             _copy_data(<unsigned char *>PyBytes_AS_STRING(contiguous), &view)
-            src = <const unsigned char *>PyBytes_AS_STRING(contiguous)
-        else:
-            src = <const unsigned char *>view.buf
-        buffer = np_empty(size, dtype=np_uint8)
-        offsets = np_empty(frames + 1, dtype=np_int64)
-        offsets_view = offsets
-        offsets_view[0] = 0
-        if frames:
-            buffer_view = buffer
-            start = p = &buffer_view[0]
-            for i in range(frames):
-                n = chunk if i < frames - 1 else last
-                p = _write_track_data(p, id_s, id_field_n, n)
-                memcpy(p, src + i * chunk, n)
-                p += n
-                offsets_view[i + 1] = p - start
+            src = PyBytes_AS_STRING(contiguous)
+        # a chunk larger than the payload frames the same as one of its size: clamp
+        # it so that it fits in a Py_ssize_t
+        return codec_frame_run(
+            id_field, view.len, <Py_ssize_t>min(chunk_size, max(view.len, 1)), 1,
+            _copy_payload, src,
+        )
     finally:
         PyBuffer_Release(&view)
+
+
+cdef int _copy_payload(
+    const void *src, Py_ssize_t first, Py_ssize_t count, unsigned char *dst
+) except -1 nogil:
+    """codec_payload_writer of frame_track_data: bytes [first, first + count)."""
+    memcpy(dst, <const unsigned char *>src + first, count)
+    return 0
+
+
+cdef tuple codec_frame_run(
+    bytes id_field, Py_ssize_t count, Py_ssize_t chunk, Py_ssize_t unit,
+    codec_payload_writer write_payload, const void *src,
+):
+    """Frames ``count`` units of ``src`` as consecutive track_data messages of ``chunk``
+    units each (the last one holds the rest; no unit, no frame): the one loop of
+    frame_track_data and frame_pcm16. A unit becomes ``unit`` bytes of payload,
+    written by ``write_payload``; the caller checked ``chunk >= 1`` and that
+    ``chunk * unit`` fits. Sizes first, then one pass that writes exactly them."""
+    cdef Py_ssize_t id_field_n = PyBytes_GET_SIZE(id_field)
+    cdef const char *id_s = PyBytes_AS_STRING(id_field)
+    cdef Py_ssize_t full_chunks = count // chunk
+    cdef Py_ssize_t rest = count % chunk
+    cdef Py_ssize_t frames = full_chunks + (1 if rest else 0)
+    cdef Py_ssize_t full_frame = _track_data_size(id_field_n, chunk * unit)
+    cdef Py_ssize_t last_frame = _track_data_size(id_field_n, rest * unit) if rest else 0
+    if full_chunks and full_frame > (PY_SSIZE_T_MAX - last_frame) // full_chunks:
+        raise MemoryError(f"{frames} frames of {full_frame} bytes do not fit in memory")
+    cdef Py_ssize_t total = full_chunks * full_frame + last_frame
+    cdef cnp.npy_intp dim = total
+    cdef cnp.ndarray buffer = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_UINT8, 0)
+    dim = frames + 1
+    cdef cnp.ndarray offsets = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_INT64, 0)
+    cdef unsigned char *out = <unsigned char *>cnp.PyArray_DATA(buffer)
+    cdef int64_t *offs = <int64_t *>cnp.PyArray_DATA(offsets)
+    cdef unsigned char *p = out
+    cdef Py_ssize_t k, n
+    with nogil:
+        for k in range(frames):
+            n = chunk if k < full_chunks else rest
+            offs[k] = p - out
+            p = _write_track_data(p, id_s, id_field_n, n * unit)
+            write_payload(src, k * chunk, n, p)
+            p += n * unit
+        offs[frames] = p - out
+    # always on (once per call, not per frame): a loud stop if the arithmetic drifts
+    wbuf_check_written(out, p, total, "codec_frame_run")
     return buffer, offsets
 
 

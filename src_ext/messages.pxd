@@ -1,21 +1,36 @@
-# Declarations of the message layer (included by _ext.pyx before messages.pyx).
+# Declarations of the message layer (messages.pyx): the decoded AgentResponse contents.
+#
+# The fields are `cdef public`, Cython's own way to publish a C field as a Python
+# attribute (a getset descriptor: readable and settable). Cython initialises object
+# fields to None in tp_new and _Message.__delattr__ refuses deletion, so a field is
+# always a valid object and C code (the decoder) reads and writes it directly.
 
-from cpython.dict cimport PyDict_SetItemString
-from cpython.object cimport PyObject, PyTypeObject
+
+cdef class _Message:
+    pass
 
 
-cdef extern from "Python.h":
-    # the member-descriptor API (what __slots__ uses); see messages.pyx
-    ctypedef struct PyMemberDef:
-        const char *name
-        int type
-        Py_ssize_t offset
-        int flags
-        const char *doc
-    object PyDescr_NewMember(PyTypeObject *type, PyMemberDef *member)
-    void PyType_Modified(PyTypeObject *type)
-    ctypedef struct FjTypeObject "PyTypeObject":
-        PyObject *tp_dict
+cdef class Track(_Message):
+    cdef public object id           # str: the track's id
+    cdef public object type         # TrackType member, or a plain int for unknown numbers
+    cdef public object metadata     # str: JSON text
 
-cdef extern from "structmember.h":
-    int T_OBJECT_EX   # an object field; AttributeError if NULL (never, see messages.pyx)
+
+cdef class IncomingTrackData(_Message):
+    cdef public object peer_id      # str: the peer whose track this is
+    cdef public object track        # Track
+    cdef public object data         # bytes: the chunk, owned
+
+
+cdef class IncomingTrackImage(_Message):
+    cdef public object track_id         # str: the track the image was captured from
+    cdef public object content_type     # str: MIME type, e.g. image/jpeg
+    cdef public object data             # bytes: the encoded image, owned
+
+
+cdef class Authenticated(_Message):
+    pass
+
+
+cdef class UnknownResponse(_Message):
+    cdef public object field_number     # int: the unknown member's field number, or 0

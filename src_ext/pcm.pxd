@@ -1,12 +1,18 @@
-# Declarations of the PCM16 kernels: types and constants, included at the top of
-# src_ext/pcm.pyx (a .pxd of its own for an included file, as asyncpg's pgproto).
+# Declarations of the PCM16 kernels (pcm.pyx); included by fishjam_fast/_ext.pxd.
 #
 # Every C-level name here starts with `pcm_` / `PCM_`: this file shares one extension
 # unit (_ext.pyx) with the buffer and codec files.
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint64_t
+from libc.string cimport memcpy, memmove
 
 cimport numpy as cnp
+
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef extern from "pcm_kernels.h":
@@ -57,11 +63,13 @@ ctypedef struct pcm_source:
     Py_ssize_t count        # rows * cols
 
 
-# The kernels, defined in pcm.pyx (Cython takes no prototypes for functions of the
-# same unit, so they are listed here for the reader):
-#   pcm_convert(src, first, n, dst)
-#       values [first, first + n) of src -> 2 * n bytes of PCM16 LE at dst; the caller
-#       checks first + n <= src.count and that dst holds 2 * n bytes. Raises
-#       ValueError (taking the GIL) when float values exceed PCM_FLOAT_LIMIT.
-# Frames are laid out by the codec's _track_id_field / _track_data_size /
-# _write_track_data (codec.pyx, included before this file).
+# Values [first, first + n) of src -> 2 * n bytes of PCM16 LE at dst; the caller
+# checks first + n <= src.count and that dst holds 2 * n bytes. Raises ValueError
+# (taking the GIL) when float values exceed PCM_FLOAT_LIMIT.
+cdef int pcm_convert(
+    const pcm_source *src, Py_ssize_t first, Py_ssize_t n, uint8_t *dst
+) except -1 nogil
+
+# PCM16 LE bytes (n of them, even) -> a new 1-D float32 array, value / 32768: the
+# kernel of pcm16_to_float32 and IncomingTrackData.samples().
+cdef cnp.ndarray pcm_le16_to_float32(const uint8_t *data, Py_ssize_t n)

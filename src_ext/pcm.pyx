@@ -14,25 +14,6 @@
 # here or checked to have exactly the bytes needed, before any loop runs. The loops
 # use raw pointers (no Cython bounds checks apply to them); each says why it is safe.
 
-cimport numpy as cnp
-from cpython.buffer cimport (
-    PyBUF_SIMPLE,
-    PyBUF_WRITABLE,
-    PyBuffer_Release,
-    PyObject_GetBuffer,
-)
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint64_t
-from libc.string cimport memcpy, memmove
-
-cdef extern from "Python.h":
-    const Py_ssize_t PY_SSIZE_T_MAX
-
-include "pcm.pxd"
-
-cnp.import_array()
-
-
 # ---------------------------------------------------------------- converters
 
 # The float kernels are in pcm_kernels.h (SSE2 C: see there why).
@@ -312,18 +293,32 @@ def pcm16_into(object samples, object out):
             PyBuffer_Release(&view)
 
 
+cdef cnp.ndarray pcm_le16_to_float32(const uint8_t *data, Py_ssize_t n):
+    cdef cnp.npy_intp count = n // 2
+    cdef cnp.ndarray result = cnp.PyArray_EMPTY(1, &count, cnp.NPY_FLOAT32, 0)
+    cdef float *o = <float *>cnp.PyArray_DATA(result)
+    cdef int16_t v
+    cdef Py_ssize_t i
+    with nogil:
+        # count = n // 2 values: reads end at data + 2 * count <= data + n, writes at
+        # o + count (the array was just made with count elements)
+        if PCM_LITTLE_ENDIAN:
+            for i in range(count):
+                memcpy(&v, data + 2 * i, 2)
+                o[i] = <float>v * pcm_f32_read_scale
+        else:
+            for i in range(count):
+                v = <int16_t>(data[2 * i] | (data[2 * i + 1] << 8))
+                o[i] = <float>v * pcm_f32_read_scale
+    return result
+
+
 def pcm16_to_float32(object data):
     """pcm16_to_float32(data) -> numpy.ndarray
 
     Decodes PCM16 little-endian bytes to a new 1-D float32 array, value / 32768.
     """
     cdef Py_buffer view
-    cdef cnp.npy_intp n
-    cdef cnp.ndarray result
-    cdef const uint8_t *s
-    cdef float *o
-    cdef int16_t v
-    cdef Py_ssize_t i
     try:
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     except (TypeError, BufferError, ValueError):
@@ -333,22 +328,7 @@ def pcm16_to_float32(object data):
     try:
         if view.len % 2:
             raise ValueError(f"PCM16 data must have an even number of bytes, got {view.len}")
-        n = view.len // 2
-        result = cnp.PyArray_EMPTY(1, &n, cnp.NPY_FLOAT32, 0)
-        s = <const uint8_t *>view.buf
-        o = <float *>cnp.PyArray_DATA(result)
-        with nogil:
-            # n = len // 2 values: reads end at s + 2n <= s + len, writes at o + n
-            # (the array was just made with n elements)
-            if PCM_LITTLE_ENDIAN:
-                for i in range(n):
-                    memcpy(&v, s + 2 * i, 2)
-                    o[i] = <float>v * pcm_f32_read_scale
-            else:
-                for i in range(n):
-                    v = <int16_t>(s[2 * i] | (s[2 * i + 1] << 8))
-                    o[i] = <float>v * pcm_f32_read_scale
-        return result
+        return pcm_le16_to_float32(<const uint8_t *>view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
 
@@ -370,14 +350,6 @@ def frame_pcm16(str track_id not None, object samples, Py_ssize_t channels,
     cdef Py_buffer view
     cdef bint has_view = False
     cdef bytes id_field
-    cdef const char *id_ptr
-    cdef Py_ssize_t id_field_n, chunk_values, last_values, full_chunks, frames
-    cdef Py_ssize_t full_frame, last_frame, total, k, first, m, payload
-    cdef cnp.npy_intp dim
-    cdef cnp.ndarray buffer, offsets
-    cdef uint8_t *out
-    cdef uint8_t *p
-    cdef int64_t *offs
 
     if samples_per_chunk < 1:
         raise ValueError(f"samples_per_chunk must be at least 1, got {samples_per_chunk}")
@@ -385,47 +357,21 @@ def frame_pcm16(str track_id not None, object samples, Py_ssize_t channels,
         raise ValueError(f"channels must be at least 1, got {channels}")
     if samples_per_chunk > (PY_SSIZE_T_MAX // 4) // channels:
         raise ValueError(f"samples_per_chunk {samples_per_chunk} is too large")
-    # the encoded track_id field, and the frame layout, are the codec's (codec.pyx)
-    id_field = _track_id_field(track_id)
-    id_ptr = PyBytes_AS_STRING(id_field)
-    id_field_n = PyBytes_GET_SIZE(id_field)
-
+    id_field = codec_track_id_field(track_id)
     keep = pcm_source_init(&src, samples, &view, &has_view)
     try:
         pcm_check_channels(&src, channels)
-        # sizes first, then one pass that writes them
-        chunk_values = samples_per_chunk * channels
-        full_chunks = src.count // chunk_values
-        last_values = src.count % chunk_values
-        frames = full_chunks + (1 if last_values else 0)
-        full_frame = _track_data_size(id_field_n, 2 * chunk_values)
-        last_frame = _track_data_size(id_field_n, 2 * last_values) if last_values else 0
-        if full_chunks and full_frame > (PY_SSIZE_T_MAX - last_frame) // full_chunks:
-            raise MemoryError(f"{frames} frames of {full_frame} bytes do not fit in memory")
-        total = full_chunks * full_frame + last_frame
-
-        dim = total
-        buffer = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_UINT8, 0)
-        dim = frames + 1
-        offsets = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_INT64, 0)
-        out = <uint8_t *>cnp.PyArray_DATA(buffer)
-        offs = <int64_t *>cnp.PyArray_DATA(offsets)
-
-        with nogil:
-            # writes exactly the sizes computed above, frame by frame
-            p = out
-            for k in range(frames):
-                first = k * chunk_values
-                m = chunk_values if k < full_chunks else last_values
-                payload = 2 * m
-                offs[k] = p - out
-                p = _write_track_data(p, id_ptr, id_field_n, payload)
-                pcm_convert(&src, first, m, p)
-                p += payload
-            offs[frames] = p - out
-        if p - out != total:  # cannot happen; a loud stop if the arithmetic ever drifts
-            raise SystemError(f"frame_pcm16 wrote {p - out} bytes, computed {total}")
-        return buffer, offsets
+        # the codec's framing loop; each value becomes 2 bytes of payload
+        return codec_frame_run(
+            id_field, src.count, samples_per_chunk * channels, 2, pcm_frame_payload, &src
+        )
     finally:
         if has_view:
             PyBuffer_Release(&view)
+
+
+cdef int pcm_frame_payload(
+    const void *src, Py_ssize_t first, Py_ssize_t count, unsigned char *dst
+) except -1 nogil:
+    """codec_payload_writer of frame_pcm16: values [first, first + count) as PCM16."""
+    return pcm_convert(<const pcm_source *>src, first, count, dst)

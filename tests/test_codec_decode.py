@@ -8,13 +8,17 @@ fields (scalars: last wins; sub-messages: merged; another oneof member: replaces
 from __future__ import annotations
 
 import pickle
+import struct
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fishjam_fast import pcm
 from fishjam_fast._proto.agent_pb2 import AgentResponse
 from fishjam_fast.enums import TrackType
 from tests.wire import field_len, field_varint, key, varint
@@ -284,3 +288,48 @@ def test_native_fields_cannot_be_deleted() -> None:
         del message.track.id
     message.peer_id = "q"  # fields stay settable, as on the dataclasses
     assert message.peer_id == "q"
+
+
+def _outcome(function: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        result = function()
+    except (TypeError, ValueError) as exc:
+        return "error", (type(exc), str(exc))
+    return "ok", (result.dtype, result.shape, result.tolist(), result.flags.writeable)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        struct.pack("<4h", -32768, -1, 16384, 32767),
+        b"",
+        bytearray(b"\x01\x02\x03\x04"),
+        memoryview(b"\x01\x02\x03\x04\x05\x06")[::2],  # strided: refused
+        b"\x01\x02\x03",  # odd
+        bytearray(b"\x01"),
+        "ab",
+        None,
+    ],
+    ids=["bytes", "empty", "bytearray", "strided", "odd", "odd-bytearray", "str", "none"],
+)
+def test_track_data_samples_and_pcm_are_the_pcm_module_s(codec: SimpleNamespace, data: Any) -> None:
+    # .samples() and .pcm give what fishjam_fast.pcm's incoming_* give for the same
+    # data, results and errors alike (the native samples() calls the kernel directly)
+    message = codec.IncomingTrackData("p", codec.Track(), b"")
+    message.data = data
+    assert _outcome(message.samples) == _outcome(lambda: pcm.incoming_samples(data))
+    assert _outcome(lambda: message.pcm) == _outcome(lambda: pcm.incoming_pcm_view(data))
+
+
+def test_decoded_track_data_samples_and_pcm() -> None:
+    ext = pytest.importorskip("fishjam_fast._ext")
+    payload = struct.pack("<3h", -32768, 16384, 32767)
+    message = ext.decode_response(_td(field_len(3, payload)))
+    samples = message.samples()
+    assert samples.dtype == np.float32 and samples.flags.owndata and samples.flags.writeable
+    assert samples.tolist() == [-1.0, 0.5, 32767 / 32768]
+    assert message.samples() is not samples  # a new array each time
+    view = message.pcm  # a read-only view of the bytes, no copy
+    assert view.dtype == np.dtype("<i2") and view.tolist() == [-32768, 16384, 32767]
+    assert not view.flags.writeable
+    assert np.shares_memory(view, np.frombuffer(message.data, dtype=np.uint8))
