@@ -48,8 +48,12 @@ from typing import Any
 
 import pytest
 
-from benchmarks.pacer import PERIOD, Pacer
 from fishjam_fast.fleet import percentile, rss_kib  # the fleet measurement's, shared
+
+if __package__:  # collected by pytest, as benchmarks.bench_realtime
+    from benchmarks.pacer import PERIOD, Pacer
+else:  # run as a script (each client's process): benchmarks/ is sys.path[0]
+    from pacer import PERIOD, Pacer
 
 QUICK = os.environ.get("FISHJAM_FAST_BENCH_QUICK") == "1"
 GUARD = os.environ.get("FISHJAM_FAST_BENCH_GUARD") == "1"
