@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -29,6 +30,33 @@ REQUIRE_EXTENSION = _flag("FISHJAM_FAST_REQUIRE_EXTENSION")
 SKIP_EXTENSION = _flag("FISHJAM_FAST_SKIP_EXTENSION")
 ANNOTATE = _flag("FISHJAM_FAST_CYTHON_ANNOTATE")
 DEBUG = _flag("FISHJAM_FAST_DEBUG")
+
+
+STALE_EXTENSIONS = [
+    "build/**/fishjam_fast/_ext*.so",
+    "build/**/fishjam_fast/_ext*.pyd",
+    "fishjam_fast/_ext*.so",
+    "fishjam_fast/_ext*.pyd",
+]
+"""Where earlier builds leave the compiled extension: setuptools packages whatever is in
+build/lib, and an in-place copy is imported from a source checkout."""
+
+
+def remove_stale_extensions(*also: str) -> None:
+    """Deletes compiled copies of the extension that this build did not make.
+
+    Called whenever the extension is not built (a failed compile, no Cython, skipped), so
+    that the wheel never carries an old ``_ext*.so`` in place of the pure-Python fallback.
+
+    Args:
+        *also: Further paths to delete (build_ext's output path, wherever it is).
+    """
+    here = Path(__file__).resolve().parent
+    stale = {p for pattern in STALE_EXTENSIONS for p in here.glob(pattern)}
+    stale |= {Path(p) for p in also if os.path.exists(p)}
+    for path in sorted(stale):
+        path.unlink()
+        print(f"WARNING: removed the stale extension {path}", file=sys.stderr)
 
 
 class OptionalBuildExt(build_ext):
@@ -47,6 +75,7 @@ class OptionalBuildExt(build_ext):
             self._fail(exc)
 
     def _fail(self, exc: Exception) -> None:
+        remove_stale_extensions(*(self.get_ext_fullpath(e.name) for e in self.extensions))
         if REQUIRE_EXTENSION:
             raise
         print(
@@ -58,6 +87,7 @@ class OptionalBuildExt(build_ext):
 
 def _extensions() -> list[Extension]:
     if SKIP_EXTENSION:
+        remove_stale_extensions()
         return []
     try:
         import numpy
@@ -66,6 +96,7 @@ def _extensions() -> list[Extension]:
         if REQUIRE_EXTENSION:
             raise
         print("WARNING: Cython or NumPy missing; installing pure-Python", file=sys.stderr)
+        remove_stale_extensions()
         return []
 
     macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]

@@ -2,7 +2,8 @@
 
 Each run's figures (CPU per agent-second, agents per core at 50% CPU, lateness p99,
 memory per agent, whether the server kept pace) go to the benchmark's ``extra_info``;
-the timed figure is the client CPU of the steady window. See ``fanout.py``.
+the timed figure is the client CPU of the steady window. The measurement is
+:mod:`fishjam_fast.fleet`, the same the demo shows.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import time
 from typing import Any
 
 import pytest
-from fanout import FanoutResult, run_fanout
+
+from fishjam_fast.fleet import FleetResult, measure_local
+from fishjam_fast.local import LocalFishjamProcess
 
 QUICK = os.environ.get("FISHJAM_FAST_BENCH_QUICK") == "1"
 SECONDS = 2.0 if QUICK else 6.0
@@ -46,10 +49,13 @@ def _module(name: str) -> Any:
 def test_fanout(benchmark: Any, implementation: str, agents: int) -> None:
     benchmark.group = f"fanout-{agents}"
     benchmark.name = f"fanout[{implementation}]"
-    results: list[FanoutResult] = []
+    results: list[FleetResult] = []
 
     def run_once() -> None:
-        results.append(run_fanout(_module(implementation), implementation, agents, SECONDS))
+        with LocalFishjamProcess(seconds=180 + 2 * SECONDS + agents / 10) as server:
+            results.append(
+                measure_local(server, _module(implementation), implementation, agents, SECONDS)
+            )
 
     benchmark.pedantic(run_once, rounds=1, iterations=1)
     result = results[0]

@@ -47,9 +47,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from fanout import _percentile as percentile  # the fan-out benchmark's, shared
-from fanout import _rss_kib
-from pacer import PERIOD, Pacer
+
+from fishjam_fast.fleet import percentile, rss_kib  # the fleet measurement's, shared
+
+if __package__:  # collected by pytest, as benchmarks.bench_realtime
+    from benchmarks.pacer import PERIOD, Pacer
+else:  # run as a script (each client's process): benchmarks/ is sys.path[0]
+    from pacer import PERIOD, Pacer
 
 QUICK = os.environ.get("FISHJAM_FAST_BENCH_QUICK") == "1"
 GUARD = os.environ.get("FISHJAM_FAST_BENCH_GUARD") == "1"
@@ -239,14 +243,14 @@ async def _run_agents(
             window.errors += 1
             settled()
 
-    rss_before = _rss_kib()
+    rss_before = rss_kib()
     tasks = [asyncio.create_task(echo_agent(i)) for i in range(agents)]
     try:
         await asyncio.wait_for(all_ready.wait(), 60 + agents / 10)
         pacer.start()
         await asyncio.sleep(warmup)
         gc.collect()
-        rss_grown = _rss_kib() - rss_before
+        rss_grown = rss_kib() - rss_before
 
         def measure() -> tuple[Any, ...]:
             # a thread keeps the window's length even when the loop is saturated and

@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
-import ratios
+from benchmarks import ratios
 
 PACKAGES = ["fishjam-fast", "fishjam-server-sdk", "betterproto", "protobuf", "Cython", "numpy"]
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import ratios
+import ratios  # run as a script: benchmarks/ is sys.path[0] (pytest imports benchmarks.ratios)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -28,6 +28,7 @@ from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, Ses
 
 if TYPE_CHECKING:
     from .client import FishjamClient
+    from .rest import AsyncFishjamClient, FishjamApiError
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,8 @@ __all__ = [
     "AgentError",
     "AgentProtocolError",
     "AgentSession",
+    "AsyncFishjamClient",
+    "FishjamApiError",
     "FishjamClient",
     "IncomingTrackData",
     "IncomingTrackImage",
@@ -57,9 +60,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # FishjamClient needs the optional plain SDK: import it only when asked for
+    # FishjamClient needs the optional plain SDK, the REST client httpx: import them only
+    # when asked for, so `import fishjam_fast` stays light
     if name == "FishjamClient":
         from .client import FishjamClient
 
         return FishjamClient
+    if name in ("AsyncFishjamClient", "FishjamApiError"):
+        from . import rest
+
+        return getattr(rest, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,31 +1,88 @@
-"""``python -m fishjam_fast``: the demo, and the local Fishjam server."""
+"""``python -m fishjam_fast``: the demo, and the local Fishjam server.
+
+Both commands need optional dependencies (extras). Without them the command says what
+to install and exits with status 2; ``--help`` works in any installation.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # command: (extra, modules it needs)
+    "demo": ("demo", ("aiohttp",)),
+    "local": ("local", ("aiohttp",)),
+}
+"""What each command needs. The demo also uses the plain SDK (to compare) and matplotlib
+(for ``--chart``) when they are there, and says what to install when they are not."""
 
-def main(argv: list[str] | None = None) -> int:
-    """Parses the command line and runs the chosen command."""
-    parser = argparse.ArgumentParser(prog="python -m fishjam_fast")
+
+def install_hint(extra: str) -> str:
+    """The command that installs ``extra``."""
+    return f"pip install 'fishjam-fast[{extra}]'"
+
+
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` cannot be imported here."""
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import demo as demo_module  # imports nothing optional at load
+
+    parser = argparse.ArgumentParser(
+        prog="python -m fishjam_fast",
+        epilog=f"the demo needs {install_hint('demo')}; the local server {install_hint('local')}",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="echo agents against a local (or real) Fishjam")
-    from . import demo as demo_module
-
+    demo = commands.add_parser(
+        "demo",
+        help="a fleet of echo agents, fishjam_fast beside the plain SDK, on a local Fishjam",
+        epilog=f"needs {install_hint('demo')}",
+    )
     demo_module.add_arguments(demo)
     commands.add_parser(
         "local",
-        help="run the local Fishjam server (see python -m fishjam_fast.local -h)",
+        help="run the local Fishjam server (see python -m fishjam_fast local -h)",
         add_help=False,
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses the command line and runs the chosen command; returns the exit status."""
+    parser = _parser()
     args, rest = parser.parse_known_args(argv)
+    extra, needs = EXTRAS[args.command]
+    if args.command == "demo":
+        if args.fishjam_id:
+            needs = ()  # a real Fishjam: no local server
+        if args.chart is not None:
+            needs += ("matplotlib",)
+    missing = missing_modules(needs)
+    if missing:
+        print(
+            f"python -m fishjam_fast {args.command} needs {', '.join(missing)}: "
+            f"{install_hint(extra)}",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "local":
         from .local.__main__ import main as local_main
 
         return local_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    from . import demo as demo_module
+
     return demo_module.main(args)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a virtual environment, builds and installs fishjam_fast with the local
 # Fishjam server and the plain SDK (for the side-by-side run), then runs the demo.
-# Extra arguments go to the demo (--seconds, --agents, --no-compare, --asyncio).
+# Extra arguments go to the demo (--agents, --seconds, --chart PATH, --no-compare, --asyncio).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${FISHJAM_FAST_VENV:-.venv}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import ratios
+from benchmarks import ratios
 
 
 def bench(group: str, name: str, seconds: float, **extra: float) -> dict[str, Any]:

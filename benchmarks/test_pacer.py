@@ -15,12 +15,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from pacer import SLOTS, Pacer
 
+from benchmarks.pacer import SLOTS, Pacer
 from fishjam_fast._proto import agent_pb2, notifications_pb2
-from tests.raw_agent import request
 
 DEADLINE = 20.0  # "did not hang" bound for every wait, seconds
+
+
+def request(**content: object) -> bytes:
+    """A serialized ``AgentRequest`` with one oneof member set (google.protobuf)."""
+    return agent_pb2.AgentRequest(**content).SerializeToString()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,85 @@
+"""What gets packaged: a failed compile never ships an old extension, and the sdist holds
+what the package is built from (tests are left out on purpose, see MANIFEST.in).
+
+Both build from a copy of the source tree, so the checkout is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
+
+
+def _source_copy(dest: Path) -> Path:
+    """The files a build reads; the generated C comes along (with its time stamp, so
+    Cython does not translate again) when an earlier build left it."""
+    tree = dest / "src"
+    ignore = shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "*.egg-info", "*.html")
+    for name in ("fishjam_fast", "src_ext", "protos"):
+        shutil.copytree(ROOT / name, tree / name, ignore=ignore)
+    for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, tree / name)
+    return tree
+
+
+def test_a_failed_compile_removes_the_stale_extension(tmp_path: Path) -> None:
+    tree = _source_copy(tmp_path)
+    stale_build = tree / "build" / "lib.old" / "fishjam_fast" / f"_ext{SUFFIX}"
+    stale_inplace = tree / "fishjam_fast" / f"_ext{SUFFIX}"
+    for stale in (stale_build, stale_inplace):
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_bytes(b"an extension from an earlier build")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FISHJAM_FAST_")}
+    env["CC"] = "false"  # every compile fails
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+         "--no-index", "-w", str(tmp_path / "dist"), str(tree)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "building the fishjam_fast extension failed" in output
+    assert not stale_build.exists() and not stale_inplace.exists()
+    (wheel,) = (tmp_path / "dist").glob("fishjam_fast-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "fishjam_fast/_codec_py.py" in names
+    assert not [n for n in names if n.endswith((".so", ".pyd"))], names
+
+
+def test_the_sdist_holds_the_sources_and_leaves_tests_out(tmp_path: Path) -> None:
+    tree = _source_copy(tmp_path)
+    env = dict(os.environ, FISHJAM_FAST_SKIP_EXTENSION="1")
+    result = subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path / "dist")],
+        cwd=tree, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sdist,) = (tmp_path / "dist").glob("fishjam_fast-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for needed in (
+        "LICENSE",
+        "README.md",
+        "pyproject.toml",
+        "setup.py",
+        "src_ext/_ext.pyx",
+        "src_ext/codec.pxd",
+        "src_ext/pcm_kernels.h",
+        "protos/fishjam_fast/_proto/agent.proto",
+        "fishjam_fast/_proto/agent_pb2.py",
+        "fishjam_fast/_ext.pyi",
+        "fishjam_fast/py.typed",
+    ):
+        assert needed in names, needed
+    assert not [n for n in names if n.split("/")[0] in ("tests", "benchmarks", "fuzzing")]
+    assert not [n for n in names if n.endswith((".c", ".so", ".html"))], names
+    assert "Apache License" in (tree / "LICENSE").read_text()
