@@ -6,7 +6,7 @@
 checked_venv() {
   [ -x "$1/bin/python" ] || python3 -m venv "$1"
   "$1/bin/python" -m pip install --quiet --upgrade pip
-  "$1/bin/python" -m pip install --quiet "setuptools>=77" "Cython>=3.0.10" "numpy>=2.0"
+  "$1/bin/python" -m pip install --quiet "setuptools>=77" "Cython>=3.0.10" "numpy>=2.0" "picows>=2.3"
 }
 
 # checked_install VENV [EXTRAS]: installs the package into VENV, built without isolation
