@@ -280,6 +280,15 @@ class WebsocketsTransport(TransportBase):
 
     # -- receiving ---------------------------------------------------------------------
 
+    def recv_nowait(self) -> bytes | None:
+        """Always None: websockets hands messages out (and the cause of a close, after
+        the messages it still holds) through its coroutine only."""
+        return None
+
+    def set_handler(self, handler: Callable[[bytes], None] | None) -> bool:
+        """False: websockets hands messages out through its coroutine only."""
+        return False
+
     async def recv(self) -> bytes:
         limit = self._options.max_fragments
         parts: list[bytes] = []

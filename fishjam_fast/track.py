@@ -202,6 +202,62 @@ class OutgoingTrack:
             AgentConnectionError: the session is closed, or the connection was lost.
         """
         self._check_not_removed()
+        frame, seconds = self._frame_chunk(data)
+        if seconds:
+            if self._max_queued is not None:
+                await self._pace(seconds)
+            # counted when handed to the transport, which writes it before any wait
+            self._clock.add(seconds, time.monotonic())
+        session = self.session
+        if session._write_now(frame):  # no _send coroutine for the usual chunk
+            if session._transport.writing_paused:
+                await session._drain()
+        else:
+            await self._send(frame)
+
+    def send_chunk_nowait(self, data: Buffer) -> bool:
+        """Sends a chunk of audio now, without waiting: for synchronous callbacks.
+
+        The non-blocking :meth:`send_chunk`, for :meth:`AgentSession.on_track_data`
+        handlers (or any code outside a coroutine, on the session's event loop). It
+        never waits; when the chunk cannot go out at once it is not sent and False is
+        returned, so that a real-time sender drops a chunk rather than queue audio
+        that would play late.
+
+        Args:
+            data: As :meth:`send_chunk` takes.
+
+        Returns:
+            True if the chunk was written (counted in ``stats`` and the playout clock);
+            False if it was not sent: the connection's write buffer is above its limit
+            (``write_limit``: the server does not keep up), the track's ``max_queued``
+            has no room for it, or the session is reconnecting.
+
+        Raises:
+            TypeError, ValueError: as :meth:`send_chunk`; nothing is sent.
+            AgentError: the track was removed.
+            AgentConnectionError: the session is closed.
+        """
+        self._check_not_removed()
+        frame, seconds = self._frame_chunk(data)
+        session = self.session
+        if seconds and self._max_queued is not None:
+            if self._clock.wait_before(seconds, self._max_queued, time.monotonic()) > 0.0:
+                return False
+        if session._transport.writing_paused or not session._write_now(frame):
+            if session._closed is not None and session._outage is None:
+                raise session._closed_error()
+            return False
+        if seconds:
+            self._clock.add(seconds, time.monotonic())
+        return True
+
+    def _frame_chunk(self, data: Buffer) -> tuple[Buffer, float]:
+        """The ``track_data`` frame of one chunk, and the seconds of audio it holds.
+
+        Raises:
+            TypeError, ValueError: as :meth:`send_chunk`.
+        """
         if isinstance(data, np.ndarray):
             frame: Buffer = self._frame_array(data)
             size = 2 * data.size  # PCM16 bytes (validated by _frame_array)
@@ -217,13 +273,7 @@ class OutgoingTrack:
                         f"(whole 16-bit samples for every channel), got {size} bytes"
                     )
             frame = self._encoder.encode(data)
-        if size:
-            seconds = size * self._seconds_per_byte
-            if self._max_queued is not None:
-                await self._pace(seconds)
-            # counted when handed to the transport, which writes it before any wait
-            self._clock.add(seconds, time.monotonic())
-        await self._send(frame)
+        return frame, size * self._seconds_per_byte
 
     def _frame_array(self, samples: npt.NDArray[Any]) -> memoryview:
         """One track_data frame holding all of ``samples`` as PCM16."""
@@ -458,7 +508,9 @@ def _check_max_queued(max_queued: object, is_pcm16: bool) -> float | None:
 
 
 def _payload_size(data: object) -> int:
-    if isinstance(data, bytes | bytearray):
+    if type(data) is bytes:  # the usual chunk: no memoryview (nor a Union made per call)
+        return len(data)
+    if isinstance(data, bytearray):
         return len(data)
     try:
         return memoryview(data).nbytes  # type: ignore[arg-type]
