@@ -101,7 +101,6 @@ class RealtimeResult:
     client: str
     transport: str
     loop: str
-    api: str  # iterator (receive() / send_chunk) or callback (on_track_data / send_chunk_nowait)
     agents: int
     seconds: float  # the window's length, as measured (a loaded loop oversleeps)
     user_seconds: float
@@ -211,7 +210,7 @@ class _Window:
 
 async def _run_agents(
     module: ModuleType, options: dict[str, Any], pacer: Pacer, agents: int, warmup: float,
-    seconds: float, api: str = "iterator",
+    seconds: float,
 ) -> tuple[resource.struct_rusage, resource.struct_rusage, dict[str, Any], dict[str, Any],
            list[list[float]], int, int]:  # fmt: skip
     window = _Window()
@@ -234,15 +233,6 @@ async def _run_agents(
                     track = await session.add_track(module.OutgoingAudioTrackOptions())
                 window.ready += 1
                 settled()
-                if api == "callback":  # fishjam_fast's on_track_data + send_chunk_nowait
-
-                    def echo(message: Any) -> None:
-                        if window.open:
-                            mine.append(clock())
-                        track.send_chunk_nowait(message.data)
-
-                    session.on_track_data(echo)
-                    await asyncio.get_running_loop().create_future()  # until cancelled
                 async for message in session.receive():
                     if window.open:
                         mine.append(clock())
@@ -294,7 +284,6 @@ def run_realtime(
     warmup: float = 2.0,
     transport: str | None = None,
     use_uvloop: bool = True,
-    api: str = "iterator",
 ) -> RealtimeResult:
     """Measures ``agents`` echo agents of ``client`` against a fresh pacer process.
 
@@ -305,17 +294,12 @@ def run_realtime(
         warmup: Seconds between the last agent connecting and the window.
         transport: fishjam_fast's transport (``Agent(transport=...)``); None: its default.
         use_uvloop: Run the agents on uvloop (else asyncio's loop).
-        api: ``iterator`` (``async for message in session.receive()`` and ``await
-            track.send_chunk``) or ``callback`` (fishjam_fast's ``on_track_data`` and
-            ``send_chunk_nowait``).
 
     Returns:
         The window's figures.
     """
     import fishjam_fast
 
-    if api not in ("iterator", "callback") or (api == "callback" and client != "fishjam_fast"):
-        raise ValueError(f"api {api!r}: iterator, or callback (fishjam_fast only)")
     module = client_module(client)
     options: dict[str, Any] = {}
     shown = "websockets"  # the plain SDK's, and fishjam_fast's before it had a choice
@@ -328,8 +312,7 @@ def run_realtime(
             options["transport"] = transport
     with Pacer(lifetime=300 + 2 * seconds + agents / 5, hold=True) as pacer:
         usage0, usage1, snap0, snap1, arrivals, errors, rss = fishjam_fast.run(
-            _run_agents(module, options, pacer, agents, warmup, seconds, api),
-            use_uvloop=use_uvloop,
+            _run_agents(module, options, pacer, agents, warmup, seconds), use_uvloop=use_uvloop
         )
     # per connection, the window's [due, sent, echoes, late, blocked] (pacer.py)
     before = snap0["conns"]
@@ -345,7 +328,6 @@ def run_realtime(
         client=client,
         transport=shown,
         loop="uvloop" if use_uvloop else "asyncio",
-        api=api,
         agents=agents,
         seconds=snap1["time"] - snap0["time"],
         user_seconds=usage1.ru_utime - usage0.ru_utime,
@@ -455,7 +437,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--asyncio", action="store_true", help="asyncio's loop, not uvloop")
-    parser.add_argument("--api", choices=["iterator", "callback"], default="iterator")
     args = parser.parse_args()
     result = run_realtime(
         args.client,
@@ -464,7 +445,6 @@ def main() -> None:
         warmup=args.warmup,
         transport=args.transport,
         use_uvloop=not args.asyncio,
-        api=args.api,
     )
     print(json.dumps(result.as_dict(), indent=1))  # run_in_child reads this
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from picows import WSListener, WSMsgType, WSTransport
@@ -28,7 +27,6 @@ class FrameListener(WSListener):
         self._reading_paused = False
         self._max_queue = max_queue
         self._resume_at = max(1, max_queue // 4)
-        self._handler: Callable[[bytes], None] | None = None
         self._write_paused = False
         self._ws: WSTransport | None = None
 
@@ -46,10 +44,6 @@ class FrameListener(WSListener):
     def deliver(self, message: bytes) -> None:
         """Hands a whole message to the waiting reader, else queues it (pausing reading
         above max_queue)."""
-        handler = self._handler
-        if handler is not None:  # a synchronous consumer (session.on_track_data)
-            handler(message)
-            return
         reader = self._reader
         if reader is not None:
             # a reader waits only while the queue is empty: no message jumps the queue

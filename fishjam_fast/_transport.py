@@ -234,16 +234,6 @@ class Transport(Protocol):
             TransportClosed: the connection is closed and every message was read.
         """
 
-    def set_handler(self, handler: Callable[[bytes], None] | None) -> bool:
-        """Hands every message to ``handler`` as it arrives, instead of queuing it
-        for :meth:`recv` (which then only raises the end of the connection); None
-        queues again. Call it with no message queued (:meth:`recv_nowait` returns None).
-
-        Returns:
-            False if this transport cannot call a handler (nothing changed): read
-            with :meth:`recv` instead.
-        """
-
     async def close(self) -> None:
         """Closes normally (1000), waiting at most ``close_timeout``, then aborts."""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSTransport, ws_connect
@@ -206,11 +205,6 @@ class _PicowsTransport(TransportBase):
         else:
             self._reader = reader
         return reader
-
-    def set_handler(self, handler: Callable[[bytes], None] | None) -> bool:
-        """Calls ``handler`` with each whole message from the frame path (in C)."""
-        self._handler = handler
-        return True
 
     def _resume_for_queue(self) -> None:
         self._reading_paused = False

@@ -285,10 +285,6 @@ class WebsocketsTransport(TransportBase):
         the messages it still holds) through its coroutine only."""
         return None
 
-    def set_handler(self, handler: Callable[[bytes], None] | None) -> bool:
-        """False: websockets hands messages out through its coroutine only."""
-        return False
-
     async def recv(self) -> bytes:
         limit = self._options.max_fragments
         parts: list[bytes] = []

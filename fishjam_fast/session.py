@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from . import _codec
@@ -87,10 +87,6 @@ class AgentSession(SessionLifecycle):
         # messages read by request_image while receive() was not reading
         self._backlog: deque[IncomingAgentMessage] = deque()
         self._image_waiters: dict[str, asyncio.Future[IncomingTrackImage]] = {}
-        # on_track_data: the callback, and the task that feeds it (or watches the
-        # transport that calls it directly)
-        self._callback: Callable[[IncomingAgentMessage], object] | None = None
-        self._pump: asyncio.Task[None] | None = None
 
     # -- sending -----------------------------------------------------------------
 
@@ -351,97 +347,6 @@ class AgentSession(SessionLifecycle):
             return message
         return None  # authenticated again, or a kind this version does not know
 
-    def on_track_data(
-        self, callback: Callable[[IncomingAgentMessage], object]
-    ) -> Callable[[], None]:
-        """Calls ``callback`` synchronously with every message :meth:`receive` would yield.
-
-        The callback form of :meth:`receive` for the highest fan-out: on the picows
-        transport the callback runs from the frame path itself, with no task, future or
-        generator per message (on websockets an internal task feeds it). Answer with
-        :meth:`OutgoingTrack.send_chunk_nowait`. The callback must not block; an
-        exception it raises is logged and the next message comes as usual.
-
-        One consumer at a time: while a callback is set, :meth:`receive` raises
-        :class:`AgentError`, and the other way round; :meth:`request_image` works.
-        A callback survives reconnections. The end of the session is told by
-        :meth:`on_state_change` (state ``"closed"``) and :attr:`closed`.
-
-        Args:
-            callback: Called with each :class:`IncomingTrackData` (and each
-                :class:`IncomingTrackImage` answering :meth:`capture_image`).
-
-        Returns:
-            A function that removes the callback (then :meth:`receive` can read).
-
-        Raises:
-            AgentError: a callback is already set, or a task iterates :meth:`receive`.
-            AgentConnectionError: the session is closed.
-        """
-        if self._callback is not None:
-            raise AgentError("a callback is already set: remove it first (its remover)")
-        if self._receiving:
-            raise AgentError("a task is iterating receive() of this session: one consumer")
-        if self._closed is not None:
-            raise self._closed_error()
-        self._callback = callback
-        pump = self._pump = asyncio.get_running_loop().create_task(self._feed_callback())
-
-        def remove() -> None:
-            if self._pump is pump:
-                self._callback = None
-                self._pump = None
-                self._transport.set_handler(None)
-                pump.cancel()
-
-        return remove
-
-    def _on_frame(self, frame: bytes) -> None:
-        """One frame for the callback (the transport's handler)."""
-        message = self._accept(frame)
-        if message is not None:
-            self._call_back(message)
-
-    def _call_back(self, message: IncomingAgentMessage) -> None:
-        callback = self._callback
-        if callback is not None:
-            try:
-                callback(message)
-            except Exception:
-                logger.exception("the on_track_data callback of agent %s failed", self.agent.id)
-
-    async def _feed_callback(self) -> None:
-        """The callback's task: hands it the messages, across reconnections."""
-        lock = self._read_lock
-        await lock.acquire()  # request_image may be reading
-        transport = self._transport
-        try:
-            while True:
-                while self._backlog:
-                    self._call_back(self._backlog.popleft())
-                transport = self._transport
-                try:
-                    if self._closed is not None:
-                        return
-                    while (frame := transport.recv_nowait()) is not None:
-                        self._on_frame(frame)
-                    # picows calls the handler from now on; recv() only raises the end
-                    transport.set_handler(self._on_frame)
-                    while True:
-                        self._on_frame(await transport.recv())
-                except TransportClosed as closed:
-                    transport.set_handler(None)
-                    self._lost(transport, closed)
-                    if self._outage is None:
-                        return  # ended: on_state_change tells why
-                    try:
-                        await asyncio.shield(self._outage)
-                    except AgentError:
-                        return
-        finally:
-            transport.set_handler(None)
-            lock.release()
-
     async def receive(self) -> AsyncIterator[IncomingAgentMessage]:
         """Iterates over the messages Fishjam sends the agent.
 
@@ -469,11 +374,6 @@ class AgentSession(SessionLifecycle):
             if backlog:
                 yield backlog.popleft()
                 continue
-            if self._callback is not None:
-                raise AgentError(
-                    "an on_track_data callback consumes this session's messages; remove "
-                    "it before iterating receive()"
-                )
             if self._receiving:
                 raise AgentError(
                     "another task is iterating receive() of this session; read the "

@@ -215,43 +215,6 @@ class OutgoingTrack:
         else:
             await self._send(frame)
 
-    def send_chunk_nowait(self, data: Buffer) -> bool:
-        """Sends a chunk of audio now, without waiting: for synchronous callbacks.
-
-        The non-blocking :meth:`send_chunk`, for :meth:`AgentSession.on_track_data`
-        handlers (or any code outside a coroutine, on the session's event loop). It
-        never waits; when the chunk cannot go out at once it is not sent and False is
-        returned, so that a real-time sender drops a chunk rather than queue audio
-        that would play late.
-
-        Args:
-            data: As :meth:`send_chunk` takes.
-
-        Returns:
-            True if the chunk was written (counted in ``stats`` and the playout clock);
-            False if it was not sent: the connection's write buffer is above its limit
-            (``write_limit``: the server does not keep up), the track's ``max_queued``
-            has no room for it, or the session is reconnecting.
-
-        Raises:
-            TypeError, ValueError: as :meth:`send_chunk`; nothing is sent.
-            AgentError: the track was removed.
-            AgentConnectionError: the session is closed.
-        """
-        self._check_not_removed()
-        frame, seconds = self._frame_chunk(data)
-        session = self.session
-        if seconds and self._max_queued is not None:
-            if self._clock.wait_before(seconds, self._max_queued, time.monotonic()) > 0.0:
-                return False
-        if session._transport.writing_paused or not session._write_now(frame):
-            if session._closed is not None and session._outage is None:
-                raise session._closed_error()
-            return False
-        if seconds:
-            self._clock.add(seconds, time.monotonic())
-        return True
-
     def _frame_chunk(self, data: Buffer) -> tuple[Buffer, float]:
         """The ``track_data`` frame of one chunk, and the seconds of audio it holds.
 

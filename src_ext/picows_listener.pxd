@@ -11,7 +11,6 @@ cdef class FrameListener(WSListener):
         public Py_ssize_t _max_queue # unread messages before reading pauses
         public Py_ssize_t _resume_at # unread messages at which paused reading resumes
         public bint _write_paused    # the write buffer is above its high-water mark
-        public object _handler       # called with each message instead of queuing, or None
         public WSTransport _ws       # picows' transport, set in on_ws_connected
 
     cpdef deliver(self, bytes message)

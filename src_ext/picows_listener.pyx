@@ -30,7 +30,6 @@ cdef class FrameListener(WSListener):
         self._reading_paused = False
         self._max_queue = max_queue
         self._resume_at = max(1, max_queue // 4)
-        self._handler = None
         self._write_paused = False
         self._ws = None
 
@@ -48,10 +47,6 @@ cdef class FrameListener(WSListener):
     cpdef deliver(self, bytes message):
         """Hands a whole message to the waiting reader, else queues it (pausing reading
         above max_queue)."""
-        handler = self._handler
-        if handler is not None:  # a synchronous consumer (session.on_track_data)
-            handler(message)
-            return
         reader = self._reader
         if reader is not None:
             # a reader waits only while the queue is empty: no message jumps the queue
