@@ -2,6 +2,8 @@
 
     python benchmarks/report.py            # full mode (a few minutes)
     python benchmarks/report.py --quick    # CI-sized run
+    python benchmarks/report.py --realtime-only   # bench_realtime.py alone, merged into
+                                                  # the stored results/benchmarks.json
 
 Writes ``results/results.md`` (every guarded ratio, the per-benchmark figures beside
 their baselines, the fan-out table, machine / Python / dependency versions and the
@@ -46,11 +48,22 @@ VERSUS_PLAIN = [
 ]  # fmt: skip
 
 
-def run_suite(quick: bool, json_path: Path) -> int:
+def run_suite(quick: bool, json_path: Path, target: Path = HERE) -> int:
+    """pytest-benchmark over ``target`` (the whole suite, or one file of it)."""
     env = dict(os.environ, FISHJAM_FAST_BENCH_QUICK="1" if quick else "0")
-    command = [sys.executable, "-m", "pytest", str(HERE), "--benchmark-only", "-q",
+    command = [sys.executable, "-m", "pytest", str(target), "--benchmark-only", "-q",
                "-p", "no:cacheprovider", f"--benchmark-json={json_path}"]  # fmt: skip
     return subprocess.call(command, env=env, cwd="/")
+
+
+def merge_realtime(stored: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with its real-time runs replaced by those of ``fresh``.
+
+    The real-time table states its own date and load (each run records them), so a
+    fresh real-time run can sit beside the stored figures of the rest of the suite.
+    """
+    kept = [b for b in stored["benchmarks"] if not (b.get("group") or "").startswith("realtime-")]
+    return {**stored, "benchmarks": kept + fresh["benchmarks"]}
 
 
 def per_op(bench: dict[str, Any], divisor: int | str) -> float:
@@ -289,10 +302,25 @@ def main() -> int:
     parser.add_argument(
         "--from-json", type=Path, help="reuse a pytest-benchmark JSON instead of running"
     )
+    parser.add_argument(
+        "--realtime-only",
+        action="store_true",
+        help="run only bench_realtime.py and merge it into the stored results/benchmarks.json",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     json_path = RESULTS / "benchmarks.json"
-    if args.from_json is None:
+    if args.realtime_only:
+        fresh_path = RESULTS / "realtime.json"
+        status = run_suite(args.quick, fresh_path, HERE / "bench_realtime.py")
+        if status:
+            print(f"the real-time run failed (exit {status})", file=sys.stderr)
+            return status
+        stored = json.loads((args.from_json or json_path).read_text())
+        merged = merge_realtime(stored, json.loads(fresh_path.read_text()))
+        fresh_path.unlink()
+        json_path.write_text(json.dumps(merged, indent=1))
+    elif args.from_json is None:
         status = run_suite(args.quick, json_path)
         if status:
             print(f"the benchmark run failed (exit {status})", file=sys.stderr)
