@@ -89,8 +89,11 @@ def fishjam_fast_transports() -> tuple[str, list[str]]:
     parameter = inspect.signature(fishjam_fast.Agent).parameters.get("transport")
     if parameter is None:
         return "websockets", ["websockets"]
-    # a default that is not a transport's name (None: "the best available") is shown as such
-    default = parameter.default if isinstance(parameter.default, str) else "default"
+    default = parameter.default
+    if not isinstance(default, str):  # None: "the best available", resolved when connecting
+        from fishjam_fast._transport import default_transport
+
+        default = default_transport()
     return default, [default] + [t for t in ("picows", "websockets") if t != default]
 
 

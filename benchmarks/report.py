@@ -2,6 +2,8 @@
 
     python benchmarks/report.py            # full mode (a few minutes)
     python benchmarks/report.py --quick    # CI-sized run
+    python benchmarks/report.py --only bench_realtime.py   # these files alone, merged
+                                                           # into the stored results
 
 Writes ``results/results.md`` (every guarded ratio, the per-benchmark figures beside
 their baselines, the fan-out table, machine / Python / dependency versions and the
@@ -46,11 +48,24 @@ VERSUS_PLAIN = [
 ]  # fmt: skip
 
 
-def run_suite(quick: bool, json_path: Path) -> int:
+def run_suite(quick: bool, json_path: Path, *targets: Path) -> int:
+    """pytest-benchmark over ``targets`` (default: the whole suite)."""
     env = dict(os.environ, FISHJAM_FAST_BENCH_QUICK="1" if quick else "0")
-    command = [sys.executable, "-m", "pytest", str(HERE), "--benchmark-only", "-q",
+    paths = [str(t) for t in targets or (HERE,)]
+    command = [sys.executable, "-m", "pytest", *paths, "--benchmark-only", "-q",
                "-p", "no:cacheprovider", f"--benchmark-json={json_path}"]  # fmt: skip
     return subprocess.call(command, env=env, cwd="/")
+
+
+def merge_fresh(stored: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with every group measured in ``fresh`` replaced by ``fresh``'s runs.
+
+    Ratios are read within a group, so each group's figures still come from one run;
+    the real-time table states its own date and load (each of its runs records them).
+    """
+    groups = {b.get("group") for b in fresh["benchmarks"]}
+    kept = [b for b in stored["benchmarks"] if b.get("group") not in groups]
+    return {**stored, "benchmarks": kept + fresh["benchmarks"]}
 
 
 def per_op(bench: dict[str, Any], divisor: int | str) -> float:
@@ -289,10 +304,27 @@ def main() -> int:
     parser.add_argument(
         "--from-json", type=Path, help="reuse a pytest-benchmark JSON instead of running"
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="FILE",
+        help="run only these benchmark files (e.g. bench_realtime.py) and merge their groups "
+        "into the stored results/benchmarks.json (or --from-json)",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     json_path = RESULTS / "benchmarks.json"
-    if args.from_json is None:
+    if args.only:
+        fresh_path = RESULTS / "fresh.json"
+        status = run_suite(args.quick, fresh_path, *(HERE / name for name in args.only))
+        if status:
+            print(f"the benchmark run failed (exit {status})", file=sys.stderr)
+            return status
+        stored = json.loads((args.from_json or json_path).read_text())
+        merged = merge_fresh(stored, json.loads(fresh_path.read_text()))
+        fresh_path.unlink()
+        json_path.write_text(json.dumps(merged, indent=1))
+    elif args.from_json is None:
         status = run_suite(args.quick, json_path)
         if status:
             print(f"the benchmark run failed (exit {status})", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The per-frame path of the picows transport in Python: the fallback of
 ``fishjam_fast._picows_listener`` (``src_ext/picows_listener.pyx``), the same class line
 for line. A whole, unfragmented binary frame is copied once out of picows' receive
-buffer and queued; anything rarer goes to the subclass's ``_on_other_frame``.
+buffer and handed to the waiting reader (or queued); anything rarer goes to the
+subclass's ``_on_other_frame``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ _BINARY = WSMsgType.BINARY
 class FrameListener(WSListener):
     def __init__(self, max_queue: int) -> None:
         self._messages: deque[bytes] = deque()
-        self._reader: asyncio.Future[None] | None = None
+        self._reader: asyncio.Future[bytes] | None = None
         self._closed: Any = None
         self._fragments: bytearray | None = None
         self._reading_paused = False
         self._max_queue = max_queue
+        self._resume_at = max(1, max_queue // 4)
+        self._write_paused = False
         self._ws: WSTransport | None = None
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
@@ -39,13 +42,39 @@ class FrameListener(WSListener):
             self._on_other_frame(frame)
 
     def deliver(self, message: bytes) -> None:
-        """Queues a whole message, wakes recv(), pauses reading above max_queue."""
-        self._messages.append(message)
+        """Hands a whole message to the waiting reader, else queues it (pausing reading
+        above max_queue)."""
         reader = self._reader
-        if reader is not None and not reader.done():
-            reader.set_result(None)
+        if reader is not None:
+            # a reader waits only while the queue is empty: no message jumps the queue
+            self._reader = None
+            if not reader.done():  # else its task was cancelled: queue the message
+                reader.set_result(message)
+                return
+        self._messages.append(message)
         if len(self._messages) > self._max_queue and not self._reading_paused:
             self._pause_for_queue()
+
+    def recv_nowait(self) -> bytes | None:
+        """The next queued message; None if none is queued and the connection is open.
+
+        Messages that arrived before the connection ended are still returned (at most
+        max_queue of them), then the cause is raised (TransportClosed).
+        """
+        messages = self._messages
+        if not messages:
+            if self._closed is not None:
+                self._raise_closed()
+            return None
+        message = messages.popleft()
+        if self._reading_paused and len(messages) <= self._resume_at:
+            self._resume_for_queue()
+        return message
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the write buffer is above its high-water mark."""
+        return self._write_paused
 
     def write(self, frame: Any) -> None:
         """Frames, masks and writes one binary message (picows copies it)."""
@@ -60,6 +89,9 @@ class FrameListener(WSListener):
         raise NotImplementedError
 
     def _pause_for_queue(self) -> None:
+        raise NotImplementedError
+
+    def _resume_for_queue(self) -> None:
         raise NotImplementedError
 
     def _raise_closed(self) -> None:

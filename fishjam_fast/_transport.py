@@ -2,7 +2,8 @@
 
 A session needs a few things from a transport, all in the :class:`Transport` protocol
 below: write one binary frame now (:meth:`Transport.write`) and wait while the write
-buffer is full (:meth:`Transport.drain`), receive one message (:meth:`Transport.recv`),
+buffer is full (:meth:`Transport.drain`), receive one message (:meth:`Transport.recv`,
+or :meth:`Transport.recv_nowait` when one is queued),
 close (:meth:`Transport.close`, bounded by ``close_timeout``, then the socket is
 aborted) and say why the connection ended (:attr:`Transport.close_code`,
 :attr:`Transport.close_reason`, :attr:`Transport.closed`).
@@ -217,8 +218,17 @@ class Transport(Protocol):
     async def send_many(self, frames: Sequence[Buffer]) -> None:
         """Writes several binary messages, in order, draining between batches."""
 
-    async def recv(self) -> bytes:
-        """Returns the next binary message.
+    def recv(self) -> Awaitable[bytes]:
+        """Returns the next binary message (awaited: a coroutine or a future).
+
+        Raises:
+            TransportClosed: the connection is closed and every message was read.
+        """
+
+    def recv_nowait(self) -> bytes | None:
+        """The next binary message if one is already queued, else None: :meth:`recv`.
+
+        The session's hot path: a message taken here costs no coroutine or future.
 
         Raises:
             TransportClosed: the connection is closed and every message was read.

@@ -77,7 +77,7 @@ class _PicowsTransport(TransportBase):
     """
 
     _messages: deque[bytes]
-    _reader: asyncio.Future[None] | None
+    _reader: asyncio.Future[bytes] | None
     _closed: TransportClosed | None
     _fragments: bytearray | None
     _reading_paused: bool
@@ -87,6 +87,10 @@ class _PicowsTransport(TransportBase):
 
         def write(self, frame: Buffer) -> None: ...
         def deliver(self, message: bytes) -> None: ...
+        def recv_nowait(self) -> bytes | None: ...
+
+        @property
+        def writing_paused(self) -> bool: ...
 
     def __init__(self, options: TransportOptions) -> None:
         super().__init__(options.max_queue)  # type: ignore[call-arg]  # the FrameListener
@@ -94,8 +98,6 @@ class _PicowsTransport(TransportBase):
         self._loop = asyncio.get_running_loop()
         self._socket: Any = None  # the asyncio transport under picows
         self._drainers: list[asyncio.Future[None]] = []
-        self._write_paused = False
-        self._resume_at = max(1, options.max_queue // 4)
         self._disconnected = self._loop.create_future()
         self._fragment_count = 0  # frames of the fragmented message so far
         self._pending_pong: bytes | None = None
@@ -197,28 +199,24 @@ class _PicowsTransport(TransportBase):
             self._fragments = None
             self.deliver(bytes(fragments))
 
-    async def recv(self) -> bytes:
-        messages = self._messages
-        while not messages:
-            closed = self._closed
-            if closed is not None:
-                raise self._closed_copy()
-            if self._reader is not None:
-                raise RuntimeError("another coroutine is already receiving")
-            reader = self._reader = self._loop.create_future()
-            try:
-                await reader
-            finally:
-                self._reader = None
-        # messages that arrived before the connection ended are still returned: at most
-        # max_queue of them, then the cause, without waiting for the closing handshake
-        message = messages.popleft()
-        if self._reading_paused and len(messages) <= self._resume_at:
-            self._reading_paused = False
-            if self._closed is None:
-                self._socket.resume_reading()
-                self._schedule_ping()
-        return message
+    def recv(self) -> asyncio.Future[bytes]:
+        """The next message: a future that ``deliver`` resolves with it (no coroutine
+        per message), or with the cause of the end of the connection."""
+        reader = self._loop.create_future()
+        message = self.recv_nowait()
+        if message is not None:
+            reader.set_result(message)
+        elif self._reader is not None and not self._reader.done():
+            raise RuntimeError("another coroutine is already receiving")
+        else:
+            self._reader = reader
+        return reader
+
+    def _resume_for_queue(self) -> None:
+        self._reading_paused = False
+        if self._closed is None:
+            self._socket.resume_reading()
+            self._schedule_ping()
 
     # -- control frames -----------------------------------------------------------------
 
@@ -308,9 +306,9 @@ class _PicowsTransport(TransportBase):
             self._abort_timer = self._loop.call_later(delay, self.abort)
 
     def _wake_all(self) -> None:
-        reader = self._reader
+        reader, self._reader = self._reader, None
         if reader is not None and not reader.done():
-            reader.set_result(None)
+            reader.set_exception(self._closed_copy())
         self._wake_drainers()
 
     def abort(self) -> None:
@@ -338,10 +336,6 @@ class _PicowsTransport(TransportBase):
         raise self._closed_copy()
 
     # -- state ----------------------------------------------------------------------------
-
-    @property
-    def writing_paused(self) -> bool:
-        return self._write_paused
 
     @property
     def reading_paused(self) -> bool:

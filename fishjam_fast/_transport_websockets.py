@@ -280,6 +280,11 @@ class WebsocketsTransport(TransportBase):
 
     # -- receiving ---------------------------------------------------------------------
 
+    def recv_nowait(self) -> bytes | None:
+        """Always None: websockets hands messages out (and the cause of a close, after
+        the messages it still holds) through its coroutine only."""
+        return None
+
     async def recv(self) -> bytes:
         limit = self._options.max_fragments
         parts: list[bytes] = []

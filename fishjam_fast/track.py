@@ -202,6 +202,25 @@ class OutgoingTrack:
             AgentConnectionError: the session is closed, or the connection was lost.
         """
         self._check_not_removed()
+        frame, seconds = self._frame_chunk(data)
+        if seconds:
+            if self._max_queued is not None:
+                await self._pace(seconds)
+            # counted when handed to the transport, which writes it before any wait
+            self._clock.add(seconds, time.monotonic())
+        session = self.session
+        if session._write_now(frame):  # no _send coroutine for the usual chunk
+            if session._transport.writing_paused:
+                await session._drain()
+        else:
+            await self._send(frame)
+
+    def _frame_chunk(self, data: Buffer) -> tuple[Buffer, float]:
+        """The ``track_data`` frame of one chunk, and the seconds of audio it holds.
+
+        Raises:
+            TypeError, ValueError: as :meth:`send_chunk`.
+        """
         if isinstance(data, np.ndarray):
             frame: Buffer = self._frame_array(data)
             size = 2 * data.size  # PCM16 bytes (validated by _frame_array)
@@ -217,13 +236,7 @@ class OutgoingTrack:
                         f"(whole 16-bit samples for every channel), got {size} bytes"
                     )
             frame = self._encoder.encode(data)
-        if size:
-            seconds = size * self._seconds_per_byte
-            if self._max_queued is not None:
-                await self._pace(seconds)
-            # counted when handed to the transport, which writes it before any wait
-            self._clock.add(seconds, time.monotonic())
-        await self._send(frame)
+        return frame, size * self._seconds_per_byte
 
     def _frame_array(self, samples: npt.NDArray[Any]) -> memoryview:
         """One track_data frame holding all of ``samples`` as PCM16."""
@@ -458,7 +471,9 @@ def _check_max_queued(max_queued: object, is_pcm16: bool) -> float | None:
 
 
 def _payload_size(data: object) -> int:
-    if isinstance(data, bytes | bytearray):
+    if type(data) is bytes:  # the usual chunk: no memoryview (nor a Union made per call)
+        return len(data)
+    if isinstance(data, bytearray):
         return len(data)
     try:
         return memoryview(data).nbytes  # type: ignore[arg-type]

@@ -4,12 +4,15 @@ from picows.picows cimport WSFrame, WSListener, WSTransport
 cdef class FrameListener(WSListener):
     cdef:
         public object _messages      # deque[bytes]: whole messages not yet received
-        public object _reader        # the future recv() waits on, or None
+        public object _reader        # the future recv() returned, resolved with the message
         public object _closed        # TransportClosed once the connection ended, or None
         public object _fragments     # bytearray of a fragmented message, or None
         public bint _reading_paused  # reading stopped: max_queue messages unread
         public Py_ssize_t _max_queue # unread messages before reading pauses
+        public Py_ssize_t _resume_at # unread messages at which paused reading resumes
+        public bint _write_paused    # the write buffer is above its high-water mark
         public WSTransport _ws       # picows' transport, set in on_ws_connected
 
     cpdef deliver(self, bytes message)
+    cpdef recv_nowait(self)
     cpdef write(self, frame)

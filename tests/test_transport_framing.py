@@ -126,5 +126,40 @@ def test_the_native_listener_is_used_where_it_was_built(transport: str) -> None:
     if transport == "picows" and os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
         assert _transport_picows.NATIVE_LISTENER
         assert _transport_picows.transport_class is _transport_picows.PicowsTransportNative
+        # compiled with its declarations (fishjam_fast/_picows_listener.pxd): the fields
+        # are C members, not entries of an instance dict looked up per frame
+        from fishjam_fast._picows_listener import FrameListener
+
+        for field in ("_messages", "_reader", "_closed", "_write_paused", "_ws"):
+            assert type(FrameListener.__dict__[field]).__name__ == "getset_descriptor"
     if transport == "picows-py":
         assert _transport_picows.transport_class is _transport_picows.PicowsTransportPy
+
+
+async def test_a_receive_cancelled_while_waiting_loses_no_message() -> None:
+    # the waiting reader is handed each message directly: once its task is cancelled,
+    # the messages must be queued for the next reader, in order
+    waited = asyncio.Event()
+    messages = [_message(100, n) for n in range(3)]
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await waited.wait()
+        await peer.send(*(frame(BINARY, m) for m in messages))
+        await peer.serve_pings()
+
+    async with HostileServer(handler) as server:
+        agent = Agent("agent", "room", "token", server.url, reconnect=False)
+        async with agent.connect() as session:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await anext(session.receive())  # nothing comes: cancelled waiting
+            waited.set()
+            got = []
+            async with asyncio.timeout(HANG):
+                async for message in session.receive():
+                    assert isinstance(message, IncomingTrackData)
+                    got.append(message.data)
+                    if len(got) == len(messages):
+                        break
+    assert [m[:4] for m in got] == [n.to_bytes(4, "big") for n in range(3)]
