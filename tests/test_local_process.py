@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import websockets
@@ -99,6 +100,19 @@ def test_process_drop_restart_revoke_and_playout() -> None:
             (spec.token, False)
         ]
         assert server.call("GET", "/local/server")["restarts"] == 1
+
+
+def test_the_child_imports_this_process_package_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a source checkout as the working directory: its fishjam_fast (without the compiled
+    # extension) must not shadow the package this process imported
+    shadow = tmp_path / "fishjam_fast"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('the working directory was imported')")
+    monkeypatch.chdir(tmp_path)
+    with LocalFishjamProcess(30) as server:
+        assert server.call("GET", "/local/server")["restarts"] == 0
 
 
 def test_sighup_restarts_the_command_line_server() -> None:
