@@ -1,8 +1,9 @@
 """Automatic reconnection: the policy (backoff, jitter, budget), the session states, and
 one outage's attempts (open a transport, authenticate, re-add the live tracks).
 
-The session (``session.py``) decides *when* to reconnect and keeps its tracks and its
-``receive()`` iteration; this module does *how*. It only talks to the agent through its
+The session's lifecycle (``_lifecycle.py``, the base of ``AgentSession``) decides *when*
+to reconnect and keeps its tracks and its ``receive()`` iteration; this module does
+*how*. It only talks to the agent through its
 transport factory (``Agent._open``) and authentication step (``Agent._authenticate``),
 so it works on whatever :class:`~fishjam_fast._transport.Transport` the agent opens.
 """

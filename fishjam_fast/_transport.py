@@ -49,8 +49,10 @@ from .errors import AgentConnectionError
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-# Close codes of a connection that ended without an error (RFC 6455 section 7.4.1);
-# 1005 is what a close frame without a code reads as.
+# Close codes of a connection that ended without an error (RFC 6455 section 7.4.1):
+# receive() ends without raising; 1005 is what a close frame without a code reads as.
+# 1001 (going away: a server shutting down) is also in _reconnect.RECONNECT_CLOSE_CODES,
+# which a reconnecting session checks first: it comes back instead of ending.
 NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005})
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
