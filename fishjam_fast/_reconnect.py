@@ -198,7 +198,9 @@ async def reopen(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + policy.budget
-    open_timeout = agent._open_timeout if agent._open_timeout is not None else math.inf
+    open_timeout = agent._options.open_timeout
+    if open_timeout is None:
+        open_timeout = math.inf
     last: AgentConnectionError = connection_error(cause, "the connection to Fishjam was lost")
     token = agent._token
     asked_for_token = False

@@ -69,6 +69,7 @@ class Agent:
     Attributes:
         id: The agent's peer id.
         room_id: The room the agent joins.
+        transport_name: The transport it connects over: ``"picows"`` or ``"websockets"``.
     """
 
     def __init__(
@@ -181,7 +182,6 @@ class Agent:
             ping_timeout=ping_timeout,
             proxy=proxy,
         )
-        self._open_timeout = open_timeout
         self._reconnect_policy = reconnect_policy(reconnect)
         if token_provider is not None and not callable(token_provider):
             raise TypeError(
@@ -237,7 +237,7 @@ class Agent:
         self, stats: SessionStats
     ) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
         """Opens a connection and authenticates, all within ``open_timeout``."""
-        timeout = self._open_timeout
+        timeout = self._options.open_timeout
         transport: Transport | None = None
         try:
             async with asyncio.timeout(timeout):
