@@ -113,6 +113,9 @@ def test_the_child_imports_this_process_package_not_the_working_directory(
     monkeypatch.chdir(tmp_path)
     with LocalFishjamProcess(30) as server:
         assert server.call("GET", "/local/server")["restarts"] == 0
+    # stopped, its pipe closed (no ResourceWarning)
+    assert server._process is not None and server._process.returncode is not None
+    assert server._process.stdout is not None and server._process.stdout.closed
 
 
 def test_sighup_restarts_the_command_line_server() -> None:
@@ -142,3 +145,5 @@ def test_sighup_restarts_the_command_line_server() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()

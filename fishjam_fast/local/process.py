@@ -96,6 +96,9 @@ class LocalFishjamProcess:
                 self._process.wait(5)
             if self._process.poll() is None:
                 self._process.kill()
+                self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """One REST call (Fishjam's subset or the /local/ control routes).
