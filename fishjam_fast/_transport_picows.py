@@ -151,6 +151,12 @@ class _PicowsTransport(TransportBase):
         self._wake_all()
         if not self._disconnected.done():
             self._disconnected.set_result(None)
+        # picows also stores a failure it detected itself (1007, 1002, ...) in its own
+        # disconnect future, right after this callback; the cause is already in
+        # self._closed, so retrieve it there: otherwise asyncio logs "Future exception
+        # was never retrieved" when the connection is collected.
+        waiter = asyncio.ensure_future(transport.wait_disconnected())
+        waiter.add_done_callback(_retrieve_exception)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -359,6 +365,11 @@ class PicowsTransportNative(_PicowsTransport, _NativeFrameListener):
 
 transport_class: type[_PicowsTransport] = PicowsTransportNative
 """What :func:`open_picows` makes (tests switch it to compare both listeners)."""
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:

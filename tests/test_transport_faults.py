@@ -9,6 +9,7 @@ buffer could grow, that it did not (tracemalloc peaks, write-buffer sizes).
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket as socket_module
 import time
 import tracemalloc
@@ -222,6 +223,37 @@ async def test_3_a_client_side_failure_carries_its_code_and_reason_at_once(case:
             assert info.value.code == code
         if case != "keepalive":  # a dead peer is aborted: its close may not go out
             assert await asyncio.wait_for(peer_closed, HANG) == code
+
+
+@pytest.mark.parametrize("case", list(CLIENT_FAILURES))
+async def test_3_a_client_side_failure_leaves_no_unretrieved_exception(case: str) -> None:
+    # the cause reaches the application through AgentConnectionError; no exception of the
+    # transport's own bookkeeping may be left for asyncio to report when it is collected
+    sent, options, code, _ = CLIENT_FAILURES[case]
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reports.append(context))
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        if sent:
+            await peer.send(sent)
+        await peer.read_until(CLOSE, answer_pings=False)
+        await _hold(peer)
+
+    try:
+        async with HostileServer(handler) as server:
+            async with _session(server, close_timeout=SLOW, **options) as session:
+                assert (await _receive_error(session)).code == code
+            del session
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()
+        await asyncio.sleep(0)
+        messages = [str(report.get("message")) for report in reports]
+        assert [m for m in messages if "never retrieved" in m] == [], messages
+    finally:
+        loop.set_exception_handler(None)
 
 
 # -- 4. fragmented messages: one buffer, capped in size and in frames -------------------------
