@@ -70,3 +70,13 @@ def test_the_local_package_imports_aiohttp_only_for_the_server() -> None:
     code += "print('aiohttp' in sys.modules, LocalFishjam.__module__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["False", "True", "fishjam_fast.local.server"], result
+
+
+def test_star_import_works_without_extras(tmp_path: Path) -> None:
+    (tmp_path / "star.py").write_text(
+        "from fishjam_fast import *\nprint(sorted(k for k in dir() if not k.startswith('_')))"
+    )
+    result = run_without(EXTRAS_MODULES, "star", cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert "'Agent'" in result.stdout and "'AsyncFishjamClient'" in result.stdout, result
+    assert "FishjamClient'" not in result.stdout.replace("AsyncFishjamClient'", ""), result
