@@ -9,6 +9,7 @@ Switch an application with one changed import::
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from . import pcm
@@ -42,7 +43,6 @@ __all__ = [
     "AgentSession",
     "AsyncFishjamClient",
     "FishjamApiError",
-    "FishjamClient",
     "IncomingTrackData",
     "IncomingTrackImage",
     "NativeExtensionWarning",
@@ -57,6 +57,17 @@ __all__ = [
     "pcm",
     "run",
 ]
+
+
+def _plain_sdk_installed() -> bool:
+    try:
+        return importlib.util.find_spec("fishjam") is not None
+    except ImportError:  # a finder that refuses it outright
+        return False
+
+
+if _plain_sdk_installed():  # the sdk extra; without it `import *` must work all the same
+    __all__ += ["FishjamClient"]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,32 +7,9 @@ to install and exits with status 2; ``--help`` works in any installation.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # command: (extra, modules it needs)
-    "demo": ("demo", ("aiohttp",)),
-    "local": ("local", ("aiohttp",)),
-}
-"""What each command needs. The demo also uses the plain SDK (to compare) and matplotlib
-(for ``--chart``) when they are there, and says what to install when they are not."""
-
-
-def install_hint(extra: str) -> str:
-    """The command that installs ``extra``."""
-    return f"pip install 'fishjam-fast[{extra}]'"
-
-
-def missing_modules(names: tuple[str, ...]) -> list[str]:
-    """Which of ``names`` cannot be imported here."""
-    missing = []
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
-    return missing
+from ._extras import EXTRAS, install_hint, missing_modules
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -17,9 +17,6 @@ class ReadLock:
         self._locked = False
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    def locked(self) -> bool:
-        return self._locked
-
     def try_acquire(self) -> bool:
         """Takes the lock if it is free and nobody waits for it; False otherwise."""
         if self._locked or self._waiters:

@@ -1,8 +1,9 @@
 """Automatic reconnection: the policy (backoff, jitter, budget), the session states, and
 one outage's attempts (open a transport, authenticate, re-add the live tracks).
 
-The session (``session.py``) decides *when* to reconnect and keeps its tracks and its
-``receive()`` iteration; this module does *how*. It only talks to the agent through its
+The session's lifecycle (``_lifecycle.py``, the base of ``AgentSession``) decides *when*
+to reconnect and keeps its tracks and its ``receive()`` iteration; this module does
+*how*. It only talks to the agent through its
 transport factory (``Agent._open``) and authentication step (``Agent._authenticate``),
 so it works on whatever :class:`~fishjam_fast._transport.Transport` the agent opens.
 """
@@ -197,7 +198,9 @@ async def reopen(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + policy.budget
-    open_timeout = agent._open_timeout if agent._open_timeout is not None else math.inf
+    open_timeout = agent._options.open_timeout
+    if open_timeout is None:
+        open_timeout = math.inf
     last: AgentConnectionError = connection_error(cause, "the connection to Fishjam was lost")
     token = agent._token
     asked_for_token = False

@@ -50,8 +50,10 @@ from .errors import AgentConnectionError
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-# Close codes of a connection that ended without an error (RFC 6455 section 7.4.1);
-# 1005 is what a close frame without a code reads as.
+# Close codes of a connection that ended without an error (RFC 6455 section 7.4.1):
+# receive() ends without raising; 1005 is what a close frame without a code reads as.
+# 1001 (going away: a server shutting down) is also in _reconnect.RECONNECT_CLOSE_CODES,
+# which a reconnecting session checks first: it comes back instead of ending.
 NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005})
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
@@ -70,6 +72,9 @@ DEFAULT_OPEN_TIMEOUT = 10.0
 DEFAULT_CLOSE_TIMEOUT = 5.0
 DEFAULT_PING_INTERVAL = 20.0
 DEFAULT_PING_TIMEOUT = 20.0
+
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+"""Proxy URL schemes websockets connects through (SOCKS needs ``python-socks``)."""
 
 TransportName = Literal["picows", "websockets"]
 TRANSPORT_NAMES: tuple[TransportName, ...] = ("picows", "websockets")
@@ -96,6 +101,10 @@ class TransportOptions:
             while reading is paused because the application does not consume
             messages; meanwhile the server's own pings go unanswered too, and a server
             with a keepalive of its own may close the connection after its timeout.
+        proxy: None connects directly (no proxy settings are looked up); a proxy URL
+            connects through that proxy; True looks the proxy up in the environment
+            and system settings on every connect, as websockets does by default.
+            Websockets transport only.
     """
 
     ssl: ssl_module.SSLContext | None = None
@@ -107,8 +116,19 @@ class TransportOptions:
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT
     ping_interval: float | None = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT
+    proxy: str | Literal[True] | None = None
 
     def __post_init__(self) -> None:
+        proxy = self.proxy
+        if not (
+            proxy is None
+            or proxy is True
+            or (isinstance(proxy, str) and proxy.partition("://")[0].lower() in PROXY_SCHEMES)
+        ):
+            raise ValueError(
+                f"proxy must be None, True or a URL with a scheme among {PROXY_SCHEMES}, "
+                f"got {proxy!r}"
+            )
         for name in ("max_message_size", "max_fragments", "max_queue", "write_limit"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -12,7 +12,7 @@ import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage, Track
@@ -69,6 +69,7 @@ class Agent:
     Attributes:
         id: The agent's peer id.
         room_id: The room the agent joins.
+        transport_name: The transport it connects over: ``"picows"`` or ``"websockets"``.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class Agent:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
         ping_timeout: float = DEFAULT_PING_TIMEOUT,
+        proxy: str | Literal[True] | None = None,
         reconnect: bool | ReconnectPolicy = True,
         token_provider: TokenProvider | None = None,
     ) -> None:
@@ -132,6 +134,11 @@ class Agent:
                 unread data); the server's own pings then go unanswered too, so a
                 server with a keepalive of its own may close the connection if the
                 pause outlasts its timeout.
+            proxy: None (the default) connects directly, without looking up proxy
+                settings; a proxy URL (``http://``, ``https://``, ``socks5h://``, ...)
+                connects through that proxy; True uses the proxy the environment
+                (``https_proxy``, ``wss_proxy``, ``no_proxy``, ...) or the system
+                configures, as the plain SDK does. Needs ``transport="websockets"``.
             reconnect: After an abnormal end of the connection (a drop, 1001, 1011, a
                 keepalive timeout), reconnect and carry on: True (the default) with a
                 default :class:`ReconnectPolicy` (30 s budget per outage), a
@@ -144,7 +151,8 @@ class Agent:
         Raises:
             ValueError, TypeError: a bad URL, ``ssl`` for a plain URL, an unknown
                 transport, a limit that is not a positive int, a timeout that is not a
-                positive number, or a bad ``reconnect`` or ``token_provider``.
+                positive number, a bad ``proxy`` or one with the picows transport, or a
+                bad ``reconnect`` or ``token_provider``.
         """
         self.id = id
         self.room_id = room_id
@@ -156,6 +164,11 @@ class Agent:
         if transport is None:
             transport = default_transport()
         self._transport_factory: TransportFactory = transport_factory(transport)
+        if proxy is not None and transport != "websockets":
+            raise ValueError(
+                f"proxy={proxy!r} needs transport='websockets' (the {transport} transport "
+                "connects directly)"
+            )
         self.transport_name: TransportName = transport
         self._options = TransportOptions(
             ssl=ssl,
@@ -167,8 +180,8 @@ class Agent:
             close_timeout=close_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            proxy=proxy,
         )
-        self._open_timeout = open_timeout
         self._reconnect_policy = reconnect_policy(reconnect)
         if token_provider is not None and not callable(token_provider):
             raise TypeError(
@@ -224,7 +237,7 @@ class Agent:
         self, stats: SessionStats
     ) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
         """Opens a connection and authenticates, all within ``open_timeout``."""
-        timeout = self._open_timeout
+        timeout = self._options.open_timeout
         transport: Transport | None = None
         try:
             async with asyncio.timeout(timeout):

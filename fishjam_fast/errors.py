@@ -37,8 +37,10 @@ class AgentConnectionError(AgentError):
     """The connection to Fishjam ended abnormally, or was used after it ended.
 
     Attributes:
-        code: The WebSocket close code (1006 when the connection dropped without one).
-        reason: The close reason the server gave, possibly empty.
+        code: The WebSocket close code (1006 when the connection dropped without one),
+            or None when no close code applies (a malformed answer to authentication).
+        reason: The close reason, possibly empty: the server's, or the one this side
+            sent when it failed the connection (e.g. 1009 with the sizes).
     """
 
     def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:

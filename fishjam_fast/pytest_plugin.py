@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
-LOCAL_EXTRA = "pip install 'fishjam-fast[local]'"
+from ._extras import install_hint
+
+LOCAL_EXTRA = install_hint("local")
 """What installs the local Fishjam server's dependencies."""
 
 pytest_asyncio: Any

@@ -302,6 +302,12 @@ class AsyncFishjamClient:
     async def get_room(self, room_id: str) -> Room:
         """Describes a room and its peers.
 
+        Args:
+            room_id: The room.
+
+        Returns:
+            The room, with its peers.
+
         Raises:
             FishjamApiError: 404 when there is no such room.
         """
@@ -311,6 +317,9 @@ class AsyncFishjamClient:
 
     async def delete_room(self, room_id: str) -> None:
         """Deletes a room; its peers' sessions end (agents' ``receive()`` loops stop).
+
+        Args:
+            room_id: The room.
 
         Raises:
             FishjamApiError: 404 when there is no such room.
@@ -363,6 +372,10 @@ class AsyncFishjamClient:
     async def delete_peer(self, room_id: str, peer_id: str) -> None:
         """Removes a peer from a room; an agent's session ends.
 
+        Args:
+            room_id: The peer's room.
+            peer_id: The peer.
+
         Raises:
             FishjamApiError: 404 when there is no such room or peer.
         """
@@ -370,6 +383,10 @@ class AsyncFishjamClient:
 
     async def refresh_peer_token(self, room_id: str, peer_id: str) -> str:
         """Issues a new token for a peer.
+
+        Args:
+            room_id: The peer's room.
+            peer_id: The peer.
 
         Returns:
             The new token.

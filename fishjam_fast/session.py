@@ -227,6 +227,9 @@ class AgentSession(SessionLifecycle):
         :meth:`receive`, as in the plain SDK. To await the image instead, use
         :meth:`request_image`.
 
+        Args:
+            track_id: The peer's track (``Track.id`` from the room's tracks).
+
         Raises:
             AgentConnectionError: the session is closed, or reconnecting (captures
                 are limited to one per second per track: never repeated behind the

@@ -99,7 +99,7 @@ class OutgoingTrack:
         self._seconds_per_byte = (
             1.0 / (params.frame_bytes * params.sample_rate) if params.is_pcm16 else 0.0
         )
-        self._interrupts = 0  # bumped by interrupt(): ends wait_for_playout() early
+        self._interrupts = 0  # bumped when the queue is dropped: ends wait_for_playout()
         # pacing waits and wait_for_playout(), woken early by interrupt() and remove()
         self._sleepers: set[asyncio.Future[None]] = set()
         self._stream: PcmStream | None = None  # send_pcm's stream state, made on need
@@ -130,7 +130,8 @@ class OutgoingTrack:
         """Waits until everything sent so far has played.
 
         Returns at once when nothing is queued (and on Opus tracks), and as soon as
-        :meth:`interrupt` drops the queue. Audio sent while waiting is not waited for.
+        the queue is dropped (:meth:`interrupt`, :meth:`remove`, or a reconnection:
+        the server lost what it held). Audio sent while waiting is not waited for.
         Cancelling it (``asyncio.timeout()`` for a deadline) has no side effects.
         """
         target = self._clock.ends_at

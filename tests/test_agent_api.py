@@ -39,6 +39,22 @@ def test_exports_mirror_the_plain_sdk(module: Any) -> None:
         assert getattr(module, name) is getattr(fishjam_fast, name), name
 
 
+def test_every_export_resolves_and_every_exception_is_exported() -> None:
+    namespace: dict[str, Any] = {}
+    exec("from fishjam_fast import *", namespace)
+    assert set(fishjam_fast.__all__) <= namespace.keys()
+    from fishjam_fast import errors, rest
+
+    for module in (errors, rest):
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, Exception):
+                if value.__module__ == module.__name__:
+                    assert name in fishjam_fast.__all__, name
+    for name in ("ReconnectPolicy", "SessionStateChange", "AsyncFishjamClient", "run", "pcm"):
+        assert name in fishjam_fast.__all__, name
+    assert "Resampler" in fishjam_fast.pcm.__all__
+
+
 def test_signatures_match_the_plain_sdk() -> None:
     def params(f: Any) -> list[str]:
         return [

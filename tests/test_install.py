@@ -51,10 +51,32 @@ def test_cli_without_extras_says_what_to_install() -> None:
         assert "Traceback" not in result.stdout + result.stderr, result
 
 
-def test_chart_without_matplotlib_says_what_to_install(tmp_path: Path) -> None:
-    chart = tmp_path / "chart.png"
-    result = run_without(("matplotlib",), "fishjam_fast", "demo", "--chart", str(chart))
+def test_local_server_command_without_its_extra_says_what_to_install() -> None:
+    result = run_without(EXTRAS_MODULES, "fishjam_fast.local", "--port", "0")
     assert result.returncode == 2, result
     needs, _, hint = result.stderr.strip().partition(": ")
-    assert "matplotlib" in needs and hint == "pip install 'fishjam-fast[demo]'", result
-    assert not chart.exists()
+    assert needs == "python -m fishjam_fast.local needs aiohttp", result
+    assert hint == "pip install 'fishjam-fast[local]'", result
+    assert "Traceback" not in result.stdout + result.stderr, result
+    result = run_without(EXTRAS_MODULES, "fishjam_fast.local", "--help")
+    assert result.returncode == 0 and "--port" in result.stdout, result
+    assert "Traceback" not in result.stdout + result.stderr, result
+
+
+def test_the_local_package_imports_aiohttp_only_for_the_server() -> None:
+    code = "import sys; from fishjam_fast.local import LocalFishjamProcess, AgentRecord\n"
+    code += "print('aiohttp' in sys.modules)\n"
+    code += "from fishjam_fast.local import LocalFishjam, ThreadedLocalFishjam\n"
+    code += "print('aiohttp' in sys.modules, LocalFishjam.__module__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "True", "fishjam_fast.local.server"], result
+
+
+def test_star_import_works_without_extras(tmp_path: Path) -> None:
+    (tmp_path / "star.py").write_text(
+        "from fishjam_fast import *\nprint(sorted(k for k in dir() if not k.startswith('_')))"
+    )
+    result = run_without(EXTRAS_MODULES, "star", cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert "'Agent'" in result.stdout and "'AsyncFishjamClient'" in result.stdout, result
+    assert "FishjamClient'" not in result.stdout.replace("AsyncFishjamClient'", ""), result

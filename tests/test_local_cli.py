@@ -39,7 +39,7 @@ def test_cli_prints_url_and_token_and_serves() -> None:
             assert json.load(resp)["data"]["room"]["config"]["roomType"] == "conference"
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)  # reaps it and closes both pipes
 
 
 def test_cli_seconds_bound() -> None:

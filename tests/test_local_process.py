@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import websockets
@@ -101,6 +102,22 @@ def test_process_drop_restart_revoke_and_playout() -> None:
         assert server.call("GET", "/local/server")["restarts"] == 1
 
 
+def test_the_child_imports_this_process_package_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a source checkout as the working directory: its fishjam_fast (without the compiled
+    # extension) must not shadow the package this process imported
+    shadow = tmp_path / "fishjam_fast"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('the working directory was imported')")
+    monkeypatch.chdir(tmp_path)
+    with LocalFishjamProcess(30) as server:
+        assert server.call("GET", "/local/server")["restarts"] == 0
+    # stopped, its pipe closed (no ResourceWarning)
+    assert server._process is not None and server._process.returncode is not None
+    assert server._process.stdout is not None and server._process.stdout.closed
+
+
 def test_sighup_restarts_the_command_line_server() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "fishjam_fast.local", "--port", "0", "--seconds", "30"],
@@ -128,3 +145,5 @@ def test_sighup_restarts_the_command_line_server() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -90,6 +90,9 @@ the command line ``python -m fishjam_fast.local --port 5002``.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .images import make_png
 from .peers import SimulatedTrack, SpeakingPeer
 from .process import AgentSpec, LocalFishjamProcess
@@ -102,10 +105,30 @@ from .records import (
     TrackEvent,
     TrackRecording,
 )
-from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
 from .signals import AudioSource
 from .state import Peer, Room, ServerState
-from .threaded import ThreadedLocalFishjam
+
+if TYPE_CHECKING:
+    from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
+    from .threaded import ThreadedLocalFishjam
+
+_SERVER_NAMES = {
+    "LocalFishjam": "server",
+    "PEER_REMOVED": "server",
+    "ROOM_STOPPED": "server",
+    "ThreadedLocalFishjam": "threaded",
+}
+"""The names that need aiohttp (the ``local`` extra), imported on first use, so that
+``python -m fishjam_fast.local`` can say what to install and ``LocalFishjamProcess``
+(a REST client on urllib) works without it."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _SERVER_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "PEER_REMOVED",

@@ -14,7 +14,7 @@ import contextlib
 import signal
 import sys
 
-from .server import LocalFishjam
+from .._extras import EXTRAS, install_hint, missing_modules
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from .server import LocalFishjam  # needs aiohttp: main() checked it is there
+
     fj = LocalFishjam(
         args.port,
         management_token=args.token,
@@ -57,9 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         argv: Arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status.
+        The exit status: 2 (and what to install) without the ``local`` extra.
     """
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # --help works in any installation
+    extra, needs = EXTRAS["local"]
+    missing = missing_modules(needs)
+    if missing:
+        print(
+            f"python -m fishjam_fast.local needs {', '.join(missing)}: {install_hint(extra)}",
+            file=sys.stderr,
+        )
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(args))
     return 0

@@ -10,12 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import site
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import fishjam_fast
+
+
+def _child_environment() -> dict[str, str]:
+    """This process's environment, with the directory holding the ``fishjam_fast`` it
+    imported first on ``PYTHONPATH`` unless that is a site directory (which the child
+    has anyway, after the standard library, where it belongs)."""
+    env = dict(os.environ)
+    root = Path(fishjam_fast.__file__).resolve().parent.parent
+    site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    if all(Path(d).resolve() != root for d in site_dirs):
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(root), env.get("PYTHONPATH"))))
+    return env
 
 
 @dataclass(frozen=True)
@@ -50,11 +67,16 @@ class LocalFishjamProcess:
         self.token = ""
 
     def __enter__(self) -> LocalFishjamProcess:
-        command = [sys.executable, "-m", "fishjam_fast.local", "--port", "0"]
+        # -P: the working directory does not go first on the child's sys.path, so a
+        # source checkout there (no compiled extension) cannot shadow the package this
+        # process imported; the child imports that one, wherever it lives.
+        command = [sys.executable, "-P", "-m", "fishjam_fast.local", "--port", "0"]
         command += ["--seconds", str(self._seconds), "--heartbeat", "0"]
         if not self._record:
             command.append("--no-record")
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, env=_child_environment()
+        )
         assert self._process.stdout is not None
         for _ in range(2):
             key, _, value = self._process.stdout.readline().strip().partition(" ")
@@ -74,6 +96,9 @@ class LocalFishjamProcess:
                 self._process.wait(5)
             if self._process.poll() is None:
                 self._process.kill()
+                self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """One REST call (Fishjam's subset or the /local/ control routes).

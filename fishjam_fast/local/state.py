@@ -311,15 +311,6 @@ class ServerState:
         except KeyError:
             return None
 
-    def live_connections(self) -> list[AgentConnection]:
-        """Every authenticated agent connection that is live, in room order."""
-        return [
-            p.connection
-            for r in self.rooms.values()
-            for p in r.peers.values()
-            if p.connection is not None
-        ]
-
     def video_image(self, room_id: str, track_id: str) -> tuple[str, bytes] | None:
         """``(content_type, image)`` of a simulated video track in a room, else None."""
         room = self.rooms.get(room_id)

@@ -1,0 +1,118 @@
+"""Proxies, websockets transport: none by default (no lookup of the environment's
+settings on every connect), through the one given as ``proxy=``, or the environment's
+with ``proxy=True``. The proxy is a real HTTP CONNECT proxy written here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fishjam_fast import Agent, AgentConnectionError
+from fishjam_fast.local import LocalFishjam
+
+TIMEOUT = 5.0
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on 127.0.0.1 that records the targets it was asked for."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> ConnectProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        head = await reader.readuntil(b"\r\n\r\n")
+        method, target, _ = head.split(b"\r\n")[0].decode().split(" ", 2)
+        assert method == "CONNECT", head
+        self.targets.append(target)
+        host, _, port = target.rpartition(":")
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        self._writers.append(up_writer)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[ConnectProxy]:
+    async with ConnectProxy() as p:
+        yield p
+
+
+async def _connects(agent: Agent) -> None:
+    async with asyncio.timeout(TIMEOUT), agent.connect() as session:
+        assert session.state == "connected"
+
+
+async def test_no_proxy_by_default_whatever_the_environment_says(
+    local_fishjam: LocalFishjam, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("ws_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, proxy.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    room = await local_fishjam.create_room()
+    peer = await local_fishjam.add_agent(room)
+    await _connects(Agent(peer.id, room, peer.token, local_fishjam.url, transport="websockets"))
+    assert proxy.targets == []
+    # proxy=True: the environment's proxy, as websockets (and the plain SDK) do
+    agent = Agent(peer.id, room, peer.token, local_fishjam.url, transport="websockets", proxy=True)
+    await _connects(agent)
+    assert proxy.targets == [f"127.0.0.1:{local_fishjam.port}"]
+
+
+async def test_through_the_proxy_given(local_fishjam: LocalFishjam, proxy: ConnectProxy) -> None:
+    room = await local_fishjam.create_room()
+    peer = await local_fishjam.add_agent(room)
+    url = local_fishjam.url
+    await _connects(Agent(peer.id, room, peer.token, url, transport="websockets", proxy=proxy.url))
+    assert proxy.targets == [f"127.0.0.1:{local_fishjam.port}"]
+
+
+async def test_a_proxy_that_is_not_there_is_a_connection_error(
+    local_fishjam: LocalFishjam, proxy: ConnectProxy
+) -> None:
+    room = await local_fishjam.create_room()
+    peer = await local_fishjam.add_agent(room)
+    gone = proxy.url
+    await proxy.__aexit__()
+    agent = Agent(peer.id, room, peer.token, local_fishjam.url, transport="websockets", proxy=gone)
+    with pytest.raises(AgentConnectionError, match="cannot connect"):
+        async with asyncio.timeout(TIMEOUT), agent.connect():
+            pass
+
+
+@pytest.mark.parametrize("bad", ["proxy:8080", "ftp://proxy:21", 8080, False])
+def test_a_bad_proxy_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="proxy must be None, True or a URL"):
+        Agent("p", "r", "t", "http://127.0.0.1:1", transport="websockets", proxy=bad)  # type: ignore[arg-type]
+
+
+def test_a_proxy_needs_the_websockets_transport() -> None:
+    with pytest.raises(ValueError, match="needs transport='websockets'"):
+        Agent("p", "r", "t", "http://127.0.0.1:1", transport="picows", proxy="http://p:8080")
