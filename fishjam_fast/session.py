@@ -392,18 +392,7 @@ class AgentSession(SessionLifecycle):
                             lock.release()
                             continue
                     try:
-                        # _read_message() inlined: two coroutines fewer per message
-                        if self._closed is not None:
-                            raise self._closed
-                        transport = self._transport
-                        try:
-                            frame = transport.recv_nowait()
-                            if frame is None:
-                                frame = await transport.recv()
-                        except TransportClosed as closed:
-                            self._lost(transport, closed)
-                            raise
-                        message = self._accept(frame)
+                        message = await self._read_message()
                     finally:
                         lock.release()
                 except TransportClosed as closed:
