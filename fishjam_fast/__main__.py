@@ -1,7 +1,9 @@
 """``python -m fishjam_fast``: the demo, and the local Fishjam server.
 
 Both commands need optional dependencies (extras). Without them the command says what
-to install and exits with status 2; ``--help`` works in any installation.
+to install and exits with status 2; ``--help`` prints the help in any installation (its
+epilog names the extras) and, without them, exits with status 2 too, so a script learns
+that the installation is incomplete.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the chosen command; returns the exit status."""
     parser = _parser()
-    args, rest = parser.parse_known_args(argv)
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except SystemExit as exit_:
+        # --help printed the help: status 2 while the commands' extras are missing
+        if exit_.code == 0 and missing_modules(EXTRAS["demo"][1]):
+            return 2
+        raise
     extra, needs = EXTRAS[args.command]
     if args.command == "demo":
         if args.fishjam_id:

@@ -46,9 +46,15 @@ def test_cli_without_extras_says_what_to_install() -> None:
         assert "Traceback" not in result.stdout + result.stderr, result
     for args in (["--help"], ["demo", "--help"]):
         result = run_without(EXTRAS_MODULES, "fishjam_fast", *args)
-        assert result.returncode == 0, result
+        assert result.returncode == 2, result  # the help, and: the installation lacks extras
+        assert "usage: python -m fishjam_fast" in result.stdout, result
         assert "pip install 'fishjam-fast[demo]'" in result.stdout, result
         assert "Traceback" not in result.stdout + result.stderr, result
+    # with the extras (this environment has the test extra): the help, status 0
+    complete = subprocess.run(
+        [sys.executable, "-m", "fishjam_fast", "--help"], capture_output=True, text=True
+    )
+    assert complete.returncode == 0 and "usage:" in complete.stdout, complete
 
 
 def test_local_server_command_without_its_extra_says_what_to_install() -> None:
