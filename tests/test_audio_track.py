@@ -29,6 +29,9 @@ from fishjam_fast.pcm import Resampler, to_pcm16
 from fishjam_fast.session import AgentSession
 from fishjam_fast.track import OutgoingTrack
 
+# every test on both transports (picows, websockets), as the agent tests
+pytestmark = pytest.mark.usefixtures("transport")
+
 TIMEOUT = 10.0
 CLOCK_TOLERANCE = 0.040
 PLAYOUT_TOLERANCE = 0.060
