@@ -105,6 +105,7 @@ class RealtimeResult:
     transport: str
     loop: str
     agents: int
+    api: str  # "iterator": async for + await send_chunk; "callback": on_track_data + nowait
     seconds: float  # the window's length, as measured (a loaded loop oversleeps)
     user_seconds: float
     system_seconds: float
@@ -213,7 +214,7 @@ class _Window:
 
 async def _run_agents(
     module: ModuleType, options: dict[str, Any], pacer: Pacer, agents: int, warmup: float,
-    seconds: float,
+    seconds: float, api: str = "iterator",
 ) -> tuple[resource.struct_rusage, resource.struct_rusage, dict[str, Any], dict[str, Any],
            list[list[float]], int, int]:  # fmt: skip
     window = _Window()
@@ -236,6 +237,17 @@ async def _run_agents(
                     track = await session.add_track(module.OutgoingAudioTrackOptions())
                 window.ready += 1
                 settled()
+                if api == "callback":
+                    # fishjam_fast's synchronous path: called where the frame is read
+                    def echo(message: Any) -> None:
+                        if window.open:
+                            mine.append(clock())
+                        track.send_chunk_nowait(message.data)
+
+                    session.on_track_data(echo)
+                    async for _ in session.receive():  # images only; ends with the session
+                        pass
+                    return
                 async for message in session.receive():
                     if window.open:
                         mine.append(clock())
@@ -287,6 +299,7 @@ def run_realtime(
     warmup: float = 2.0,
     transport: str | None = None,
     use_uvloop: bool = True,
+    api: str = "iterator",
 ) -> RealtimeResult:
     """Measures ``agents`` echo agents of ``client`` against a fresh pacer process.
 
@@ -297,6 +310,9 @@ def run_realtime(
         warmup: Seconds between the last agent connecting and the window.
         transport: fishjam_fast's transport (``Agent(transport=...)``); None: its default.
         use_uvloop: Run the agents on uvloop (else asyncio's loop).
+        api: ``"iterator"`` (``async for`` over ``receive()``, ``await send_chunk``: the
+            plain SDK's way, and the only one it has) or ``"callback"`` (fishjam_fast's
+            ``on_track_data`` with ``send_chunk_nowait``).
 
     Returns:
         The window's figures.
@@ -304,6 +320,8 @@ def run_realtime(
     import fishjam_fast
 
     module = client_module(client)
+    if api not in ("iterator", "callback") or (api == "callback" and client != "fishjam_fast"):
+        raise ValueError(f"api {api!r}: 'iterator', or 'callback' for fishjam_fast only")
     options: dict[str, Any] = {}
     shown = "websockets"  # the plain SDK's, and fishjam_fast's before it had a choice
     if client == "fishjam_fast":
@@ -315,7 +333,8 @@ def run_realtime(
             options["transport"] = transport
     with Pacer(lifetime=300 + 2 * seconds + agents / 5, hold=True) as pacer:
         usage0, usage1, snap0, snap1, arrivals, errors, rss = fishjam_fast.run(
-            _run_agents(module, options, pacer, agents, warmup, seconds), use_uvloop=use_uvloop
+            _run_agents(module, options, pacer, agents, warmup, seconds, api),
+            use_uvloop=use_uvloop,
         )
     # per connection, the window's [due, sent, echoes, late, blocked] (pacer.py)
     before = snap0["conns"]
@@ -332,6 +351,7 @@ def run_realtime(
         transport=shown,
         loop="uvloop" if use_uvloop else "asyncio",
         agents=agents,
+        api=api,
         seconds=snap1["time"] - snap0["time"],
         user_seconds=usage1.ru_utime - usage0.ru_utime,
         system_seconds=usage1.ru_stime - usage0.ru_stime,
@@ -370,7 +390,13 @@ def _label(client: str, transport: str | None) -> str:
 
 
 def run_in_child(
-    client: str, agents: int, seconds: float, *, warmup: float, transport: str | None = None
+    client: str,
+    agents: int,
+    seconds: float,
+    *,
+    warmup: float,
+    transport: str | None = None,
+    api: str = "iterator",
 ) -> RealtimeResult:
     """:func:`run_realtime` in a fresh interpreter (this file's ``main``).
 
@@ -381,6 +407,7 @@ def run_in_child(
                "--seconds", str(seconds), "--warmup", str(warmup)]  # fmt: skip
     if transport is not None:
         command += ["--transport", transport]
+    command += ["--api", api]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=180 + 3 * seconds + agents / 5
     )
@@ -440,6 +467,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--asyncio", action="store_true", help="asyncio's loop, not uvloop")
+    parser.add_argument(
+        "--api", choices=["iterator", "callback"], default="iterator",
+        help="fishjam_fast's receive()/send_chunk, or on_track_data/send_chunk_nowait",
+    )  # fmt: skip
     args = parser.parse_args()
     result = run_realtime(
         args.client,
@@ -448,6 +479,7 @@ def main() -> None:
         warmup=args.warmup,
         transport=args.transport,
         use_uvloop=not args.asyncio,
+        api=args.api,
     )
     print(json.dumps(result.as_dict(), indent=1))  # run_in_child reads this
 

@@ -22,6 +22,7 @@ from .errors import (
     AgentConnectionError,
     AgentError,
     AgentProtocolError,
+    AgentWouldBlockError,
     NativeExtensionWarning,
 )
 from .runner import run
@@ -41,6 +42,7 @@ __all__ = [
     "AgentError",
     "AgentProtocolError",
     "AgentSession",
+    "AgentWouldBlockError",
     "AsyncFishjamClient",
     "FishjamApiError",
     "IncomingTrackData",

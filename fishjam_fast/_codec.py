@@ -1,5 +1,5 @@
 """The one selector of native or fallback code: the compiled extension ``_ext``, or the
-pure-Python reference (``_messages_py``, ``_codec_py``, ``_pcm_py``).
+pure-Python reference (``_messages_py``, ``_codec_py``, ``_pcm_py``, ``_session_py``).
 
 Both export exactly :data:`NAMES` (tests/test_build.py checks it), so choosing is
 taking those names from one side. Set ``FISHJAM_FAST_NO_EXTENSIONS=1`` to force the
@@ -44,7 +44,17 @@ CODEC_NAMES = (
 PCM_NAMES = ("frame_pcm16", "pcm16_bytes", "pcm16_into", "pcm16_to_float32")
 """PCM16 kernels (``_pcm_py`` in the fallback)."""
 
-NAMES = MESSAGE_NAMES + CODEC_NAMES + PCM_NAMES
+SESSION_NAMES = (
+    "Dispatcher",
+    "accept_frame",
+    "read_message",
+    "receive_messages",
+    "send_chunk_now",
+    "write_now",
+)
+"""The per-message path of a session (``_session_py`` in the fallback)."""
+
+NAMES = MESSAGE_NAMES + CODEC_NAMES + PCM_NAMES + SESSION_NAMES
 """Everything either implementation exports, besides the ``NATIVE`` flag."""
 
 BUILD_HINT = (
@@ -56,9 +66,9 @@ BUILD_HINT = (
 
 
 def _fallback() -> dict[str, Any]:
-    from . import _codec_py, _messages_py, _pcm_py
+    from . import _codec_py, _messages_py, _pcm_py, _session_py
 
-    exported = {**vars(_messages_py), **vars(_codec_py), **vars(_pcm_py)}
+    exported = {**vars(_messages_py), **vars(_codec_py), **vars(_pcm_py), **vars(_session_py)}
     return {name: exported[name] for name in NAMES}
 
 

@@ -54,6 +54,10 @@ class SessionLifecycle:
     _backlog: deque[IncomingTrackData | IncomingTrackImage]
     _image_waiters: dict[str, asyncio.Future[IncomingTrackImage]]
 
+    async def _use_transport(self, transport: Transport) -> None:
+        """Switches to a new connection (the session defines it)."""
+        raise NotImplementedError
+
     def _init_lifecycle(self) -> None:
         self._closed: TransportClosed | None = None
         # live tracks, re-added on a new connection after a drop
@@ -187,7 +191,7 @@ class SessionLifecycle:
             self._end(TransportClosed(code, getattr(error, "reason", ""), False), error)
             return
         # disconnect() cancels this task; it never gets here once it was called
-        self._transport = transport
+        await self._use_transport(transport)
         if first is not None:
             self._backlog.append(first)
         stats.reconnects += 1

@@ -1,8 +1,9 @@
 """The per-frame path of the picows transport in Python: the fallback of
 ``fishjam_fast._picows_listener`` (``src_ext/picows_listener.pyx``), the same class line
-for line. A whole, unfragmented binary frame is copied once out of picows' receive
-buffer and handed to the waiting reader (or queued); anything rarer goes to the
-subclass's ``_on_other_frame``.
+for line. A whole, unfragmented binary frame goes to the session's dispatcher, decoded
+from a view of picows' receive buffer, and what it returns for ``receive()`` is handed
+to the waiting reader (or queued); anything rarer goes to the subclass's
+``_on_other_frame``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _BINARY = WSMsgType.BINARY
 
 class FrameListener(WSListener):
     def __init__(self, max_queue: int) -> None:
+        self._loop = asyncio.get_running_loop()
         self._messages: deque[bytes] = deque()
         self._reader: asyncio.Future[bytes] | None = None
         self._closed: Any = None
@@ -29,6 +31,7 @@ class FrameListener(WSListener):
         self._resume_at = max(1, max_queue // 4)
         self._write_paused = False
         self._ws: WSTransport | None = None
+        self._dispatcher: Any = None
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
         if (
@@ -37,11 +40,17 @@ class FrameListener(WSListener):
             and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
             and self._fragments is None
         ):
-            self.deliver(frame.get_payload_as_bytes())
+            dispatcher = self._dispatcher
+            if dispatcher is None:  # authenticating: the agent reads the answer itself
+                self.deliver(frame.get_payload_as_bytes())
+                return
+            message = dispatcher.dispatch(frame.get_payload_as_memoryview())
+            if message is not None:
+                self.deliver(message)
         else:
             self._on_other_frame(frame)
 
-    def deliver(self, message: bytes) -> None:
+    def deliver(self, message: Any) -> None:
         """Hands a whole message to the waiting reader, else queues it (pausing reading
         above max_queue)."""
         reader = self._reader
@@ -70,6 +79,19 @@ class FrameListener(WSListener):
         if self._reading_paused and len(messages) <= self._resume_at:
             self._resume_for_queue()
         return message
+
+    def recv(self) -> asyncio.Future[bytes]:
+        """The next message: a future that ``deliver`` resolves with it (no coroutine
+        per message), or with the cause of the end of the connection."""
+        reader = self._loop.create_future()
+        message = self.recv_nowait()
+        if message is not None:
+            reader.set_result(message)
+        elif self._reader is not None and not self._reader.done():
+            raise RuntimeError("another coroutine is already receiving")
+        else:
+            self._reader = reader
+        return reader
 
     @property
     def writing_paused(self) -> bool:

@@ -189,6 +189,15 @@ def cannot_connect(
     return AgentConnectionError(f"cannot connect to {url}: {what}", 1006, "")
 
 
+class Dispatcher(Protocol):
+    """What a transport sees of the session's dispatcher (``_session_py.Dispatcher``)."""
+
+    on_closed: Callable[[Any, TransportClosed], object] | None
+
+    def dispatch(self, frame: Buffer, /) -> Any:
+        """Counts and decodes a frame; the message for ``receive()``, or None."""
+
+
 class Transport(Protocol):
     """What an AgentSession needs from a connection."""
 
@@ -238,15 +247,35 @@ class Transport(Protocol):
     async def send_many(self, frames: Sequence[Buffer]) -> None:
         """Writes several binary messages, in order, draining between batches."""
 
-    def recv(self) -> Awaitable[bytes]:
-        """Returns the next binary message (awaited: a coroutine or a future).
+    def set_dispatcher(self, dispatcher: Dispatcher | None) -> None:
+        """Hands the session's dispatcher to the transport (None: take it back).
+
+        A transport that reads frames itself (picows) dispatches each frame where it
+        reads it, decoded from its receive buffer: what :meth:`recv` returns is then
+        the message the dispatcher returned, and frames the dispatcher consumed
+        (``on_track_data``, ``request_image``) are never queued. The others hand
+        frames on as bytes, dispatched as the session reads them.
+
+        Every transport calls ``dispatcher.on_closed(transport, closed)`` once, soon
+        after it learns that the connection ended (at once if it already has).
+        """
+
+    @property
+    def dispatches(self) -> bool:
+        """True if frames are dispatched as they arrive (picows), False if only as the
+        session reads them (websockets): ``on_track_data`` then needs a reader task."""
+
+    def recv(self) -> Awaitable[Any]:
+        """Returns the next binary message (awaited: a coroutine or a future): a frame
+        (``bytes``), or the message the dispatcher decoded from it.
 
         Raises:
             TransportClosed: the connection is closed and every message was read.
         """
 
-    def recv_nowait(self) -> bytes | None:
-        """The next binary message if one is already queued, else None: :meth:`recv`.
+    def recv_nowait(self) -> Any:
+        """The next binary message if one is already queued (as :meth:`recv`), else
+        None: then :meth:`recv`.
 
         The session's hot path: a message taken here costs no coroutine or future.
 
@@ -272,6 +301,24 @@ class TransportBase:
     _closed: TransportClosed | None
     _drainers: list[asyncio.Future[None]]
     _loop: asyncio.AbstractEventLoop
+    _dispatcher: Dispatcher | None
+
+    _close_told = False
+
+    def set_dispatcher(self, dispatcher: Dispatcher | None) -> None:
+        self._dispatcher = dispatcher
+        if self._closed is not None:
+            self._tell_closed()
+
+    def _tell_closed(self) -> None:
+        """Tells the session, once, that the connection ended (``_closed`` is set), soon
+        but not from inside a picows or websockets callback: a session that is not
+        reading learns of a drop at once, and reconnects."""
+        dispatcher = self._dispatcher
+        if self._close_told or dispatcher is None or dispatcher.on_closed is None:
+            return
+        self._close_told = True
+        self._loop.call_soon(dispatcher.on_closed, self, self._closed_copy())
 
     if TYPE_CHECKING:  # provided by each transport (picows: by its FrameListener base)
 

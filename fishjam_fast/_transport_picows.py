@@ -82,12 +82,14 @@ class _PicowsTransport(TransportBase):
     _fragments: bytearray | None
     _reading_paused: bool
     _ws: WSTransport | None
+    _dispatcher: Any
 
     if TYPE_CHECKING:  # provided by the FrameListener base
 
         def write(self, frame: Buffer) -> None: ...
-        def deliver(self, message: bytes) -> None: ...
+        def deliver(self, message: Any) -> None: ...
         def recv_nowait(self) -> bytes | None: ...
+        def recv(self) -> asyncio.Future[bytes]: ...
 
         @property
         def writing_paused(self) -> bool: ...
@@ -95,7 +97,6 @@ class _PicowsTransport(TransportBase):
     def __init__(self, options: TransportOptions) -> None:
         super().__init__(options.max_queue)  # type: ignore[call-arg]  # the FrameListener
         self._options = options
-        self._loop = asyncio.get_running_loop()
         self._socket: Any = None  # the asyncio transport under picows
         self._drainers: list[asyncio.Future[None]] = []
         self._disconnected = self._loop.create_future()
@@ -197,20 +198,12 @@ class _PicowsTransport(TransportBase):
         fragments += frame.get_payload_as_memoryview()
         if frame.fin:
             self._fragments = None
-            self.deliver(bytes(fragments))
-
-    def recv(self) -> asyncio.Future[bytes]:
-        """The next message: a future that ``deliver`` resolves with it (no coroutine
-        per message), or with the cause of the end of the connection."""
-        reader = self._loop.create_future()
-        message = self.recv_nowait()
-        if message is not None:
-            reader.set_result(message)
-        elif self._reader is not None and not self._reader.done():
-            raise RuntimeError("another coroutine is already receiving")
-        else:
-            self._reader = reader
-        return reader
+            dispatcher = self._dispatcher
+            message = bytes(fragments)
+            if dispatcher is not None:
+                message = dispatcher.dispatch(message)
+            if message is not None:
+                self.deliver(message)
 
     def _resume_for_queue(self) -> None:
         self._reading_paused = False
@@ -306,10 +299,12 @@ class _PicowsTransport(TransportBase):
             self._abort_timer = self._loop.call_later(delay, self.abort)
 
     def _wake_all(self) -> None:
+        """The connection ended (``_closed`` is set): every waiter, and the session."""
         reader, self._reader = self._reader, None
         if reader is not None and not reader.done():
             reader.set_exception(self._closed_copy())
         self._wake_drainers()
+        self._tell_closed()
 
     def abort(self) -> None:
         self._abort_timer = None
@@ -336,6 +331,8 @@ class _PicowsTransport(TransportBase):
         raise self._closed_copy()
 
     # -- state ----------------------------------------------------------------------------
+
+    dispatches = True  # every frame, where picows delivers it
 
     @property
     def reading_paused(self) -> bool:

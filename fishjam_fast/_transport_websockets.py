@@ -29,7 +29,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConcurrencyError, ConnectionClosed, InvalidHandshake
 from websockets.protocol import OPEN
 
 from ._transport import (
@@ -179,6 +179,7 @@ class WebsocketsTransport(TransportBase):
         self._closed: TransportClosed | None = None
         self._drainers: list[asyncio.Future[None]] = []
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._dispatcher = None  # websockets reads the frames: the session dispatches
         ws.owner = self
         self._keepalive: asyncio.Task[None] | None = None
         if options.ping_interval is not None:
@@ -204,6 +205,7 @@ class WebsocketsTransport(TransportBase):
             return
         self._stop_keepalive()
         self._wake_drainers()
+        self._tell_closed()
 
     def _lost(self) -> None:
         if self._closed is None:
@@ -213,6 +215,7 @@ class WebsocketsTransport(TransportBase):
             self._abort_timer.cancel()
             self._abort_timer = None
         self._wake_drainers()
+        self._tell_closed()
 
     def _closed_now(self) -> TransportClosed:
         """Why the connection ended (it has: websockets raised ConnectionClosed)."""
@@ -239,6 +242,7 @@ class WebsocketsTransport(TransportBase):
                 self._socket.close()
                 self._abort_later(self._options.close_timeout)
             self._wake_drainers()
+            self._tell_closed()
         return self._closed_now()
 
     def _abort_later(self, delay: float) -> None:
@@ -299,6 +303,12 @@ class WebsocketsTransport(TransportBase):
                         raise self._fail(1009, f"message spans more than {limit} fragments")
         except ConnectionClosed:
             raise self._closed_now() from None
+        except ConcurrencyError:
+            # websockets' answer to a read after an interrupted one on a connection
+            # that has ended (its docs: the connection is unusable): the end it is
+            if self._closed is None:
+                raise
+            raise self._closed_now() from None
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     # -- sending -----------------------------------------------------------------------
@@ -316,6 +326,7 @@ class WebsocketsTransport(TransportBase):
     async def close(self) -> None:
         if self._closed is None:
             self._closed = TransportClosed(1000, "", True, by_client=True)
+            self._tell_closed()
         self._stop_keepalive()
         try:
             # websockets' close() first waits for the write buffer to drain
@@ -326,6 +337,8 @@ class WebsocketsTransport(TransportBase):
             await self._ws.wait_closed()
 
     # -- state ---------------------------------------------------------------------------
+
+    dispatches = False  # websockets reads the frames: the session dispatches them
 
     @property
     def writing_paused(self) -> bool:

@@ -49,6 +49,16 @@ class AgentConnectionError(AgentError):
         self.reason = reason
 
 
+class AgentWouldBlockError(AgentError):
+    """:meth:`OutgoingTrack.send_chunk_nowait` could not send without waiting.
+
+    The connection's write buffer is above its high-water mark (the network or the
+    server is slower than the audio), or the track's pacing (``max_queued``) would hold
+    the chunk. Nothing was sent: try again later, drop the chunk, or use the awaitable
+    ``send_chunk``, which waits.
+    """
+
+
 class NativeExtensionWarning(RuntimeWarning):
     """fishjam_fast was imported without its compiled extension, and nobody asked for
     that (``FISHJAM_FAST_NO_EXTENSIONS=1``): the pure-Python fallback works, but

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _codec
@@ -33,7 +33,7 @@ from ._options import (
 )
 from ._reconnect import SessionState, SessionStateChange, connection_error
 from ._transport import Transport, TransportClosed
-from .errors import AgentError, AgentProtocolError
+from .errors import AgentConnectionError, AgentError
 from .stats import SessionStats
 from .track import OutgoingTrack
 
@@ -61,6 +61,8 @@ logger = logging.getLogger("fishjam_fast")
 
 IncomingAgentMessage = IncomingTrackData | IncomingTrackImage
 
+_ENDED: Any = object()  # the pump's read found the connection ended
+
 MAX_BACKLOG = 1024
 """Messages ``request_image`` may set aside for ``receive()`` while it reads itself."""
 
@@ -87,6 +89,50 @@ class AgentSession(SessionLifecycle):
         # messages read by request_image while receive() was not reading
         self._backlog: deque[IncomingAgentMessage] = deque()
         self._image_waiters: dict[str, asyncio.Future[IncomingTrackImage]] = {}
+        # counts, decodes and routes every frame, where the transport reads it
+        self._dispatcher = _codec.Dispatcher(
+            self.stats, self._image_waiters, asyncio.get_running_loop()
+        )
+        self._dispatcher.on_closed = self._transport_closed
+        # reads for on_track_data where the transport does not dispatch (websockets)
+        self._pump: asyncio.Task[None] | None = None
+        transport.set_dispatcher(self._dispatcher)
+
+    def _transport_closed(self, transport: Transport, closed: TransportClosed) -> None:
+        """A transport's connection ended: told at once, read or not (Dispatcher)."""
+        self._lost(transport, closed)  # nothing if it is an old one, or already known
+
+    async def _use_transport(self, transport: Transport) -> None:
+        """Switches to a new connection (a reconnection): what the lost one still held
+        for ``receive()`` goes to the backlog first, in order (bounded by the lost
+        connection's own buffers, and in time by ``close_timeout``)."""
+        old = self._transport
+        lock = self._read_lock
+        limit = self.agent._options.close_timeout
+        try:
+            async with asyncio.timeout(limit):
+                await lock.acquire()  # a receive() reading the lost one lets go at its end
+        except TimeoutError:  # (cannot happen: a reader of the lost connection ends)
+            self._transport = transport
+            transport.set_dispatcher(self._dispatcher)
+            return
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    item = old.recv_nowait()
+                    if item is None:
+                        item = await old.recv()  # ended: the rest, then TransportClosed
+                    message = _codec.accept_frame(self, item)
+                    if message is not None:
+                        self._backlog.append(message)
+        except (TransportClosed, TimeoutError):
+            pass
+        finally:
+            self._transport = transport
+            lock.release()
+        transport.set_dispatcher(self._dispatcher)
+        if self._dispatcher.on_track_data is not None:
+            self._start_pump()
 
     # -- sending -----------------------------------------------------------------
 
@@ -143,18 +189,24 @@ class AgentSession(SessionLifecycle):
         Returns False when nothing was written (closed, reconnecting, or the write
         found the connection gone): then :meth:`_send` decides.
         """
-        if self._outage is not None or self._closed is not None:
-            return False
-        transport = self._transport
-        try:
-            transport.write(frame)
-        except TransportClosed as closed:
-            self._lost(transport, closed)
-            return False
-        stats = self.stats
-        stats.messages_sent += 1
-        stats.bytes_sent += len(frame)  # type: ignore[arg-type]
-        return True
+        return _codec.write_now(self, frame)
+
+    def _check_open_now(self) -> None:
+        """For sends that do not wait: raises unless the connection is open now.
+
+        Raises:
+            AgentConnectionError: the session is closed, or reconnecting.
+        """
+        if self._closed is not None:
+            raise self._closed_error()
+        if self._outage is not None:
+            drop = self._drop
+            raise AgentConnectionError(
+                f"the session is reconnecting ({drop}); nothing was sent: send_chunk "
+                "waits for the new connection, send_chunk_nowait does not",
+                drop.code if drop is not None else 1006,
+                drop.reason if drop is not None else "",
+            )
 
     async def _drain(self) -> None:
         """Waits while the write buffer is full, after :meth:`_write_now` wrote.
@@ -297,7 +349,10 @@ class AgentSession(SessionLifecycle):
             try:
                 if waiter.done():
                     break
-                message = await self._read_message()
+                if self._transport.dispatches:
+                    message = await self._read_or_image(waiter)
+                else:  # only a read can resolve the waiter: the one below
+                    message = await self._read_message()
                 if message is not None:
                     self._backlog.append(message)
             except TransportClosed as closed:
@@ -309,7 +364,104 @@ class AgentSession(SessionLifecycle):
                 lock.release()
         return waiter.result()
 
+    async def _read_or_image(
+        self, waiter: asyncio.Future[IncomingTrackImage]
+    ) -> IncomingAgentMessage | None:
+        """On a transport that dispatches frames as they arrive: the next message, or
+        None as soon as ``waiter`` is resolved (the image answering it was dispatched
+        where it arrived, without a read). Nothing is lost: a read given up before it
+        got a message leaves the next one queued.
+
+        Raises:
+            TransportClosed: the connection ended.
+        """
+        transport = self._transport
+        try:
+            item = transport.recv_nowait()
+            if item is None:
+                pending = transport.recv()  # a future on such a transport
+                assert isinstance(pending, asyncio.Future)
+                try:
+                    await asyncio.wait((waiter, pending), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not pending.done():
+                        pending.cancel()
+                if pending.cancelled():
+                    return None
+                item = pending.result()
+        except TransportClosed as closed:
+            self._lost(transport, closed)
+            raise
+        return _codec.accept_frame(self, item)
+
     # -- receiving ---------------------------------------------------------------
+
+    def on_track_data(self, callback: Callable[[IncomingTrackData], object] | None) -> None:
+        """Hands peers' audio to ``callback`` as it arrives, instead of to :meth:`receive`.
+
+        For the highest fan-out: ``callback(message)`` is called synchronously for each
+        :class:`IncomingTrackData`, where the transport decodes it (on picows, inside
+        the socket's read callback), with no task, future or queue per message. Pair it
+        with :meth:`OutgoingTrack.send_chunk_nowait` to answer from inside it.
+
+        The callback must not block; it may not await (create a task for that). An
+        exception it raises is reported to the loop's exception handler
+        (``loop.call_exception_handler``, as asyncio reports any callback's) and the
+        session goes on. While it is set, :meth:`receive` still yields images (and
+        track data that was already queued when it was set); ``request_image`` works as
+        before. The callback stays across reconnections. On the websockets transport,
+        which hands frames over only when read, the session runs a reader task while a
+        callback is set.
+
+        Args:
+            callback: Called with each :class:`IncomingTrackData`; None: audio goes to
+                :meth:`receive` again.
+
+        Raises:
+            TypeError: ``callback`` is neither callable nor None.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError(
+                f"on_track_data takes a callable or None, not {type(callback).__name__}"
+            )
+        self._dispatcher.on_track_data = callback
+        if callback is not None:
+            self._start_pump()
+
+    def _start_pump(self) -> None:
+        if self._transport.dispatches or self._closed is not None:
+            return
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
+
+    async def _run_pump(self) -> None:
+        """Reads the connection while ``on_track_data`` is set on a transport that
+        does not dispatch frames as they arrive: audio goes to the callback as it is
+        read, anything else to the backlog for ``receive()`` (bounded: at
+        :data:`MAX_BACKLOG` it stops reading until ``receive()`` takes some)."""
+        lock = self._read_lock
+        dispatcher = self._dispatcher
+        while dispatcher.on_track_data is not None and self._closed is None:
+            if len(self._backlog) >= MAX_BACKLOG:
+                await asyncio.sleep(0.05)  # nobody consumes receive(): read no further
+                continue
+            await lock.acquire()
+            try:
+                message = await self._read_message()
+            except TransportClosed:
+                message = _ENDED
+            finally:
+                lock.release()
+            if message is _ENDED:
+                if self._outage is None:
+                    return  # the session ended: receive() and the state say why
+                try:
+                    await asyncio.shield(self._outage)
+                except Exception:
+                    return
+                continue
+            if message is not None:
+                self._backlog.append(message)
 
     async def _read_message(self) -> IncomingAgentMessage | None:
         """Reads a frame; the message in it for the application, or None: try again.
@@ -317,40 +469,9 @@ class AgentSession(SessionLifecycle):
         Raises:
             TransportClosed: the connection ended.
         """
-        if self._closed is not None:
-            raise self._closed
-        transport = self._transport
-        try:
-            frame = transport.recv_nowait()
-            if frame is None:
-                frame = await transport.recv()
-        except TransportClosed as closed:
-            self._lost(transport, closed)  # ends the session, or starts reconnecting
-            raise
-        return self._accept(frame)
+        return await _codec.read_message(self)
 
-    def _accept(self, frame: bytes) -> IncomingAgentMessage | None:
-        """Decodes a frame read; the message in it for the application, or None."""
-        stats = self.stats
-        stats.messages_received += 1
-        stats.bytes_received += len(frame)
-        try:
-            message = _codec.decode_response(frame)
-        except AgentProtocolError as exc:
-            stats.frames_skipped += 1
-            logger.warning("skipped a malformed frame from Fishjam (%d bytes): %s", len(frame), exc)
-            return None
-        if type(message) is IncomingTrackData:
-            return message
-        if type(message) is IncomingTrackImage:
-            waiter = self._image_waiters.pop(message.track_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(message)
-                return None
-            return message
-        return None  # authenticated again, or a kind this version does not know
-
-    async def receive(self) -> AsyncIterator[IncomingAgentMessage]:
+    def receive(self) -> AsyncIterator[IncomingAgentMessage]:
         """Iterates over the messages Fishjam sends the agent.
 
         Yields :class:`IncomingTrackData` (peers' audio) and :class:`IncomingTrackImage`
@@ -371,40 +492,5 @@ class AgentSession(SessionLifecycle):
             AgentError: another task is iterating ``receive()`` of this session (it
                 waits for the next message while this one asks for it).
         """
-        lock = self._read_lock
-        backlog = self._backlog
-        while True:
-            if backlog:
-                yield backlog.popleft()
-                continue
-            if self._receiving:
-                raise AgentError(
-                    "another task is iterating receive() of this session; read the "
-                    "messages in one loop and hand them on (e.g. via an asyncio.Queue)"
-                )
-            self._receiving = True
-            try:
-                try:
-                    if not lock.try_acquire():
-                        await lock.acquire()  # request_image is reading
-                        if backlog:
-                            # it read (and set aside) messages while we waited
-                            lock.release()
-                            continue
-                    try:
-                        message = await self._read_message()
-                    finally:
-                        lock.release()
-                except TransportClosed as closed:
-                    if self._outage is not None:
-                        await asyncio.shield(self._outage)  # back, or raises what ended it
-                        continue
-                    if self._closed is None:
-                        continue  # already reconnected
-                    if closed.ok:
-                        return
-                    raise connection_error(closed, "the connection to Fishjam was lost") from None
-            finally:
-                self._receiving = False
-            if message is not None:
-                yield message
+        # native (src_ext/session_hot.pyx) or Python (_session_py.py): one body each
+        return _codec.receive_messages(self)

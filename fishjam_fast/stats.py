@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionStats:
     """Traffic counters of one session.
 

@@ -24,7 +24,7 @@ from ._pcm_stream import PcmStream
 from ._playout import PlayoutClock
 from ._resample import check_rate
 from .enums import TrackType
-from .errors import AgentError
+from .errors import AgentError, AgentWouldBlockError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -202,6 +202,18 @@ class OutgoingTrack:
             AgentError: the track was removed.
             AgentConnectionError: the session is closed, or the connection was lost.
         """
+        # a plain bytes chunk: framed, clocked, written and counted in one native call
+        # (_codec.send_chunk_now; the pure-Python build declines, and so does it for
+        # anything else: then the path below does the same, or raises)
+        pending = _codec.send_chunk_now(self, data)
+        if pending is None:
+            return
+        if pending is True:
+            await self.session._drain()
+            return
+        if pending is not False:  # framed and clocked, not written: the connection is down
+            await self._send(pending)
+            return
         self._check_not_removed()
         frame, seconds = self._frame_chunk(data)
         if seconds:
@@ -215,6 +227,50 @@ class OutgoingTrack:
                 await session._drain()
         else:
             await self._send(frame)
+
+    def send_chunk_nowait(self, data: Buffer) -> None:
+        """Sends a chunk of audio now, without waiting; for ``on_track_data`` callbacks.
+
+        Takes what :meth:`send_chunk` takes and sends the same frame, written to the
+        socket before it returns. Where ``send_chunk`` would wait, it raises instead
+        and sends nothing: a full write buffer or pacing (:class:`AgentWouldBlockError`),
+        a reconnection in progress (:class:`AgentConnectionError`). A plain ``bytes``
+        chunk is framed and written by one native call.
+
+        Args:
+            data: Raw audio, as :meth:`send_chunk`.
+
+        Raises:
+            TypeError, ValueError: as :meth:`send_chunk`.
+            AgentError: the track was removed.
+            AgentWouldBlockError: the connection's write buffer is above its high-water
+                mark, or the chunk would queue more than ``max_queued``.
+            AgentConnectionError: the session is closed, or reconnecting.
+        """
+        pending = _codec.send_chunk_now(self, data, True)
+        if pending is None or pending is True:
+            return
+        # declined (nothing was done): the general path, which raises where it must
+        self._check_not_removed()
+        frame, seconds = self._frame_chunk(data)
+        session = self.session
+        session._check_open_now()
+        if session._transport.writing_paused:
+            raise AgentWouldBlockError(
+                "the connection's write buffer is full (the network or the server is "
+                "slower than the audio); nothing was sent: send_chunk waits for room"
+            )
+        now = time.monotonic()
+        limit = self._max_queued
+        if seconds and limit is not None and self._clock.wait_before(seconds, limit, now) > 0.0:
+            raise AgentWouldBlockError(
+                f"sending {seconds:.3f} s now would queue more than max_queued={limit:g} s; "
+                "nothing was sent: send_chunk waits for room"
+            )
+        if not session._write_now(frame):
+            session._check_open_now()  # it found the connection gone: raises
+        if seconds:
+            self._clock.add(seconds, now)
 
     def _frame_chunk(self, data: Buffer) -> tuple[Buffer, float]:
         """The ``track_data`` frame of one chunk, and the seconds of audio it holds.

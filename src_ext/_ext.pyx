@@ -9,6 +9,7 @@ fishjam_fast/_ext.pxd, the module's declarations, includes those .pxd files:
     messages  the decoded message classes (Track, IncomingTrackData, ...)
     codec     AgentRequest encoders, AgentResponse decoder
     pcm       PCM16 packing kernels
+    session_hot  the per-message path of a session (receive loop, chunk sending)
 """
 
 cimport cython
@@ -31,3 +32,5 @@ include "messages.pyx"
 include "codec.pyx"
 
 include "pcm.pyx"
+
+include "session_hot.pyx"

@@ -12,7 +12,10 @@ cdef class FrameListener(WSListener):
         public Py_ssize_t _resume_at # unread messages at which paused reading resumes
         public bint _write_paused    # the write buffer is above its high-water mark
         public WSTransport _ws       # picows' transport, set in on_ws_connected
+        public object _loop          # the running loop (recv's futures)
+        public object _dispatcher    # the session's Dispatcher (decodes, routes), or None
 
-    cpdef deliver(self, bytes message)
+    cpdef deliver(self, object message)
     cpdef recv_nowait(self)
+    cpdef recv(self)
     cpdef write(self, frame)

@@ -2,9 +2,11 @@
 """fishjam_fast._picows_listener: the per-frame path of the picows transport, in C.
 
 picows parses each frame and calls ``on_ws_frame`` through its vtable; here a whole,
-unfragmented binary frame (every audio chunk) is copied once out of picows' receive
-buffer into a ``bytes`` and handed to the waiting reader (or queued), without entering
-the interpreter; ``recv_nowait`` takes a queued one, also in C. Everything rarer
+unfragmented binary frame (every audio chunk) goes to the session's dispatcher
+(``fishjam_fast._ext.Dispatcher``), which decodes it from a view of picows' receive
+buffer, and what it returns for ``receive()`` is handed to the waiting reader (or
+queued), without entering the interpreter; ``recv_nowait`` takes a queued one, also in
+C. Before a session exists (authentication) the frame is copied into a ``bytes``. Everything rarer
 (fragments, control frames, text, reserved bits) goes to the Python subclass's
 ``_on_other_frame``; pausing reading to ``_pause_for_queue``. Sends go straight to
 ``WSTransport.send`` (picows frames and masks them).
@@ -16,6 +18,7 @@ this module is not built; tests run both.
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
+from asyncio import get_running_loop
 from collections import deque
 
 NATIVE = True
@@ -23,6 +26,7 @@ NATIVE = True
 
 cdef class FrameListener(WSListener):
     def __init__(self, Py_ssize_t max_queue):
+        self._loop = get_running_loop()
         self._messages = deque()
         self._reader = None
         self._closed = None
@@ -32,6 +36,7 @@ cdef class FrameListener(WSListener):
         self._resume_at = max(1, max_queue // 4)
         self._write_paused = False
         self._ws = None
+        self._dispatcher = None
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         if (
@@ -40,11 +45,20 @@ cdef class FrameListener(WSListener):
             and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
             and self._fragments is None
         ):
-            self.deliver(PyBytes_FromStringAndSize(frame.payload_ptr, frame.payload_size))
+            dispatcher = self._dispatcher
+            if dispatcher is None:  # authenticating: the agent reads the answer itself
+                self.deliver(PyBytes_FromStringAndSize(frame.payload_ptr, frame.payload_size))
+                return
+            # decoded from picows' receive buffer (the view lives for this call only):
+            # the audio is copied once, into the message; peers' audio may go straight
+            # to the session's on_track_data callback, queued only what receive() yields
+            message = dispatcher.dispatch(frame.get_payload_as_memoryview())
+            if message is not None:
+                self.deliver(message)
         else:
             self._on_other_frame(frame)
 
-    cpdef deliver(self, bytes message):
+    cpdef deliver(self, object message):
         """Hands a whole message to the waiting reader, else queues it (pausing reading
         above max_queue)."""
         reader = self._reader
@@ -73,6 +87,19 @@ cdef class FrameListener(WSListener):
         if self._reading_paused and len(messages) <= self._resume_at:
             self._resume_for_queue()
         return message
+
+    cpdef recv(self):
+        """The next message: a future that ``deliver`` resolves with it (no coroutine
+        per message), or with the cause of the end of the connection."""
+        reader = self._loop.create_future()
+        message = self.recv_nowait()
+        if message is not None:
+            reader.set_result(message)
+        elif self._reader is not None and not self._reader.done():
+            raise RuntimeError("another coroutine is already receiving")
+        else:
+            self._reader = reader
+        return reader
 
     @property
     def writing_paused(self):

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import fishjam_fast
-from fishjam_fast import _codec, _codec_py, _messages_py, _pcm, _pcm_py
+from fishjam_fast import _codec, _codec_py, _messages_py, _pcm, _pcm_py, _session_py
 from tests.conftest import native_extension
 
 
@@ -55,14 +55,14 @@ def test_extension_defines_exactly_the_selected_names() -> None:
 
 
 def test_fallback_defines_exactly_the_selected_names() -> None:
-    assert _defined(_messages_py, _codec_py, _pcm_py) == set(_codec.NAMES)
+    assert _defined(_messages_py, _codec_py, _pcm_py, _session_py) == set(_codec.NAMES)
 
 
 def test_extension_stub_declares_exactly_the_selected_names() -> None:
     stub = ast.parse(Path(_codec.__file__).with_name("_ext.pyi").read_text())
     declared = set()
     for node in stub.body:
-        if isinstance(node, ast.ClassDef | ast.FunctionDef):
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             declared.add(node.name)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             declared.add(node.target.id)

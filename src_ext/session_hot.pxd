@@ -1,0 +1,12 @@
+# Declarations of the session part (session_hot.pyx): the per-message path of a session.
+
+cdef class Dispatcher:
+    cdef readonly object stats        # the session's SessionStats
+    cdef object _image_waiters        # the session's request_image futures, by track id
+    cdef object _loop                 # reports a callback's exceptions
+    cdef public object on_track_data  # the session's callback, or None
+    cdef public object on_closed      # called by a transport when its connection ended
+
+    cpdef object dispatch(self, object frame)
+    # the decoded message, counted; None (counted, logged) if it is malformed
+    cdef object _decode_counted(self, const unsigned char *data, Py_ssize_t size)

@@ -1,0 +1,277 @@
+# The per-message path of a session, native twin of fishjam_fast/_session_py.py (read
+# that module's docstring; the behaviour is the same, tests run the session on both).
+#
+# Why it is here: at hundreds of real-time agents per core, what the client spends per
+# audio chunk outside the kernel was mostly the interpreter running these few functions
+# (a Python async generator, a coroutine per read, attribute reads and counters). In C
+# the async generator and the read coroutine are Cython coroutines, the decode and the
+# framing are direct C calls, and a plain chunk is framed and written by one call.
+#
+# The session's and the track's attributes are read as Python attributes: they are
+# Python objects (their classes stay Python for subclassing and the fallback); only
+# the work between the reads moved to C.
+
+import asyncio
+import logging
+import time
+
+from fishjam_fast._reconnect import connection_error as _connection_error
+from fishjam_fast._session_py import RECEIVING_TWICE as _RECEIVING_TWICE
+from fishjam_fast._transport import TransportClosed as _TransportClosed
+from fishjam_fast.errors import AgentError as _AgentError
+
+cdef object _logger = logging.getLogger("fishjam_fast")
+cdef object _shield = asyncio.shield
+cdef object _monotonic = time.monotonic
+
+
+cdef class Dispatcher:
+    """Counts, decodes and routes the frames of one session where they are read.
+
+    (As fishjam_fast._session_py.Dispatcher, which documents it.)
+    """
+
+    def __init__(self, stats, image_waiters, loop):
+        self.stats = stats
+        self._image_waiters = image_waiters
+        self._loop = loop
+        self.on_track_data = None
+        self.on_closed = None
+
+    cpdef object dispatch(self, object frame):
+        """Counts and decodes one frame (any buffer; valid during the call only).
+
+        Returns the message for ``receive()``, or None when there is none: handed to
+        ``on_track_data``, answering a ``request_image``, malformed (counted in
+        ``stats.frames_skipped``, logged), or of no interest (``authenticated``).
+        """
+        cdef Py_buffer view
+        cdef Py_ssize_t size
+        if PyBytes_CheckExact(frame):
+            size = PyBytes_GET_SIZE(frame)
+            message = self._decode_counted(<const unsigned char *>PyBytes_AS_STRING(frame), size)
+        else:
+            # picows' payload view (C-contiguous bytes): decoded where it lies
+            PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
+            try:
+                size = view.len
+                message = self._decode_counted(<const unsigned char *>view.buf, size)
+            finally:
+                PyBuffer_Release(&view)
+        if message is None:
+            return None
+        if type(message) is IncomingTrackData:
+            callback = self.on_track_data
+            if callback is None:
+                return message
+            try:
+                callback(message)
+            except Exception as exc:
+                _report(self._loop, callback, exc)
+            return None
+        if type(message) is IncomingTrackImage:
+            waiter = self._image_waiters.pop((<IncomingTrackImage>message).track_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message)
+                return None
+            return message
+        return None  # authenticated again, or a kind this version does not know
+
+    cdef object _decode_counted(self, const unsigned char *data, Py_ssize_t size):
+        """The decoded message, counted; None (counted, logged) if it is malformed."""
+        stats = self.stats
+        stats.messages_received += 1
+        stats.bytes_received += size
+        try:
+            return _decode(data, size)
+        except AgentProtocolError as exc:
+            stats.frames_skipped += 1
+            _logger.warning("skipped a malformed frame from Fishjam (%d bytes): %s", size, exc)
+            return None
+
+
+cdef object _report(object loop, object callback, object exc):
+    # as asyncio reports an exception raised by any callback it runs
+    loop.call_exception_handler({
+        "message": f"exception in the on_track_data callback {callback!r}",
+        "exception": exc,
+    })
+
+
+cdef inline object _accept(object session, object frame):
+    """accept_frame: a frame (bytes) dispatched now, or a message the transport decoded."""
+    if PyBytes_CheckExact(frame):
+        dispatcher = session._dispatcher
+        if type(dispatcher) is Dispatcher:
+            return (<Dispatcher>dispatcher).dispatch(frame)
+        return dispatcher.dispatch(frame)
+    return frame
+
+
+def accept_frame(session, frame):
+    """What ``recv()`` gave, for the application: a frame (bytes) is dispatched now; a
+    message the transport decoded where it read it (already dispatched) is returned.
+
+    (As fishjam_fast._session_py.accept_frame.)
+    """
+    return _accept(session, frame)
+
+
+cdef object _recv_nowait(object session, object transport):
+    """A queued frame, or None: then await transport.recv(). On TransportClosed the
+    session is told first (it ends, or starts reconnecting).
+
+    No check of session._closed first: what the connection delivered before it ended
+    is still read (the transport raises TransportClosed once it is all read).
+    """
+    try:
+        return transport.recv_nowait()
+    except _TransportClosed as closed:
+        session._lost(transport, closed)
+        raise
+
+
+async def read_message(session):
+    """Reads a frame; the message in it for the application, or None: try again.
+
+    (As fishjam_fast._session_py.read_message.)
+    """
+    transport = session._transport
+    frame = _recv_nowait(session, transport)
+    if frame is None:
+        try:
+            frame = await transport.recv()
+        except _TransportClosed as closed:
+            session._lost(transport, closed)
+            raise
+    return _accept(session, frame)
+
+
+cdef inline bint _lock_try_acquire(object lock) except -1:
+    # ReadLock.try_acquire (fishjam_fast/_locks.py) without a Python frame
+    if lock._locked or lock._waiters:
+        return False
+    lock._locked = True
+    return True
+
+
+async def receive_messages(session):
+    """What AgentSession.receive() iterates (as fishjam_fast._session_py.receive_messages)."""
+    lock = session._read_lock
+    backlog = session._backlog
+    while True:
+        if backlog:
+            yield backlog.popleft()
+            continue
+        if session._receiving:
+            raise _AgentError(_RECEIVING_TWICE)
+        session._receiving = True
+        try:
+            try:
+                if not _lock_try_acquire(lock):
+                    await lock.acquire()  # request_image is reading
+                    if backlog:
+                        # it read (and set aside) messages while we waited
+                        lock.release()
+                        continue
+                try:
+                    # read_message, without a coroutine of its own per message
+                    transport = session._transport
+                    frame = _recv_nowait(session, transport)
+                    if frame is None:
+                        try:
+                            frame = await transport.recv()
+                        except _TransportClosed as closed:
+                            session._lost(transport, closed)
+                            raise
+                    message = _accept(session, frame)
+                finally:
+                    lock.release()
+            except _TransportClosed as closed:
+                if session._outage is not None:
+                    await _shield(session._outage)  # back, or raises what ended it
+                    continue
+                ended = session._closed  # what ended the session, maybe after a drop
+                if ended is None:
+                    continue  # already reconnected
+                if ended.ok:
+                    return
+                raise _connection_error(ended, "the connection to Fishjam was lost") from None
+        finally:
+            session._receiving = False
+        if message is not None:
+            yield message
+
+
+cpdef bint write_now(object session, object frame) except -1:
+    """Writes one frame now if the connection is open, and counts it.
+
+    (As fishjam_fast._session_py.write_now.) Returns False when nothing was written
+    (closed, reconnecting, or the write found the connection gone).
+    """
+    if session._outage is not None or session._closed is not None:
+        return False
+    transport = session._transport
+    try:
+        transport.write(frame)
+    except _TransportClosed as closed:
+        session._lost(transport, closed)
+        return False
+    stats = session.stats
+    stats.messages_sent += 1
+    stats.bytes_sent += len(frame)
+    return True
+
+
+def send_chunk_now(track, data, bint nowait=False):
+    """OutgoingTrack.send_chunk's (and send_chunk_nowait's) shortcut for a plain chunk:
+    ``bytes`` holding whole samples, on an unpaced track, on an open connection (and,
+    for ``nowait``, a write buffer below its high-water mark).
+
+    Frames it (the track's TrackDataEncoder), moves the playout clock as
+    ``PlayoutClock.add`` does, writes it and counts it, all without a Python frame.
+
+    Returns:
+        None: written, nothing left to do. True: written, and the write buffer is now
+        full (``send_chunk`` waits in ``session._drain()``). False: nothing was done
+        (anything else, or the write found the connection gone under ``nowait``): the
+        general path sends it, waits, or raises. A frame (not ``nowait``): framed and
+        clocked, not written (the connection dropped as it was written): the caller
+        hands it to ``session._send``.
+    """
+    if not PyBytes_CheckExact(data) or track._removed or track._max_queued is not None:
+        return False
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t frame_bytes = track._frame_bytes
+    if size % frame_bytes:
+        return False  # the general path says what is wrong
+    encoder = track._encoder
+    if type(encoder) is not TrackDataEncoder:
+        return False
+    session = track.session
+    if session._outage is not None or session._closed is not None:
+        return False
+    if nowait and session._transport.writing_paused:
+        return False
+    frame = _encode_track_data((<TrackDataEncoder>encoder)._id_field, data)
+    cdef double seconds = size * <double>track._seconds_per_byte
+    cdef double now, ends_at = 0.0, sent = 0.0
+    clock = None
+    if seconds:
+        # PlayoutClock.add (fishjam_fast/_playout.py): what is queued plays first
+        clock = track._clock
+        now = _monotonic()
+        ends_at = clock.ends_at
+        sent = clock.sent_seconds
+        clock.ends_at = (ends_at if ends_at > now else now) + seconds
+        clock.sent_seconds = sent + seconds
+    if not write_now(session, frame):
+        if not nowait:
+            return frame
+        if clock is not None:  # nothing went out: the clock did not move
+            clock.ends_at = ends_at
+            clock.sent_seconds = sent
+        return False
+    if session._transport.writing_paused:
+        return True
+    return None
