@@ -372,21 +372,41 @@ def run_realtime(
     )
 
 
-def _cases() -> list[tuple[str, str | None, int]]:
-    """(client, transport, agents); transport None is fishjam_fast's default."""
+def _cases() -> list[tuple[str, str | None, int, str]]:
+    """(client, transport, agents, api); transport None is fishjam_fast's default."""
     try:
         default, transports = fishjam_fast_transports()
     except ImportError:
         default, transports = "websockets", ["websockets"]
-    small: list[tuple[str, str | None, int]] = [("plain_sdk", None, 30), ("fishjam_fast", None, 30)]
-    small += [("fishjam_fast", t, 30) for t in transports if t != default]
+    callback = _has_callback_api()
+    small: list[tuple[str, str | None, int, str]] = [
+        ("plain_sdk", None, 30, "iterator"),
+        ("fishjam_fast", None, 30, "iterator"),
+    ]
+    if callback:
+        small.append(("fishjam_fast", None, 30, "callback"))
+    small += [("fishjam_fast", t, 30, "iterator") for t in transports if t != default]
     large = [200] if QUICK else [200, 400, 1000]
-    return small + [("fishjam_fast", None, n) for n in large]
+    cases = small + [("fishjam_fast", None, n, "iterator") for n in large]
+    if callback:
+        cases += [("fishjam_fast", None, n, "callback") for n in large]
+    return cases
 
 
-def _label(client: str, transport: str | None) -> str:
-    # the default transport keeps the bare name, so floors.toml names one subject for good
-    return client if transport is None else f"{client}-{transport}"
+def _has_callback_api() -> bool:
+    """Whether fishjam_fast has on_track_data and send_chunk_nowait."""
+    try:
+        import fishjam_fast
+    except ImportError:
+        return False
+    return hasattr(fishjam_fast.AgentSession, "on_track_data")
+
+
+def _label(client: str, transport: str | None, api: str = "iterator") -> str:
+    # the default transport and API keep the bare name, so floors.toml names one subject
+    # for good; the others say which
+    label = client if transport is None else f"{client}-{transport}"
+    return label if api == "iterator" else f"{label}-{api}"
 
 
 def run_in_child(
@@ -427,13 +447,15 @@ def window_cpu() -> float:
 
 @pytest.mark.benchmark(timer=window_cpu)
 @pytest.mark.parametrize(
-    ("client", "transport", "agents"),
+    ("client", "transport", "agents", "api"),
     _cases(),
-    ids=[f"{_label(c, t)}-{n}" for c, t, n in _cases()],
+    ids=[f"{_label(c, t, a)}-{n}" for c, t, n, a in _cases()],
 )
-def test_realtime(benchmark: Any, client: str, transport: str | None, agents: int) -> None:
+def test_realtime(
+    benchmark: Any, client: str, transport: str | None, agents: int, api: str
+) -> None:
     benchmark.group = f"realtime-{agents}"
-    benchmark.name = f"realtime[{_label(client, transport)}]"
+    benchmark.name = f"realtime[{_label(client, transport, api)}]"
     results: list[RealtimeResult] = []
     # the guarded pair (floors.toml) needs runs that count: on a machine busy enough to
     # starve the pacer, measure again rather than guard a figure the pacer did not pace
@@ -441,7 +463,9 @@ def test_realtime(benchmark: Any, client: str, transport: str | None, agents: in
 
     def run_once() -> None:
         for _ in range(attempts):
-            result = run_in_child(client, agents, SECONDS, warmup=WARMUP, transport=transport)
+            result = run_in_child(
+                client, agents, SECONDS, warmup=WARMUP, transport=transport, api=api
+            )
             if result.kept_pace:
                 break
         results.append(result)
