@@ -157,9 +157,14 @@ def _picows_listener(
             raise
         print("WARNING: picows missing at build time; its listener stays Python", file=sys.stderr)
         return None
+    import numpy
+
     extension = Extension(
         "fishjam_fast._picows_listener",
         sources=["src_ext/picows_listener.pyx"],
+        # it cimports the session's Dispatcher from fishjam_fast._ext (a direct C call
+        # per frame): _ext's declarations bring their C headers and NumPy's
+        include_dirs=[numpy.get_include(), "src_ext"],
         define_macros=macros,
         extra_compile_args=compile_args,
     )

@@ -18,6 +18,8 @@ this module is not built; tests run both.
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
+from fishjam_fast._ext cimport Dispatcher
+
 from asyncio import get_running_loop
 from collections import deque
 
@@ -49,10 +51,15 @@ cdef class FrameListener(WSListener):
             if dispatcher is None:  # authenticating: the agent reads the answer itself
                 self.deliver(PyBytes_FromStringAndSize(frame.payload_ptr, frame.payload_size))
                 return
-            # decoded from picows' receive buffer (the view lives for this call only):
-            # the audio is copied once, into the message; peers' audio may go straight
-            # to the session's on_track_data callback, queued only what receive() yields
-            message = dispatcher.dispatch(frame.get_payload_as_memoryview())
+            # decoded where it lies in picows' receive buffer: the audio is copied once,
+            # into the message; peers' audio may go straight to the session's
+            # on_track_data callback, queued only what receive() yields
+            if type(dispatcher) is Dispatcher:
+                message = (<Dispatcher>dispatcher).dispatch_at(
+                    <const unsigned char *>frame.payload_ptr, frame.payload_size
+                )
+            else:  # the Python twin (tests switch implementations)
+                message = dispatcher.dispatch(frame.get_payload_as_memoryview())
             if message is not None:
                 self.deliver(message)
         else:

@@ -8,5 +8,7 @@ cdef class Dispatcher:
     cdef public object on_closed      # called by a transport when its connection ended
 
     cpdef object dispatch(self, object frame)
+    # dispatch() of a frame at `data` (picows' receive buffer): the listener's C call
+    cdef object dispatch_at(self, const unsigned char *data, Py_ssize_t size)
     # the decoded message, counted; None (counted, logged) if it is malformed
     cdef object _decode_counted(self, const unsigned char *data, Py_ssize_t size)

@@ -46,18 +46,20 @@ cdef class Dispatcher:
         ``stats.frames_skipped``, logged), or of no interest (``authenticated``).
         """
         cdef Py_buffer view
-        cdef Py_ssize_t size
         if PyBytes_CheckExact(frame):
-            size = PyBytes_GET_SIZE(frame)
-            message = self._decode_counted(<const unsigned char *>PyBytes_AS_STRING(frame), size)
-        else:
-            # picows' payload view (C-contiguous bytes): decoded where it lies
-            PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
-            try:
-                size = view.len
-                message = self._decode_counted(<const unsigned char *>view.buf, size)
-            finally:
-                PyBuffer_Release(&view)
+            return self.dispatch_at(
+                <const unsigned char *>PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame)
+            )
+        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)  # a C-contiguous byte run
+        try:
+            return self.dispatch_at(<const unsigned char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef object dispatch_at(self, const unsigned char *data, Py_ssize_t size):
+        # the native listener calls this with picows' payload pointer: decoded where it
+        # lies in picows' receive buffer, the audio copied once, into the message
+        message = self._decode_counted(data, size)
         if message is None:
             return None
         if type(message) is IncomingTrackData:
@@ -155,6 +157,15 @@ cdef inline bint _lock_try_acquire(object lock) except -1:
     return True
 
 
+cdef inline int _lock_release(object lock) except -1:
+    # ReadLock.release without a Python frame when nobody waits (every message)
+    if lock._waiters:
+        lock.release()
+    else:
+        lock._locked = False
+    return 0
+
+
 async def receive_messages(session):
     """What AgentSession.receive() iterates (as fishjam_fast._session_py.receive_messages)."""
     lock = session._read_lock
@@ -186,7 +197,7 @@ async def receive_messages(session):
                             raise
                     message = _accept(session, frame)
                 finally:
-                    lock.release()
+                    _lock_release(lock)
             except _TransportClosed as closed:
                 if session._outage is not None:
                     await _shield(session._outage)  # back, or raises what ended it
@@ -211,7 +222,11 @@ cpdef bint write_now(object session, object frame) except -1:
     """
     if session._outage is not None or session._closed is not None:
         return False
-    transport = session._transport
+    return _write_counted(session, session._transport, frame)
+
+
+cdef bint _write_counted(object session, object transport, object frame) except -1:
+    """write_now once the connection was found open (``transport`` is the session's)."""
     try:
         transport.write(frame)
     except _TransportClosed as closed:
@@ -251,7 +266,8 @@ def send_chunk_now(track, data, bint nowait=False):
     session = track.session
     if session._outage is not None or session._closed is not None:
         return False
-    if nowait and session._transport.writing_paused:
+    transport = session._transport
+    if nowait and transport.writing_paused:
         return False
     frame = _encode_track_data((<TrackDataEncoder>encoder)._id_field, data)
     cdef double seconds = size * <double>track._seconds_per_byte
@@ -265,13 +281,13 @@ def send_chunk_now(track, data, bint nowait=False):
         sent = clock.sent_seconds
         clock.ends_at = (ends_at if ends_at > now else now) + seconds
         clock.sent_seconds = sent + seconds
-    if not write_now(session, frame):
+    if not _write_counted(session, transport, frame):
         if not nowait:
             return frame
         if clock is not None:  # nothing went out: the clock did not move
             clock.ends_at = ends_at
             clock.sent_seconds = sent
         return False
-    if session._transport.writing_paused:
+    if transport.writing_paused:
         return True
     return None
