@@ -66,7 +66,14 @@ CONNECT_CONCURRENCY = 50
 
 
 def client_module(client: str) -> ModuleType:
-    """``fishjam_fast`` or the plain SDK's ``fishjam.agent``."""
+    """``fishjam_fast``, the plain SDK's ``fishjam.agent``, or ``bare_picows`` (the floor:
+    picows and fishjam_fast's codec, no library; see bare_picows.py)."""
+    if client == "bare_picows":
+        if __package__:
+            from benchmarks import bare_picows
+        else:
+            import bare_picows  # type: ignore[no-redef]
+        return bare_picows
     if client == "fishjam_fast":
         import fishjam_fast
 
@@ -76,7 +83,7 @@ def client_module(client: str) -> ModuleType:
 
         plain: ModuleType = fishjam.agent
         return plain
-    raise ValueError(f"unknown client {client!r}: use fishjam_fast or plain_sdk")
+    raise ValueError(f"unknown client {client!r}: use fishjam_fast, plain_sdk or bare_picows")
 
 
 def fishjam_fast_transports() -> tuple[str, list[str]]:
@@ -320,11 +327,15 @@ def run_realtime(
     import fishjam_fast
 
     module = client_module(client)
-    if api not in ("iterator", "callback") or (api == "callback" and client != "fishjam_fast"):
-        raise ValueError(f"api {api!r}: 'iterator', or 'callback' for fishjam_fast only")
+    if client == "bare_picows":
+        api = "callback"  # its only way
+    if api not in ("iterator", "callback") or (api == "callback" and client == "plain_sdk"):
+        raise ValueError(f"api {api!r}: 'iterator', or 'callback' (not for the plain SDK)")
     options: dict[str, Any] = {}
     shown = "websockets"  # the plain SDK's, and fishjam_fast's before it had a choice
-    if client == "fishjam_fast":
+    if client == "bare_picows":
+        shown = "picows"
+    elif client == "fishjam_fast":
         default, accepted = fishjam_fast_transports()
         shown = transport or default
         if shown not in accepted:
@@ -390,7 +401,18 @@ def _cases() -> list[tuple[str, str | None, int, str]]:
     cases = small + [("fishjam_fast", None, n, "iterator") for n in large]
     if callback:
         cases += [("fishjam_fast", None, n, "callback") for n in large]
+    if not QUICK and _has_picows():
+        # the floor, beside them (not guarded: it is not fishjam_fast)
+        cases += [("bare_picows", None, n, "callback") for n in (30, 400)]
     return cases
+
+
+def _has_picows() -> bool:
+    try:
+        import picows  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _has_callback_api() -> bool:
@@ -406,7 +428,7 @@ def _label(client: str, transport: str | None, api: str = "iterator") -> str:
     # the default transport and API keep the bare name, so floors.toml names one subject
     # for good; the others say which
     label = client if transport is None else f"{client}-{transport}"
-    return label if api == "iterator" else f"{label}-{api}"
+    return label if api == "iterator" or client == "bare_picows" else f"{label}-{api}"
 
 
 def run_in_child(
@@ -485,7 +507,9 @@ def test_realtime(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="One real-time measurement (see the docstring).")
-    parser.add_argument("--client", choices=["fishjam_fast", "plain_sdk"], default="fishjam_fast")
+    parser.add_argument(
+        "--client", choices=["fishjam_fast", "plain_sdk", "bare_picows"], default="fishjam_fast"
+    )
     parser.add_argument("--transport", default=None, help="fishjam_fast's; default: its default")
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
