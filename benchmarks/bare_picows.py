@@ -1,9 +1,10 @@
 """The floor of a Python echo agent: bare picows and fishjam_fast's codec, nothing else.
 
 The real-time benchmark's ``bare_picows`` client. It has just enough of the agent API
-for the benchmark's ``callback`` echo agent (``Agent.connect``, ``add_track``,
-``on_track_data``, ``send_chunk_nowait``, ``receive``), and none of what makes an agent
-library: no validation, no counters, no playout clock, no flow control, no keepalive,
+for the benchmark's echo agents (``Agent.connect``, ``add_track``, ``receive`` with
+``send_chunk`` for ``iterator``: a future per message, the least asyncio allows;
+``on_track_data`` with ``send_chunk_nowait`` for ``callback``), and none of what makes
+an agent library: no validation, no counters, no playout clock, no flow control, no keepalive,
 no reconnection, no handling of anything but ``track_data``. A frame is decoded from
 picows' buffer where it arrives and the callback's chunk is framed and handed to
 picows. Measured beside fishjam_fast in the same run, it says how close fishjam_fast
@@ -30,6 +31,7 @@ _BINARY = WSMsgType.BINARY
 class _Listener(WSListener):  # type: ignore[misc]
     def __init__(self) -> None:
         self.callback: Callable[[Any], object] | None = None
+        self.reader: asyncio.Future[Any] | None = None  # receive()'s, per message
         self.authenticated = asyncio.get_running_loop().create_future()
         self.disconnected = asyncio.get_running_loop().create_future()
 
@@ -40,6 +42,8 @@ class _Listener(WSListener):  # type: ignore[misc]
         if type(message) is _codec.IncomingTrackData:
             if self.callback is not None:
                 self.callback(message)
+            elif self.reader is not None and not self.reader.done():
+                self.reader.set_result(message)  # (a chunk with no reader is dropped)
         elif not self.authenticated.done():
             self.authenticated.set_result(None)
 
@@ -55,6 +59,9 @@ class Track:
         self._encoder = _codec.TrackDataEncoder(self.id)
 
     def send_chunk_nowait(self, data: bytes) -> None:
+        self._transport.send(_BINARY, self._encoder.encode(data))
+
+    async def send_chunk(self, data: bytes) -> None:
         self._transport.send(_BINARY, self._encoder.encode(data))
 
 
@@ -75,9 +82,14 @@ class Session:
         self._listener.callback = callback
 
     async def receive(self) -> AsyncIterator[Any]:
-        await self._listener.disconnected  # audio goes to the callback; nothing else
-        return
-        yield
+        listener = self._listener
+        if listener.callback is not None:
+            await listener.disconnected  # audio goes to the callback; nothing else
+            return
+        loop = asyncio.get_running_loop()
+        while not listener.disconnected.done():
+            listener.reader = loop.create_future()
+            yield await listener.reader
 
 
 class Agent:

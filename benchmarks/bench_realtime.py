@@ -327,8 +327,6 @@ def run_realtime(
     import fishjam_fast
 
     module = client_module(client)
-    if client == "bare_picows":
-        api = "callback"  # its only way
     if api not in ("iterator", "callback") or (api == "callback" and client == "plain_sdk"):
         raise ValueError(f"api {api!r}: 'iterator', or 'callback' (not for the plain SDK)")
     options: dict[str, Any] = {}
@@ -403,7 +401,7 @@ def _cases() -> list[tuple[str, str | None, int, str]]:
         cases += [("fishjam_fast", None, n, "callback") for n in large]
     if not QUICK and _has_picows():
         # the floor, beside them (not guarded: it is not fishjam_fast)
-        cases += [("bare_picows", None, n, "callback") for n in (30, 400)]
+        cases += [("bare_picows", None, n, a) for n in (30, 400) for a in ("iterator", "callback")]
     return cases
 
 
@@ -428,7 +426,7 @@ def _label(client: str, transport: str | None, api: str = "iterator") -> str:
     # the default transport and API keep the bare name, so floors.toml names one subject
     # for good; the others say which
     label = client if transport is None else f"{client}-{transport}"
-    return label if api == "iterator" or client == "bare_picows" else f"{label}-{api}"
+    return label if api == "iterator" else f"{label}-{api}"
 
 
 def run_in_child(

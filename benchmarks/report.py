@@ -191,9 +191,10 @@ def realtime_section(benchmarks: list[dict[str, Any]]) -> list[str]:
         "track.send_chunk(...)` (the plain SDK's way, its only one); `callback` is",
         "fishjam_fast's `session.on_track_data(callback)` answering with",
         "`track.send_chunk_nowait(...)`: no task, future or queue per message.",
-        "`bare_picows` is the floor, not a client: the same callback echo on picows and",
-        "fishjam_fast's codec with nothing else (benchmarks/bare_picows.py: no checks,",
-        "counters, clock, flow control, keepalive or reconnection).",
+        "`bare_picows` is the floor, not a client: the same echo agents on picows and",
+        "fishjam_fast's codec with nothing else (benchmarks/bare_picows.py: a future per",
+        "message for `iterator`; no checks, counters, clock, flow control, keepalive or",
+        "reconnection).",
         "",
         "| client | transport | API | N | CPU per agent-second (user + kernel) "
         "| agents per core at 50% | µs per message (user / kernel) | lateness p50 / p99 "
@@ -251,13 +252,13 @@ def realtime_section(benchmarks: list[dict[str, Any]]) -> list[str]:
             ]
         elif api == "iterator":
             lines.append("- N=400 not measured in this run (quick mode)")
-        floor = by_key.get(("realtime-400", "realtime[bare_picows]"))
+        floor = by_key.get(("realtime-400", name.replace("fishjam_fast", "bare_picows")))
         if at400 is not None and floor is not None:
             x, f = at400["extra_info"], floor["extra_info"]
             share = x["agents_per_core_at_half"] / f["agents_per_core_at_half"]
             lines.append(
-                f"- {api}: at N=400, {share:.0%}"
-                f" of the agents per core of bare picows ({f['agents_per_core_at_half']:,.0f}; "
+                f"- {api}: at N=400, {share:.0%} of the agents per core of bare picows, {api} "
+                f"({f['agents_per_core_at_half']:,.0f}; "
                 f"user {f['user_us_per_message']:.2f}, kernel {f['system_us_per_message']:.2f} µs "
                 "per message): the floor of a Python agent on this machine"
             )
