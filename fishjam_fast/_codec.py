@@ -46,13 +46,15 @@ PCM_NAMES = ("frame_pcm16", "pcm16_bytes", "pcm16_into", "pcm16_to_float32")
 
 SESSION_NAMES = (
     "Dispatcher",
+    "PlayoutClock",
+    "TrackSender",
     "accept_frame",
     "read_message",
     "receive_messages",
     "send_chunk_now",
     "write_now",
 )
-"""The per-message path of a session (``_session_py`` in the fallback)."""
+"""The per-message path of a session (``_session_py`` and ``_playout`` in the fallback)."""
 
 NAMES = MESSAGE_NAMES + CODEC_NAMES + PCM_NAMES + SESSION_NAMES
 """Everything either implementation exports, besides the ``NATIVE`` flag."""
@@ -66,9 +68,15 @@ BUILD_HINT = (
 
 
 def _fallback() -> dict[str, Any]:
-    from . import _codec_py, _messages_py, _pcm_py, _session_py
+    from . import _codec_py, _messages_py, _pcm_py, _playout, _session_py
 
-    exported = {**vars(_messages_py), **vars(_codec_py), **vars(_pcm_py), **vars(_session_py)}
+    exported = {
+        **vars(_messages_py),
+        **vars(_codec_py),
+        **vars(_pcm_py),
+        **vars(_playout),
+        **vars(_session_py),
+    }
     return {name: exported[name] for name in NAMES}
 
 

@@ -18,4 +18,5 @@ include "buffer.pxd"     # read cursor (rcur_*), exact-size writers (wbuf_*)
 include "messages.pxd"   # the decoded message classes and their fields
 include "codec.pxd"      # AgentRequest keys; the track_data framing loop (frame_*)
 include "pcm.pxd"        # PCM16 kernels (pcm_*)
+include "playout.pxd"      # the playout clock (PlayoutClock)
 include "session_hot.pxd"  # the per-message path of a session (Dispatcher)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # the module, not its names: _codec imports this module while it selects
 from . import _codec
@@ -215,6 +215,38 @@ def write_now(session: AgentSession, frame: Buffer) -> bool:
     stats.messages_sent += 1
     stats.bytes_sent += len(frame)  # type: ignore[arg-type]
     return True
+
+
+class TrackSender:
+    """What ``send_chunk``'s shortcut needs of one track (C fields in the native twin,
+    which reads them without an attribute lookup each).
+
+    Attributes:
+        session: The track's session.
+        encoder: The track's TrackDataEncoder.
+        frame_bytes: Bytes of one sample frame (PCM16: ``2 * channels``); 1 for Opus.
+        seconds_per_byte: Playout seconds per PCM16 byte; 0.0 for Opus.
+        clock: The track's PlayoutClock.
+        enabled: False when the shortcut must decline: a paced track, or one removed.
+    """
+
+    __slots__ = ("clock", "enabled", "encoder", "frame_bytes", "seconds_per_byte", "session")
+
+    def __init__(
+        self,
+        session: AgentSession,
+        encoder: Any,
+        frame_bytes: int,
+        seconds_per_byte: float,
+        clock: Any,
+        enabled: bool,
+    ) -> None:
+        self.session = session
+        self.encoder = encoder
+        self.frame_bytes = frame_bytes
+        self.seconds_per_byte = seconds_per_byte
+        self.clock = clock
+        self.enabled = enabled
 
 
 def send_chunk_now(

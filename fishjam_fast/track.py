@@ -21,7 +21,6 @@ import numpy.typing as npt
 from . import _codec, _pcm, pcm
 from ._options import TrackParams, track_params
 from ._pcm_stream import PcmStream
-from ._playout import PlayoutClock
 from ._resample import check_rate
 from .enums import TrackType
 from .errors import AgentError, AgentWouldBlockError
@@ -29,6 +28,7 @@ from .errors import AgentError, AgentWouldBlockError
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+    from ._playout import PlayoutClock
     from .session import AgentSession
 
 
@@ -63,6 +63,7 @@ class OutgoingTrack:
         "_removed",
         "_seconds_per_byte",
         "_send",
+        "_sender",
         "_sleepers",
         "_stream",
         "id",
@@ -95,9 +96,18 @@ class OutgoingTrack:
         self._frame_bytes = params.frame_bytes if params.is_pcm16 else 1
         self._removed = False
         # playout: seconds per PCM16 byte (0 for Opus: its clock never moves)
-        self._clock = PlayoutClock()
+        self._clock: PlayoutClock = _codec.PlayoutClock()  # type: ignore[assignment]
         self._seconds_per_byte = (
             1.0 / (params.frame_bytes * params.sample_rate) if params.is_pcm16 else 0.0
+        )
+        # send_chunk's native shortcut reads the track from here (C fields)
+        self._sender = _codec.TrackSender(
+            session,
+            self._encoder,
+            self._frame_bytes,
+            self._seconds_per_byte,
+            self._clock,
+            self._max_queued is None,
         )
         self._interrupts = 0  # bumped when the queue is dropped: ends wait_for_playout()
         # pacing waits and wait_for_playout(), woken early by interrupt() and remove()
@@ -473,6 +483,7 @@ class OutgoingTrack:
             return
         self.session._forget_track(self)  # not re-added by a reconnection from now on
         self._removed = True
+        self._sender.enabled = False
         self._clock.clear(time.monotonic())
         self._wake_sleepers()
         await self._send(_codec.encode_remove_track(self.id), "skip")

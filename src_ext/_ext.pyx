@@ -9,6 +9,7 @@ fishjam_fast/_ext.pxd, the module's declarations, includes those .pxd files:
     messages  the decoded message classes (Track, IncomingTrackData, ...)
     codec     AgentRequest encoders, AgentResponse decoder
     pcm       PCM16 packing kernels
+    playout   the playout clock of an outgoing track
     session_hot  the per-message path of a session (receive loop, chunk sending)
 """
 
@@ -33,4 +34,5 @@ include "codec.pyx"
 
 include "pcm.pyx"
 
+include "playout.pyx"
 include "session_hot.pyx"

@@ -12,3 +12,12 @@ cdef class Dispatcher:
     cdef object dispatch_at(self, const unsigned char *data, Py_ssize_t size)
     # the decoded message, counted; None (counted, logged) if it is malformed
     cdef object _decode_counted(self, const unsigned char *data, Py_ssize_t size)
+
+
+cdef class TrackSender:
+    cdef readonly object session          # the track's AgentSession
+    cdef readonly object encoder          # the track's TrackDataEncoder
+    cdef readonly Py_ssize_t frame_bytes  # PCM16: 2 * channels; Opus: 1
+    cdef readonly double seconds_per_byte # PCM16: playout seconds per byte; Opus: 0
+    cdef readonly object clock            # the track's PlayoutClock
+    cdef public bint enabled              # False: paced (max_queued) or removed

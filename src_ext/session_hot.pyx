@@ -238,13 +238,30 @@ cdef bint _write_counted(object session, object transport, object frame) except 
     return True
 
 
+cdef class TrackSender:
+    """What send_chunk's shortcut needs of one track, as C fields.
+
+    (As fishjam_fast._session_py.TrackSender, which documents it.)
+    """
+
+    def __init__(self, session, encoder, Py_ssize_t frame_bytes, double seconds_per_byte,
+                 clock, bint enabled):
+        self.session = session
+        self.encoder = encoder
+        self.frame_bytes = frame_bytes
+        self.seconds_per_byte = seconds_per_byte
+        self.clock = clock
+        self.enabled = enabled
+
+
 def send_chunk_now(track, data, bint nowait=False):
     """OutgoingTrack.send_chunk's (and send_chunk_nowait's) shortcut for a plain chunk:
     ``bytes`` holding whole samples, on an unpaced track, on an open connection (and,
     for ``nowait``, a write buffer below its high-water mark).
 
     Frames it (the track's TrackDataEncoder), moves the playout clock as
-    ``PlayoutClock.add`` does, writes it and counts it, all without a Python frame.
+    ``PlayoutClock.add`` does, writes it and counts it, all without a Python frame;
+    what it needs of the track is in C fields of its TrackSender.
 
     Returns:
         None: written, nothing left to do. True: written, and the write buffer is now
@@ -254,28 +271,30 @@ def send_chunk_now(track, data, bint nowait=False):
         clocked, not written (the connection dropped as it was written): the caller
         hands it to ``session._send``.
     """
-    if not PyBytes_CheckExact(data) or track._removed or track._max_queued is not None:
+    sender = track._sender
+    if type(sender) is not TrackSender or not PyBytes_CheckExact(data):
+        return False
+    cdef TrackSender s = <TrackSender>sender
+    if not s.enabled or type(s.encoder) is not TrackDataEncoder:
         return False
     cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t frame_bytes = track._frame_bytes
-    if size % frame_bytes:
+    if size % s.frame_bytes:
         return False  # the general path says what is wrong
-    encoder = track._encoder
-    if type(encoder) is not TrackDataEncoder:
-        return False
-    session = track.session
+    session = s.session
     if session._outage is not None or session._closed is not None:
         return False
     transport = session._transport
     if nowait and transport.writing_paused:
         return False
-    frame = _encode_track_data((<TrackDataEncoder>encoder)._id_field, data)
-    cdef double seconds = size * <double>track._seconds_per_byte
-    cdef double now, ends_at = 0.0, sent = 0.0
-    clock = None
+    frame = _encode_track_data((<TrackDataEncoder>s.encoder)._id_field, data)
+    cdef double seconds = size * s.seconds_per_byte
+    cdef double now = 0.0, ends_at = 0.0, sent = 0.0
+    cdef PlayoutClock clock = None
     if seconds:
-        # PlayoutClock.add (fishjam_fast/_playout.py): what is queued plays first
-        clock = track._clock
+        if type(s.clock) is not PlayoutClock:
+            return False  # (a Python clock: the general path)
+        # PlayoutClock.add: what is queued plays first
+        clock = <PlayoutClock>s.clock
         now = _monotonic()
         ends_at = clock.ends_at
         sent = clock.sent_seconds

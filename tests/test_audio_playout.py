@@ -1,10 +1,21 @@
-"""The playout clock (fishjam_fast._playout), driven with made-up times."""
+"""The playout clock (fishjam_fast._playout, and its native twin in fishjam_fast._ext),
+driven with made-up times."""
 
 from __future__ import annotations
 
 import pytest
 
+from fishjam_fast import _playout
 from fishjam_fast._playout import PlayoutClock
+from tests.conftest import native_extension
+
+
+@pytest.fixture(params=["python", "native"], autouse=True)
+def _implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs on both clocks (the module's PlayoutClock name is switched)."""
+    native = request.param == "native"
+    cls = native_extension().PlayoutClock if native else _playout.PlayoutClock
+    monkeypatch.setitem(globals(), "PlayoutClock", cls)
 
 
 def test_idle_clock_holds_nothing() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from fishjam_fast import (
     OutgoingAudioTrackOptions,
     ReconnectPolicy,
     _codec,
+    _playout,
     _session_py,
 )
 from fishjam_fast._proto import agent_pb2
@@ -39,7 +41,11 @@ QUICK = ReconnectPolicy(budget=10.0, first_delay=0.02, max_delay=0.2)
 @pytest.fixture(params=["native", "python"])
 def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The implementation of the session's per-message path every session here uses."""
-    module: Any = native_extension() if request.param == "native" else _session_py
+    module: Any = (
+        native_extension()
+        if request.param == "native"
+        else SimpleNamespace(**{**vars(_playout), **vars(_session_py)})
+    )
     for name in _codec.SESSION_NAMES:
         monkeypatch.setattr(_codec, name, getattr(module, name))
     return str(request.param)
