@@ -76,6 +76,9 @@ DEFAULT_PING_TIMEOUT = 20.0
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 """Proxy URL schemes websockets connects through (SOCKS needs ``python-socks``)."""
 
+PICOWS_PROXY_SCHEMES = ("http", "https", "socks4", "socks5")
+"""Proxy URL schemes picows connects through (SOCKS needs ``python-socks``)."""
+
 TransportName = Literal["picows", "websockets"]
 TRANSPORT_NAMES: tuple[TransportName, ...] = ("picows", "websockets")
 

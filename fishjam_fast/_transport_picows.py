@@ -15,14 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
+import urllib.parse
+import urllib.request
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSTransport, ws_connect
 
+try:  # what picows' proxy connections raise (it depends on python-socks)
+    from python_socks import ProxyError
+except ImportError:  # pragma: no cover - a picows without proxy support
+
+    class ProxyError(Exception):  # type: ignore[no-redef]
+        """Never raised: no python-socks."""
+
+
 from . import _picows_frames_py
 from ._env import NO_EXTENSIONS
 from ._transport import (
+    PICOWS_PROXY_SCHEMES,
     TransportBase,
     TransportClosed,
     TransportOptions,
@@ -363,6 +374,32 @@ def _retrieve_exception(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def _proxy_for(url: str, proxy: str | bool | None) -> str | None:
+    """The proxy URL to connect ``url`` through: ``proxy`` itself, none, or for True the
+    environment's (``wss_proxy``/``https_proxy`` or ``ws_proxy``/``http_proxy``, then
+    ``all_proxy``; ``no_proxy`` honoured), as websockets looks it up.
+
+    Raises:
+        ValueError: the environment's proxy has a scheme picows cannot use.
+    """
+    if proxy is None or proxy is False:
+        return None
+    if isinstance(proxy, str):
+        return proxy
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(f"{parts.hostname}:{parts.port}"):
+        return None
+    proxies = urllib.request.getproxies()
+    names = ("wss", "https", "all") if parts.scheme == "wss" else ("ws", "http", "all")
+    found = next((proxies[name] for name in names if name in proxies), None)
+    if found is not None and found.partition("://")[0].lower() not in PICOWS_PROXY_SCHEMES:
+        raise ValueError(
+            f"the environment's proxy {found!r} is not one picows connects through "
+            f"({', '.join(PICOWS_PROXY_SCHEMES)}); use transport='websockets'"
+        )
+    return found
+
+
 async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
     """Opens a picows connection (a :data:`~._transport.TransportFactory`).
 
@@ -372,6 +409,10 @@ async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
     """
     secure = url.startswith("wss://")
     context: ssl_module.SSLContext | None = options.ssl if secure else None
+    try:
+        proxy = _proxy_for(url, options.proxy)
+    except ValueError as exc:
+        raise cannot_connect(url, exc, options.open_timeout) from None
     try:
         async with asyncio.timeout(options.open_timeout):
             _, listener = await ws_connect(
@@ -385,8 +426,9 @@ async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
                 enable_auto_pong=False,  # pongs are coalesced under backpressure
                 max_frame_size=options.max_message_size,
                 max_redirects=0,
+                proxy=proxy,
             )
-    except (TimeoutError, OSError, WSError) as exc:
+    except (TimeoutError, OSError, WSError, ProxyError) as exc:
         raise cannot_connect(url, exc, options.open_timeout) from exc
     assert isinstance(listener, _PicowsTransport)
     return listener

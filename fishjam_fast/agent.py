@@ -26,6 +26,7 @@ from ._transport import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     DEFAULT_WRITE_LIMIT,
+    PICOWS_PROXY_SCHEMES,
     Transport,
     TransportClosed,
     TransportFactory,
@@ -138,7 +139,9 @@ class Agent:
                 settings; a proxy URL (``http://``, ``https://``, ``socks5h://``, ...)
                 connects through that proxy; True uses the proxy the environment
                 (``https_proxy``, ``wss_proxy``, ``no_proxy``, ...) or the system
-                configures, as the plain SDK does. Needs ``transport="websockets"``.
+                configures, as the plain SDK does. The picows transport takes
+                ``http``, ``https``, ``socks4`` and ``socks5`` proxies; ``socks4a`` and
+                ``socks5h`` need ``transport="websockets"``.
             reconnect: After an abnormal end of the connection (a drop, 1001, 1011, a
                 keepalive timeout), reconnect and carry on: True (the default) with a
                 default :class:`ReconnectPolicy` (30 s budget per outage), a
@@ -151,7 +154,7 @@ class Agent:
         Raises:
             ValueError, TypeError: a bad URL, ``ssl`` for a plain URL, an unknown
                 transport, a limit that is not a positive int, a timeout that is not a
-                positive number, a bad ``proxy`` or one with the picows transport, or a
+                positive number, a bad ``proxy`` (or one picows cannot use), or a
                 bad ``reconnect`` or ``token_provider``.
         """
         self.id = id
@@ -164,10 +167,14 @@ class Agent:
         if transport is None:
             transport = default_transport()
         self._transport_factory: TransportFactory = transport_factory(transport)
-        if proxy is not None and transport != "websockets":
+        if (
+            isinstance(proxy, str)
+            and transport == "picows"
+            and proxy.partition("://")[0].lower() not in PICOWS_PROXY_SCHEMES
+        ):
             raise ValueError(
-                f"proxy={proxy!r} needs transport='websockets' (the {transport} transport "
-                "connects directly)"
+                f"proxy={proxy!r} needs transport='websockets' (picows connects through "
+                f"{', '.join(PICOWS_PROXY_SCHEMES)} proxies)"
             )
         self.transport_name: TransportName = transport
         self._options = TransportOptions(

@@ -307,6 +307,6 @@ def send_chunk_now(track, data, bint nowait=False):
             clock.ends_at = ends_at
             clock.sent_seconds = sent
         return False
-    if transport.writing_paused:
+    if not nowait and transport.writing_paused:  # (send_chunk_nowait does not wait)
         return True
     return None

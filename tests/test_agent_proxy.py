@@ -1,6 +1,6 @@
-"""Proxies, websockets transport: none by default (no lookup of the environment's
-settings on every connect), through the one given as ``proxy=``, or the environment's
-with ``proxy=True``. The proxy is a real HTTP CONNECT proxy written here."""
+"""Proxies, on both transports: none by default (no lookup of the environment's settings
+on every connect), through the one given as ``proxy=``, or the environment's with
+``proxy=True``. The proxy is a real HTTP CONNECT proxy written here."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from fishjam_fast import Agent, AgentConnectionError
 from fishjam_fast.local import LocalFishjam
 
 TIMEOUT = 5.0
+
+BOTH = pytest.mark.parametrize("transport_name", ["picows", "websockets"])
 
 
 class ConnectProxy:
@@ -69,8 +71,12 @@ async def _connects(agent: Agent) -> None:
         assert session.state == "connected"
 
 
+@BOTH
 async def test_no_proxy_by_default_whatever_the_environment_says(
-    local_fishjam: LocalFishjam, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
+    local_fishjam: LocalFishjam,
+    proxy: ConnectProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    transport_name: str,
 ) -> None:
     for name in ("ws_proxy", "http_proxy", "all_proxy"):
         monkeypatch.setenv(name, proxy.url)
@@ -78,30 +84,40 @@ async def test_no_proxy_by_default_whatever_the_environment_says(
     monkeypatch.delenv("NO_PROXY", raising=False)
     room = await local_fishjam.create_room()
     peer = await local_fishjam.add_agent(room)
-    await _connects(Agent(peer.id, room, peer.token, local_fishjam.url, transport="websockets"))
+    await _connects(Agent(peer.id, room, peer.token, local_fishjam.url, transport=transport_name))
     assert proxy.targets == []
     # proxy=True: the environment's proxy, as websockets (and the plain SDK) do
-    agent = Agent(peer.id, room, peer.token, local_fishjam.url, transport="websockets", proxy=True)
+    agent = Agent(
+        peer.id, room, peer.token, local_fishjam.url, transport=transport_name, proxy=True
+    )
     await _connects(agent)
     assert proxy.targets == [f"127.0.0.1:{local_fishjam.port}"]
 
 
-async def test_through_the_proxy_given(local_fishjam: LocalFishjam, proxy: ConnectProxy) -> None:
+@BOTH
+async def test_through_the_proxy_given(
+    local_fishjam: LocalFishjam, proxy: ConnectProxy, transport_name: str
+) -> None:
     room = await local_fishjam.create_room()
     peer = await local_fishjam.add_agent(room)
     url = local_fishjam.url
-    await _connects(Agent(peer.id, room, peer.token, url, transport="websockets", proxy=proxy.url))
+    await _connects(
+        Agent(peer.id, room, peer.token, url, transport=transport_name, proxy=proxy.url)
+    )
     assert proxy.targets == [f"127.0.0.1:{local_fishjam.port}"]
 
 
+@BOTH
 async def test_a_proxy_that_is_not_there_is_a_connection_error(
-    local_fishjam: LocalFishjam, proxy: ConnectProxy
+    local_fishjam: LocalFishjam, proxy: ConnectProxy, transport_name: str
 ) -> None:
     room = await local_fishjam.create_room()
     peer = await local_fishjam.add_agent(room)
     gone = proxy.url
     await proxy.__aexit__()
-    agent = Agent(peer.id, room, peer.token, local_fishjam.url, transport="websockets", proxy=gone)
+    agent = Agent(
+        peer.id, room, peer.token, local_fishjam.url, transport=transport_name, proxy=gone
+    )
     with pytest.raises(AgentConnectionError, match="cannot connect"):
         async with asyncio.timeout(TIMEOUT), agent.connect():
             pass
@@ -113,6 +129,20 @@ def test_a_bad_proxy_is_refused(bad: object) -> None:
         Agent("p", "r", "t", "http://127.0.0.1:1", transport="websockets", proxy=bad)  # type: ignore[arg-type]
 
 
-def test_a_proxy_needs_the_websockets_transport() -> None:
+@pytest.mark.parametrize("scheme", ["socks4a", "socks5h"])
+def test_picows_refuses_the_proxies_it_cannot_use(scheme: str) -> None:
     with pytest.raises(ValueError, match="needs transport='websockets'"):
-        Agent("p", "r", "t", "http://127.0.0.1:1", transport="picows", proxy="http://p:8080")
+        Agent("p", "r", "t", "http://127.0.0.1:1", transport="picows", proxy=f"{scheme}://p:1080")
+    Agent("p", "r", "t", "http://127.0.0.1:1", transport="websockets", proxy=f"{scheme}://p:1")
+
+
+async def test_picows_refuses_an_environment_proxy_it_cannot_use(
+    local_fishjam: LocalFishjam, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ws_proxy", "socks5h://127.0.0.1:1")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    agent = Agent("p", "r", "t", local_fishjam.url, transport="picows", proxy=True)
+    with pytest.raises(AgentConnectionError, match="not one picows connects through"):
+        async with asyncio.timeout(TIMEOUT), agent.connect():
+            pass
