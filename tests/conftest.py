@@ -90,3 +90,19 @@ ALL_TRANSPORTS = pytest.mark.parametrize(
     "transport", ["picows", "picows-py", "websockets"], indirect=True
 )
 """For transport tests: picows with each per-frame listener, and websockets."""
+
+
+# -- the session's per-message path: native (_ext) or Python (_session_py, _playout) ----
+@pytest.fixture(params=["native", "python"])
+def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The implementation of the session's per-message path every session here uses."""
+    from fishjam_fast import _codec, _playout, _session_py
+
+    module: Any = (
+        native_extension()
+        if request.param == "native"
+        else SimpleNamespace(**{**vars(_playout), **vars(_session_py)})
+    )
+    for name in _codec.SESSION_NAMES:
+        monkeypatch.setattr(_codec, name, getattr(module, name))
+    return str(request.param)
