@@ -14,6 +14,7 @@
 import asyncio
 import logging
 import time
+from collections.abc import AsyncGenerator as _AsyncGenerator
 
 from fishjam_fast._reconnect import connection_error as _connection_error
 from fishjam_fast._session_py import RECEIVING_TWICE as _RECEIVING_TWICE
@@ -166,8 +167,68 @@ cdef inline int _lock_release(object lock) except -1:
     return 0
 
 
-async def receive_messages(session):
-    """What AgentSession.receive() iterates (as fishjam_fast._session_py.receive_messages)."""
+def receive_messages(session):
+    """What AgentSession.receive() returns (as fishjam_fast._session_py.receive_messages):
+    an async generator over the session's messages."""
+    return _Receiver(session)
+
+
+cdef extern from *:
+    """
+    /* the am_anext slot of an async iterator, as `async for` calls it */
+    static PyObject *fj_anext(PyObject *iterator) {
+        PyAsyncMethods *methods = Py_TYPE(iterator)->tp_as_async;
+        if (methods != NULL && methods->am_anext != NULL) {
+            return methods->am_anext(iterator);
+        }
+        return PyObject_CallMethod(iterator, "__anext__", NULL);
+    }
+    """
+    object _anext "fj_anext"(object iterator)
+
+
+cdef class _Receiver:
+    """receive()'s async generator, native: the generator below, made on first use.
+
+    Cython warns when one of its async generators is collected unstarted ("coroutine
+    ... was never awaited"), CPython's do not: ``session.receive()`` kept and never
+    iterated must not warn, so the generator is made by the first ``__anext__``,
+    ``asend``, ``athrow`` or ``aclose``. Each delegates to it (a C call).
+    """
+
+    cdef object _session
+    cdef object _messages  # _receive_messages(session), once used
+
+    def __init__(self, session):
+        self._session = session
+        self._messages = None
+
+    cdef object _generator(self):
+        if self._messages is None:
+            self._messages = _receive_messages(self._session)
+        return self._messages
+
+    def __aiter__(self):
+        return self
+
+    def __anext__(self):
+        return _anext(self._generator())
+
+    def asend(self, value):
+        return self._generator().asend(value)
+
+    def athrow(self, *args):
+        return self._generator().athrow(*args)
+
+    def aclose(self):
+        return self._generator().aclose()
+
+
+_AsyncGenerator.register(_Receiver)
+
+
+async def _receive_messages(session):
+    """The body of receive()'s async generator (as fishjam_fast._session_py's)."""
     lock = session._read_lock
     backlog = session._backlog
     while True:

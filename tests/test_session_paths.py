@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import gc
+import warnings
 from typing import Any
 
 import pytest
@@ -74,6 +76,20 @@ async def test_receive_is_an_async_generator(
         again = await asyncio.wait_for(session.receive().__anext__(), TIMEOUT)
         assert again.data == b"\x03\x04"
         assert session.stats.messages_received - received == 2
+
+
+async def test_receive_kept_and_never_iterated_does_not_warn(
+    local_fishjam: LocalFishjam, session_path: str
+) -> None:
+    """As CPython's async generators (Cython's would warn "never awaited")."""
+    agent = await _agent(local_fishjam)
+    async with agent.connect() as session:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stream = session.receive()
+            del stream
+            gc.collect()
+        assert [str(w.message) for w in caught] == []
 
 
 async def test_malformed_frames_are_counted_once_and_skipped(
