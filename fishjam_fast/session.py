@@ -106,7 +106,6 @@ class AgentSession(SessionLifecycle):
         """Switches to a new connection (a reconnection): what the lost one still held
         for ``receive()`` goes to the backlog first, in order (bounded by the lost
         connection's own buffers, and in time by ``close_timeout``)."""
-        old = self._transport
         lock = self._read_lock
         limit = self.agent._options.close_timeout
         try:
@@ -118,11 +117,8 @@ class AgentSession(SessionLifecycle):
             return
         try:
             async with asyncio.timeout(limit):
-                while True:
-                    item = old.recv_nowait()
-                    if item is None:
-                        item = await old.recv()  # ended: the rest, then TransportClosed
-                    message = _codec.accept_frame(self, item)
+                while True:  # the lost one: what it holds, then TransportClosed
+                    message = await self._read_message()
                     if message is not None:
                         self._backlog.append(message)
         except (TransportClosed, TimeoutError):

@@ -120,33 +120,22 @@ def accept_frame(session, frame):
     return _accept(session, frame)
 
 
-cdef object _recv_nowait(object session, object transport):
-    """A queued frame, or None: then await transport.recv(). On TransportClosed the
-    session is told first (it ends, or starts reconnecting).
-
-    No check of session._closed first: what the connection delivered before it ended
-    is still read (the transport raises TransportClosed once it is all read).
-    """
-    try:
-        return transport.recv_nowait()
-    except _TransportClosed as closed:
-        session._lost(transport, closed)
-        raise
-
-
 async def read_message(session):
     """Reads a frame; the message in it for the application, or None: try again.
 
-    (As fishjam_fast._session_py.read_message.)
+    (As fishjam_fast._session_py.read_message.) No check of session._closed first:
+    what the connection delivered before it ended is still read (the transport raises
+    TransportClosed once it is all read), and on TransportClosed the session is told
+    first (it ends, or starts reconnecting).
     """
     transport = session._transport
-    frame = _recv_nowait(session, transport)
-    if frame is None:
-        try:
+    try:
+        frame = transport.recv_nowait()
+        if frame is None:
             frame = await transport.recv()
-        except _TransportClosed as closed:
-            session._lost(transport, closed)
-            raise
+    except _TransportClosed as closed:
+        session._lost(transport, closed)
+        raise
     return _accept(session, frame)
 
 
@@ -247,16 +236,7 @@ async def _receive_messages(session):
                         lock.release()
                         continue
                 try:
-                    # read_message, without a coroutine of its own per message
-                    transport = session._transport
-                    frame = _recv_nowait(session, transport)
-                    if frame is None:
-                        try:
-                            frame = await transport.recv()
-                        except _TransportClosed as closed:
-                            session._lost(transport, closed)
-                            raise
-                    message = _accept(session, frame)
+                    message = await read_message(session)
                 finally:
                     _lock_release(lock)
             except _TransportClosed as closed:
