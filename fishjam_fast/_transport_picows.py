@@ -376,8 +376,10 @@ def _retrieve_exception(future: asyncio.Future[Any]) -> None:
 
 def _proxy_for(url: str, proxy: str | bool | None) -> str | None:
     """The proxy URL to connect ``url`` through: ``proxy`` itself, none, or for True the
-    environment's (``wss_proxy``/``https_proxy`` or ``ws_proxy``/``http_proxy``, then
-    ``all_proxy``; ``no_proxy`` honoured), as websockets looks it up.
+    environment's, looked up in websockets' order (its ``websockets.proxy.get_proxy``,
+    not part of its public API, hence this twin): ``no_proxy`` honoured, then
+    ``wss``/``socks``/``https`` for ``wss://``, ``ws``/``socks``/``https``/``http`` for
+    ``ws://``; an ``http://`` proxy given as ``socks`` means SOCKS5.
 
     Raises:
         ValueError: the environment's proxy has a scheme picows cannot use.
@@ -387,12 +389,19 @@ def _proxy_for(url: str, proxy: str | bool | None) -> str | None:
     if isinstance(proxy, str):
         return proxy
     parts = urllib.parse.urlsplit(url)
-    if urllib.request.proxy_bypass(f"{parts.hostname}:{parts.port}"):
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    if urllib.request.proxy_bypass(f"{parts.hostname}:{port}"):
         return None
     proxies = urllib.request.getproxies()
-    names = ("wss", "https", "all") if parts.scheme == "wss" else ("ws", "http", "all")
-    found = next((proxies[name] for name in names if name in proxies), None)
-    if found is not None and found.partition("://")[0].lower() not in PICOWS_PROXY_SCHEMES:
+    names = ("wss", "socks", "https") if secure else ("ws", "socks", "https", "http")
+    name = next((name for name in names if name in proxies), None)
+    if name is None:
+        return None
+    found = proxies[name]
+    if name == "socks" and found.startswith("http://"):
+        found = "socks5h://" + found[len("http://") :]
+    if found.partition("://")[0].lower() not in PICOWS_PROXY_SCHEMES:
         raise ValueError(
             f"the environment's proxy {found!r} is not one picows connects through "
             f"({', '.join(PICOWS_PROXY_SCHEMES)}); use transport='websockets'"

@@ -95,6 +95,29 @@ async def test_no_proxy_by_default_whatever_the_environment_says(
 
 
 @BOTH
+async def test_the_environment_is_read_in_websockets_order(
+    local_fishjam: LocalFishjam,
+    proxy: ConnectProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    transport_name: str,
+) -> None:
+    """For a ws:// URL websockets takes ws_proxy, then socks, https_proxy, http_proxy
+    (no all_proxy): https_proxy alone is used; all_proxy alone is not."""
+    for name in ("ws_proxy", "http_proxy", "all_proxy", "socks_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    room = await local_fishjam.create_room()
+    peer = await local_fishjam.add_agent(room)
+    url = local_fishjam.url
+    monkeypatch.setenv("all_proxy", "http://127.0.0.1:1")  # unreachable: must be ignored
+    await _connects(Agent(peer.id, room, peer.token, url, transport=transport_name, proxy=True))
+    assert proxy.targets == []
+    monkeypatch.setenv("https_proxy", proxy.url)
+    await _connects(Agent(peer.id, room, peer.token, url, transport=transport_name, proxy=True))
+    assert proxy.targets == [f"127.0.0.1:{local_fishjam.port}"]
+
+
+@BOTH
 async def test_through_the_proxy_given(
     local_fishjam: LocalFishjam, proxy: ConnectProxy, transport_name: str
 ) -> None:
