@@ -31,6 +31,8 @@ from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, Ses
 if TYPE_CHECKING:
     from .client import FishjamClient
     from .rest import AsyncFishjamClient, FishjamApiError
+    from .server import AgentServer, ServerOptions
+    from .server.job import Job
 
 __version__ = "0.1.0"
 
@@ -47,6 +49,7 @@ __all__ = [
     "FishjamApiError",
     "IncomingTrackData",
     "IncomingTrackImage",
+    "Job",
     "NativeExtensionWarning",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
@@ -83,4 +86,12 @@ def __getattr__(name: str) -> Any:
         from . import rest
 
         return getattr(rest, name)
+    if name == "Job":  # light: the agent server's other parts are not imported
+        from .server.job import Job
+
+        return Job
+    if name in ("AgentServer", "ServerOptions"):  # the server extra
+        from . import server
+
+        return getattr(server, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
