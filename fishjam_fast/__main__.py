@@ -28,6 +28,14 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"needs {install_hint('demo')}",
     )
     demo_module.add_arguments(demo)
+    from .server import cli as serve_cli  # imports nothing optional at load
+
+    serve = commands.add_parser(
+        "serve",
+        help="the agent server: run an entrypoint for every job, on every core",
+        epilog=f"needs {install_hint('server')}",
+    )
+    serve_cli.add_arguments(serve)
     commands.add_parser(
         "local",
         help="run the local Fishjam server (see python -m fishjam_fast local -h)",
@@ -60,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.command == "serve":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        from .server import cli as serve_cli
+
+        return serve_cli.main(args)
     if args.command == "local":
         from .local.__main__ import main as local_main
 

@@ -20,8 +20,9 @@ def prewarm() -> None:
 async def echo(job: fishjam_fast.Job) -> None:
     """Echoes every chunk heard onto its own track until the room or agent goes."""
     async with job.agent.connect() as session:
-        track = await session.add_track(OutgoingAudioTrackOptions())
-        # the track's metadata-free name says where the job ran and whether prewarm did
+        # the track's metadata says where the job ran and whether prewarm ran there first
+        where = {"pid": os.getpid(), "prewarmed": PREWARMED == [os.getpid()], "job": job.id}
+        track = await session.add_track(OutgoingAudioTrackOptions(metadata=where))
         async for message in session.receive():
             if isinstance(message, IncomingTrackData):
                 await track.send_chunk(message.data)
