@@ -64,15 +64,21 @@ __all__ = [
 ]
 
 
-def _plain_sdk_installed() -> bool:
+def _installed(name: str) -> bool:
     try:
-        return importlib.util.find_spec("fishjam") is not None
+        return importlib.util.find_spec(name) is not None
     except ImportError:  # a finder that refuses it outright
         return False
 
 
+def _plain_sdk_installed() -> bool:
+    return _installed("fishjam")
+
+
 if _plain_sdk_installed():  # the sdk extra; without it `import *` must work all the same
     __all__ += ["FishjamClient"]
+if all(_installed(name) for name in ("aiohttp", "prometheus_client")):  # the server extra
+    __all__ += ["AgentServer", "ServerOptions"]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ from tests.server_helpers import APPS, metrics, until
 pytest.importorskip("prometheus_client")
 pytest.importorskip("aiohttp")
 
-from fishjam_fast.server import AgentServer, ServerFullError  # noqa: E402
+from fishjam_fast.server import AgentServer, ServerFullError
 
 Factory = Callable[..., Any]
 
@@ -119,7 +119,10 @@ async def test_a_killed_worker_has_its_jobs_back_elsewhere_with_the_same_peers(
     assert victims and untouched
     os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
     took = await until(
-        lambda: len(running(server)) == 6 and all(j.attempt == 2 for j in running(server) if j.id in victims),
+        lambda: (
+            len(running(server)) == 6
+            and all(j.attempt == 2 for j in running(server) if j.id in victims)
+        ),
         5,
         "the killed worker's jobs run again",
     )
@@ -178,7 +181,9 @@ async def test_a_crashing_entrypoint_fails_that_job_only(
         await until(lambda: not agent_peers(local_fishjam, bad), 10, "its agent peer deleted")
     assert [j.request.room_id for j in running(server)] == [good]
     sample = await metrics(server.http_url)
-    failed = sum(v for k, v in sample.items() if k.startswith("fishjam_fast_server_jobs_failed_total"))
+    failed = sum(
+        v for k, v in sample.items() if k.startswith("fishjam_fast_server_jobs_failed_total")
+    )
     assert failed == 1
     ended = [r.getMessage() for r in caplog.records if "ended in room " + bad in r.getMessage()]
     assert ended and "failed" in ended[0] and "RuntimeError" in ended[0]
@@ -218,7 +223,7 @@ async def test_a_full_server_makes_jobs_wait_then_runs_or_refuses_them(
     assert [j.request.room_id for j in server.supervisor.jobs()] == [rooms[1]]
     sample = await metrics(server.http_url)
     assert sample['fishjam_fast_server_jobs_refused_total{reason="wait_timeout"}'] == 1
-    assert sample["fishjam_fast_server_jobs_started_total{worker=\"0\"}"] == 2
+    assert sample['fishjam_fast_server_jobs_started_total{worker="0"}'] == 2
 
 
 async def test_stop_drains_running_jobs_that_end_by_themselves(
@@ -264,10 +269,16 @@ async def test_sigterm_drains_within_drain_timeout_and_exits_0(local_fishjam: An
         rooms = [await local_fishjam.create_room() for _ in range(2)]
         async with httpx.AsyncClient(headers={"Authorization": "Bearer d1spatch"}) as client:
             for room_id in rooms:
-                answer = await client.post(url + "/dispatch", json={"room_id": room_id, "metadata": {"linger": 0.2}})
+                answer = await client.post(
+                    url + "/dispatch", json={"room_id": room_id, "metadata": {"linger": 0.2}}
+                )
                 assert answer.status_code == 202, answer.text
         await until(
-            lambda: all(agent_peers(local_fishjam, r) and local_fishjam.connection(agent_peers(local_fishjam, r)[0]) for r in rooms),
+            lambda: all(
+                agent_peers(local_fishjam, r)
+                and local_fishjam.connection(agent_peers(local_fishjam, r)[0])
+                for r in rooms
+            ),
             10,
             "both agents connected",
         )

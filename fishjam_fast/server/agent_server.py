@@ -15,6 +15,7 @@ from ..rest import AsyncFishjamClient, FishjamApiError
 from .dispatch import DispatchRule, EndJob, OneAgentPerRoom, StartJob, notification_name
 from .job import JobRequest
 from .metrics import ServerMetrics
+from .notifications import NotificationSource
 from .options import ServerOptions
 from .supervisor import Supervisor
 
@@ -91,7 +92,9 @@ class AgentServer:
                 "FISHJAM_MANAGEMENT_TOKEN)"
             )
         if not callable(entrypoint) and not isinstance(entrypoint, str):
-            raise TypeError(f"entrypoint must be a callable or 'module:function', not {entrypoint!r}")
+            raise TypeError(
+                f"entrypoint must be a callable or 'module:function', not {entrypoint!r}"
+            )
         self.options = base
         self.rule: DispatchRule = rule if rule is not None else OneAgentPerRoom()
         self._entry = entrypoint
@@ -110,6 +113,7 @@ class AgentServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconciling: asyncio.Lock | None = None
         self.http_url: str | None = None
+        self._notifications: NotificationSource | None = None
 
     def __repr__(self) -> str:  # the token is never shown
         return f"AgentServer({self._entry!r}, fishjam_url={self.fishjam_url!r})"
@@ -212,8 +216,6 @@ class AgentServer:
 
     async def _start_notifications(self, url: str, token: str) -> None:
         """Subscribes to the notification socket, then reconciles over REST."""
-        from .notifications import NotificationSource
-
         source = NotificationSource(url, token, self.feed)
         await source.start()
         self._notifications = source
@@ -226,7 +228,7 @@ class AgentServer:
     async def stop(self, *, drain: bool = True) -> None:
         """Stops the server: with ``drain``, running jobs get ``drain_timeout`` seconds to
         end before they are cancelled; every agent peer is deleted."""
-        source = getattr(self, "_notifications", None)
+        source = self._notifications
         if source is not None:
             await source.close()
             self._notifications = None
@@ -299,7 +301,9 @@ class AgentServer:
             self._supervisor.cut_drain()
 
     # -- jobs ------------------------------------------------------------------------
-    async def dispatch(self, room_id: str, metadata: Any = None, *, peer_id: str | None = None) -> str:
+    async def dispatch(
+        self, room_id: str, metadata: Any = None, *, peer_id: str | None = None
+    ) -> str:
         """Starts a job in a room now (explicit dispatch; the rule is not consulted).
 
         Args:

@@ -24,7 +24,9 @@ def _workers(value: str) -> int | str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``serve`` command's arguments."""
     defaults = ServerOptions()
-    parser.add_argument("entrypoint", help="the job entrypoint, MODULE:FUNCTION (async def entry(job))")
+    parser.add_argument(
+        "entrypoint", help="the job entrypoint, MODULE:FUNCTION (async def entry(job))"
+    )
     parser.add_argument(
         "--fishjam-url",
         help="the Fishjam ID or URL (default: start a local Fishjam, for development)",
@@ -34,32 +36,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the management token (better: the FISHJAM_MANAGEMENT_TOKEN environment "
         "variable, which process listings do not show)",
     )
-    parser.add_argument("--prewarm", help="MODULE:FUNCTION run once per worker (default: "
-                        "the entrypoint module's prewarm, if any)")
-    parser.add_argument("--workers", type=_workers, default="auto",
-                        help="worker processes, or auto (one per usable core; default)")
-    parser.add_argument("--metrics-port", type=int, default=defaults.metrics_port,
-                        help=f"HTTP port of /metrics, /health, POST /dispatch (default "
-                        f"{defaults.metrics_port}; 0: any free port)")
-    parser.add_argument("--metrics-host", default=defaults.metrics_host,
-                        help="address the HTTP port binds (default 127.0.0.1)")
-    parser.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT,
-                        help=f"seconds running jobs get to end on SIGTERM (default "
-                        f"{DEFAULT_DRAIN_TIMEOUT:g})")
-    parser.add_argument("--max-jobs", type=int, default=defaults.max_jobs,
-                        help=f"most jobs per worker (default {defaults.max_jobs})")
-    parser.add_argument("--max-load", type=float, default=defaults.max_load,
-                        help=f"a worker at this CPU load takes no new job (default "
-                        f"{defaults.max_load})")
-    parser.add_argument("--when-full", choices=("wait", "refuse"), default=defaults.when_full,
-                        help="when every worker is full: wait (up to --job-wait-timeout) "
-                        "or refuse")
-    parser.add_argument("--job-wait-timeout", type=float, default=defaults.job_wait_timeout,
-                        help=f"seconds a job may wait for room (default "
-                        f"{defaults.job_wait_timeout:g})")
-    parser.add_argument("--source", choices=("socket", "none"), default="socket",
-                        help="jobs from the notification socket (default) or explicit "
-                        "dispatch only")
+    parser.add_argument(
+        "--prewarm",
+        help="MODULE:FUNCTION run once per worker (default: "
+        "the entrypoint module's prewarm, if any)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        help="worker processes, or auto (one per usable core; default)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=defaults.metrics_port,
+        help=f"HTTP port of /metrics, /health, POST /dispatch (default "
+        f"{defaults.metrics_port}; 0: any free port)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=defaults.metrics_host,
+        help="address the HTTP port binds (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=DEFAULT_DRAIN_TIMEOUT,
+        help=f"seconds running jobs get to end on SIGTERM (default {DEFAULT_DRAIN_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-jobs",
+        type=int,
+        default=defaults.max_jobs,
+        help=f"most jobs per worker (default {defaults.max_jobs})",
+    )
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        default=defaults.max_load,
+        help=f"a worker at this CPU load takes no new job (default {defaults.max_load})",
+    )
+    parser.add_argument(
+        "--when-full",
+        choices=("wait", "refuse"),
+        default=defaults.when_full,
+        help="when every worker is full: wait (up to --job-wait-timeout) or refuse",
+    )
+    parser.add_argument(
+        "--job-wait-timeout",
+        type=float,
+        default=defaults.job_wait_timeout,
+        help=f"seconds a job may wait for room (default {defaults.job_wait_timeout:g})",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("socket", "none"),
+        default="socket",
+        help="jobs from the notification socket (default) or explicit dispatch only",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 

@@ -101,11 +101,11 @@ class OneAgentPerRoom:
                 return [StartJob(self._request(room_id))]
             return []
         if name in ("PeerDisconnected", "PeerDeleted", "PeerCrashed"):
-            peers = self._rooms.get(room_id)
-            if peers is None or notification.peer_id not in peers:
+            present = self._rooms.get(room_id)
+            if present is None or notification.peer_id not in present:
                 return []
-            del peers[notification.peer_id]
-            if not peers:
+            del present[notification.peer_id]
+            if not present:
                 return self._forget(room_id)
             return []
         if name in ("RoomDeleted", "RoomCrashed"):
@@ -118,14 +118,16 @@ class OneAgentPerRoom:
     def _forget(self, room_id: str) -> list[Action]:
         had = self._rooms.pop(room_id, None)
         self._first.pop(room_id, None)
-        return [EndJob(room_id)] if had else []
+        return [EndJob(room_id)] if had is not None else []
 
     def reset(self, rooms: Sequence[Room]) -> None:
         """See :meth:`DispatchRule.reset`: connected ``webrtc`` peers count."""
         self._rooms = {}
         self._first = {}
         for room in rooms:
-            peers = {p.id: None for p in room.peers if p.type == "webrtc" and p.status == "connected"}
+            peers = {
+                p.id: None for p in room.peers if p.type == "webrtc" and p.status == "connected"
+            }
             if peers:
                 self._rooms[room.id] = peers
                 self._first[room.id] = next(iter(peers))

@@ -29,7 +29,10 @@ _WORKER_COUNTERS = {
     "reconnects": ("agent_reconnects", "Agent sessions' reconnections after a lost connection"),
     "messages_sent": ("agent_messages_sent", "Messages (audio chunks, ...) agents sent"),
     "bytes_sent": ("agent_bytes_sent", "Bytes agents sent"),
-    "messages_received": ("agent_messages_received", "Messages (audio chunks, ...) agents received"),
+    "messages_received": (
+        "agent_messages_received",
+        "Messages (audio chunks, ...) agents received",
+    ),
     "bytes_received": ("agent_bytes_received", "Bytes agents received"),
 }
 
@@ -65,7 +68,9 @@ class _Collector(Collector):
         def gauge(name: str, help: str) -> GaugeMetricFamily:
             return GaugeMetricFamily(PREFIX + name, help, labels=["worker"])
 
-        def counter(name: str, help: str, labels: tuple[str, ...] = ("worker",)) -> CounterMetricFamily:
+        def counter(
+            name: str, help: str, labels: tuple[str, ...] = ("worker",)
+        ) -> CounterMetricFamily:
             return CounterMetricFamily(PREFIX + name, help, labels=list(labels))
 
         active = gauge("jobs_active", "Jobs placed on the worker (starting or running)")

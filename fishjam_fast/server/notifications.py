@@ -19,7 +19,9 @@ READY_TIMEOUT = 10.0
 class NotificationSource:
     """Feeds every server notification (and ``NotificationGap``) to ``feed``."""
 
-    def __init__(self, fishjam_url: str, management_token: str, feed: Callable[[Any], None]) -> None:
+    def __init__(
+        self, fishjam_url: str, management_token: str, feed: Callable[[Any], None]
+    ) -> None:
         self._url = fishjam_url
         self._token = management_token
         self._feed = feed
@@ -32,7 +34,7 @@ class NotificationSource:
         Raises:
             TimeoutError: Not subscribed within ``timeout`` seconds.
         """
-        from .. import FishjamNotifier  # type: ignore[attr-defined]
+        from .. import FishjamNotifier
 
         notifier = FishjamNotifier(self._url, self._token)
         notifier.on_server_notification(self._feed)

@@ -340,9 +340,7 @@ class Supervisor:
             if process is None:
                 continue
             limit = (
-                self._options.worker_timeout
-                if worker.ready
-                else self._options.worker_start_timeout
+                self._options.worker_timeout if worker.ready else self._options.worker_start_timeout
             )
             if now - worker.last_report > limit:
                 logger.error(
@@ -453,7 +451,9 @@ class Supervisor:
         """
         if self._draining:
             self.refused["draining"] += 1
-            raise ServerDrainingError(f"the server is draining: job in room {request.room_id} refused")
+            raise ServerDrainingError(
+                f"the server is draining: job in room {request.room_id} refused"
+            )
         if request.key is not None and request.key in self._by_key:
             return self._by_key[request.key].id
         now = time.monotonic()
@@ -462,7 +462,9 @@ class Supervisor:
         if self._find_worker() is None:
             if self._options.when_full == "refuse":
                 self._refuse(job, "full")
-                raise ServerFullError(f"every worker is full: job in room {request.room_id} refused")
+                raise ServerFullError(
+                    f"every worker is full: job in room {request.room_id} refused"
+                )
             if len(self._waiting) >= self._options.max_waiting:
                 self._refuse(job, "queue_full")
                 raise ServerFullError(
@@ -621,7 +623,9 @@ class Supervisor:
             await self._rest.delete_peer(peer.room_id, peer.id)
         except FishjamApiError as exc:
             if exc.status != 404:  # a deleted room took its peers with it
-                logger.warning("agent peer %s in room %s not deleted: %s", peer.id, peer.room_id, exc)
+                logger.warning(
+                    "agent peer %s in room %s not deleted: %s", peer.id, peer.room_id, exc
+                )
 
     def _background(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine)

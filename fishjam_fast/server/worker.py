@@ -97,7 +97,7 @@ class _JobAgent(Agent):
         self._on_session = on_session
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[AgentSession]:  # noqa: D102 - as Agent's
+    async def connect(self) -> AsyncIterator[AgentSession]:
         async with super().connect() as session:
             self._on_session(session)
             yield session
