@@ -64,6 +64,8 @@ class JobInfo:
         agent_peer_id: The agent peer's id once created.
         attempt: 1, then one more each time its worker died under it.
         connected: Whether its agent authenticated (in this attempt).
+        submitted_at: ``time.monotonic()`` when it was submitted.
+        connected_at: ``time.monotonic()`` when its agent first authenticated, or None.
     """
 
     id: str
@@ -76,6 +78,7 @@ class JobInfo:
     # private bookkeeping
     peer: AgentPeer | None = field(default=None, repr=False)
     submitted_at: float = field(default=0.0, repr=False)
+    connected_at: float | None = field(default=None, repr=False)
     wait_deadline: float = field(default=0.0, repr=False)
     cancel_requested: bool = field(default=False, repr=False)
 
@@ -152,7 +155,6 @@ class Supervisor:
         self.started: collections.Counter[int] = collections.Counter()
         self.failed: collections.Counter[int] = collections.Counter()
         self.replaced = 0
-        self.latencies: collections.deque[float] = collections.deque(maxlen=10_000)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -237,9 +239,10 @@ class Supervisor:
             job = self._jobs.get(message.get("job", ""))
             if job is not None and not job.connected:
                 job.connected = True
-                if job.attempt == 1:
-                    self.latencies.append(time.monotonic() - job.submitted_at)
-                    self._on_event("latency", {"seconds": time.monotonic() - job.submitted_at})
+                if job.connected_at is None:  # the first attempt's dispatch latency
+                    job.connected_at = time.monotonic()
+                    latency = job.connected_at - job.submitted_at
+                    self._on_event("latency", {"seconds": latency})
             self._changed.set()
         elif kind == "ended":
             job = self._jobs.get(message.get("job", ""))
