@@ -31,11 +31,11 @@ import pytest
 pytest.importorskip("prometheus_client")
 pytest.importorskip("aiohttp")
 
-from fishjam_fast import AsyncFishjamClient  # noqa: E402
-from fishjam_fast.fleet import SPEAKER, percentile  # noqa: E402
-from fishjam_fast.local import LocalFishjamProcess  # noqa: E402
-from fishjam_fast.runner import run  # noqa: E402
-from fishjam_fast.server import AgentServer  # noqa: E402
+from fishjam_fast import AsyncFishjamClient
+from fishjam_fast.fleet import SPEAKER, percentile
+from fishjam_fast.local import LocalFishjamProcess
+from fishjam_fast.runner import run
+from fishjam_fast.server import AgentServer
 
 QUICK = os.environ.get("FISHJAM_FAST_BENCH_QUICK") == "1"
 ECHO_AGENTS = 40 if QUICK else 120
@@ -230,9 +230,7 @@ async def _memory(local: LocalFishjamProcess) -> dict[str, float]:
         warm = rss_kib(worker.pid)
         for room_id in rooms[10:]:
             await server.dispatch(room_id)
-        await _until(
-            lambda: sum(1 for j in supervisor.jobs() if j.connected) == MEMORY_AGENTS, 120
-        )
+        await _until(lambda: sum(1 for j in supervisor.jobs() if j.connected) == MEMORY_AGENTS, 120)
         await asyncio.sleep(0.5)
         loaded = rss_kib(worker.pid)
     finally:
