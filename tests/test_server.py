@@ -371,3 +371,33 @@ async def test_http_dispatch_is_refused_without_a_configured_token(
     assert answer.status_code == 401
     assert "disabled" in answer.json()["errors"]
     assert server.supervisor.jobs() == []
+
+
+async def test_the_example_entrypoint_echoes_its_room(
+    local_fishjam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    examples = Path(__file__).parent.parent / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    server = AgentServer(
+        "agent_server:entry",
+        fishjam_url=local_fishjam.url,
+        management_token=local_fishjam.management_token,
+        source="none",
+        workers=1,
+        metrics_port=None,
+        drain_timeout=0.5,  # leaving the block drains: the echo never ends by itself
+    )
+    async with server:
+        room_id = await local_fishjam.create_room()
+        await local_fishjam.add_speaking_peer(room_id, loop=True)
+        await server.dispatch(room_id)
+        await until(lambda: len(running(server)) == 1, 10, "the job runs")
+        record = local_fishjam.agent(running(server)[0].agent_peer_id)
+        await until(
+            lambda: any(t.total_bytes > 3200 for t in record.tracks.values()), 10, "echo"
+        )
+        (track,) = record.tracks.values()
+        assert track.metadata_json["warmed_at"] > 0  # prewarm ran in the worker first
+    assert agent_peers(local_fishjam, room_id) == []
