@@ -395,9 +395,7 @@ async def test_the_example_entrypoint_echoes_its_room(
         await server.dispatch(room_id)
         await until(lambda: len(running(server)) == 1, 10, "the job runs")
         record = local_fishjam.agent(running(server)[0].agent_peer_id)
-        await until(
-            lambda: any(t.total_bytes > 3200 for t in record.tracks.values()), 10, "echo"
-        )
+        await until(lambda: any(t.total_bytes > 3200 for t in record.tracks.values()), 10, "echo")
         (track,) = record.tracks.values()
         assert track.metadata_json["warmed_at"] > 0  # prewarm ran in the worker first
     assert agent_peers(local_fishjam, room_id) == []
