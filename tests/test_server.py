@@ -399,3 +399,42 @@ async def test_the_example_entrypoint_echoes_its_room(
         (track,) = record.tracks.values()
         assert track.metadata_json["warmed_at"] > 0  # prewarm ran in the worker first
     assert agent_peers(local_fishjam, room_id) == []
+
+
+async def test_a_job_taken_over_waits_for_fishjam_to_release_the_old_connection(
+    local_fishjam: Any,
+) -> None:
+    from fishjam_fast import Agent, AgentAuthError
+    from fishjam_fast.server.worker import _JobAgent
+
+    room_id = await local_fishjam.create_room()
+    peer = await local_fishjam.add_agent(room_id)
+    sessions: list[Any] = []
+
+    def make(takeover: bool) -> _JobAgent:
+        return _JobAgent(
+            peer.id,
+            room_id,
+            peer.token,
+            local_fishjam.url,
+            on_session=sessions.append,
+            takeover=takeover,
+        )
+
+    old = Agent(peer.id, room_id, peer.token, local_fishjam.url)
+    async with old.connect():
+        # a first start is refused at once: the peer is someone else's
+        with pytest.raises(AgentAuthError, match="peer already connected"):
+            async with make(takeover=False).connect():
+                pass
+        # a takeover retries until the old connection is gone
+        takeover = asyncio.create_task(_connect_and_report(make(takeover=True)))
+        await asyncio.sleep(0.3)
+        assert not takeover.done()
+    assert await asyncio.wait_for(takeover, 5) is True
+    assert len(sessions) == 1
+
+
+async def _connect_and_report(agent: Any) -> bool:
+    async with agent.connect():
+        return True

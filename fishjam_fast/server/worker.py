@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ..agent import Agent
+from ..errors import AgentAuthError
 from ..runner import run
 from ..session import AgentSession
 from .ipc import Channel, ChannelClosed, ChannelError
@@ -88,17 +89,46 @@ def resolve_prewarm(
     return found if callable(found) else None
 
 
+ALREADY_CONNECTED = "peer already connected"
+"""Fishjam's refusal of a second connection of a peer (wire-protocol.md)."""
+
+TAKEOVER_SECONDS = 5.0
+"""How long a job started again after its worker died retries a refusal with
+:data:`ALREADY_CONNECTED`: Fishjam may not have noticed the dead worker's connection go."""
+
+
 class _JobAgent(Agent):
     """An :class:`Agent` that tells its worker about every session it opens (the
-    traffic counters and the moment it authenticated)."""
+    traffic counters and the moment it authenticated), and that, for a job taken over
+    from a dead worker, waits for Fishjam to let go of the old connection."""
 
-    def __init__(self, *args: Any, on_session: Callable[[AgentSession], None], **kw: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        on_session: Callable[[AgentSession], None],
+        takeover: bool,
+        **kw: Any,
+    ) -> None:
         super().__init__(*args, **kw)
         self._on_session = on_session
+        self._takeover = takeover
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AgentSession]:
-        async with super().connect() as session:
+        deadline = time.monotonic() + TAKEOVER_SECONDS
+        delay = 0.05
+        async with contextlib.AsyncExitStack() as stack:
+            while True:
+                try:
+                    session = await stack.enter_async_context(super().connect())
+                    break
+                except AgentAuthError as exc:
+                    retry = self._takeover and exc.reason == ALREADY_CONNECTED
+                    if not retry or time.monotonic() + delay > deadline:
+                        raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            self._takeover = False
             self._on_session(session)
             yield session
 
@@ -202,6 +232,7 @@ class _Worker:
                 agent_info["token"],
                 agent_info["url"],
                 on_session=on_session,
+                takeover=int(message.get("attempt", 1)) > 1,
                 **self._config["agent_options"],
             )
             job = Job(
