@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
@@ -112,6 +113,7 @@ class AgentServer:
         self._drain = True
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconciling: asyncio.Lock | None = None
+        self._held: list[Any] | None = None
         self.http_url: str | None = None
         self._notifications: NotificationSource | None = None
 
@@ -339,6 +341,9 @@ class AgentServer:
         supervisor = self._supervisor
         if supervisor is None or supervisor.draining:
             return
+        if self._held is not None:  # a reconciliation is listing the rooms
+            self._held.append(notification)
+            return
         for action in self.rule.on_notification(notification):
             self._apply(action)
 
@@ -356,21 +361,33 @@ class AgentServer:
         whose room is gone is ended."""
         assert self._reconciling is not None and self._rest is not None
         async with self._reconciling:
+            # notifications arriving while the rooms are listed are held, then replayed
+            # over the listing (the rule's view is state: a replayed one already in the
+            # listing changes nothing), so none is lost between the two
+            self._held = []
+            listed_at = time.monotonic()
             try:
                 rooms = await self._rest.list_rooms()
             except FishjamApiError as exc:
                 logger.error("reconciliation failed: cannot list the rooms: %s", exc)
-                return
+                rooms = None
+            held, self._held = self._held, None
             supervisor = self.supervisor
-            if supervisor.draining:
+            if rooms is None or supervisor.draining:
+                for notification in held:
+                    self.feed(notification)
                 return
             self.rule.reset(rooms)
+            for notification in held:
+                self.rule.on_notification(notification)
             desired = self.rule.desired()
             existing = {room.id for room in rooms}
             started = ended = 0
             for job in supervisor.jobs():
                 key = job.request.key
-                if job.request.room_id not in existing or (key is not None and key not in desired):
+                # a job submitted after the listing began may be in a room it misses
+                gone = job.request.room_id not in existing and job.submitted_at < listed_at
+                if gone or (key is not None and key not in desired):
                     supervisor.cancel(job.id)
                     ended += 1
             for key, request in desired.items():
