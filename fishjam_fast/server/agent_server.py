@@ -24,7 +24,7 @@ __all__ = ["AgentServer"]
 
 logger = logging.getLogger("fishjam_fast.server")
 
-Source = Literal["socket", "none"]
+Source = Literal["socket", "webhook", "none"]
 
 
 class AgentServer:
@@ -65,7 +65,9 @@ class AgentServer:
                 ``prewarm`` if it has one.
             rule: The dispatch rule (default :class:`OneAgentPerRoom`).
             source: ``"socket"``: jobs from Fishjam's notification socket through the
-                rule; ``"none"``: explicit dispatch only.
+                rule; ``"webhook"``: from webhooks POSTed to the HTTP port's
+                ``/webhook`` (create rooms with that ``webhookUrl``); ``"none"``:
+                explicit dispatch only.
             options: The :class:`ServerOptions`; keyword ``overrides`` replace fields.
             log_level: The workers' logging level when they have no handler (None:
                 theirs unset).
@@ -84,8 +86,10 @@ class AgentServer:
         base = options or ServerOptions()
         if overrides:
             base = ServerOptions(**{**_fields(base), **overrides})
-        if source not in ("socket", "none"):
-            raise ValueError(f"source must be 'socket' or 'none', not {source!r}")
+        if source not in ("socket", "webhook", "none"):
+            raise ValueError(f"source must be 'socket', 'webhook' or 'none', not {source!r}")
+        if source == "webhook" and base.metrics_port is None:
+            raise ValueError("the webhook source needs the HTTP port (metrics_port not None)")
         token = management_token or os.environ.get("FISHJAM_MANAGEMENT_TOKEN")
         if fishjam_url is not None and not token:
             raise ValueError(
@@ -183,6 +187,10 @@ class AgentServer:
                 await self._start_http()
             if self._source == "socket":
                 await self._start_notifications(url, token)
+            if self._source != "none":
+                await self.reconcile()
+                if options.reconcile_interval is not None:
+                    self._background(self._reconcile_every(options.reconcile_interval))
         except BaseException:
             await self.stop(drain=False)
             raise
@@ -205,6 +213,8 @@ class AgentServer:
             self.dispatch,
             dispatch_token=options.dispatch_token,
             max_body_size=options.max_body_size,
+            feed=self.feed if self._source == "webhook" else None,
+            webhook_secret=options.webhook_secret,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -217,11 +227,10 @@ class AgentServer:
             logger.info("POST /dispatch is disabled (no dispatch token)")
 
     async def _start_notifications(self, url: str, token: str) -> None:
-        """Subscribes to the notification socket, then reconciles over REST."""
+        """Subscribes to the notification socket (reconciled over REST after it)."""
         source = NotificationSource(url, token, self.feed)
-        await source.start()
         self._notifications = source
-        await self.reconcile()
+        await source.start()
 
     def _event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "latency":
@@ -397,6 +406,11 @@ class AgentServer:
             logger.info(
                 "reconciled with %d rooms: %d jobs started, %d ended", len(rooms), started, ended
             )
+
+    async def _reconcile_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.reconcile()
 
     def _background(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

@@ -91,9 +91,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--source",
-        choices=("socket", "none"),
+        choices=("socket", "webhook", "none"),
         default="socket",
-        help="jobs from the notification socket (default) or explicit dispatch only",
+        help="jobs from the notification socket (default), from webhooks POSTed to "
+        "/webhook on the HTTP port (secret: FISHJAM_FAST_WEBHOOK_SECRET), or explicit "
+        "dispatch only",
+    )
+    parser.add_argument(
+        "--reconcile-interval",
+        type=float,
+        default=None,
+        help="seconds between REST reconciliations (default: at start and after a "
+        "notification gap only)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
@@ -128,6 +137,8 @@ def main(args: argparse.Namespace) -> int:
             when_full=args.when_full,
             job_wait_timeout=args.job_wait_timeout,
             dispatch_token=os.environ.get("FISHJAM_FAST_DISPATCH_TOKEN") or None,
+            webhook_secret=os.environ.get("FISHJAM_FAST_WEBHOOK_SECRET") or None,
+            reconcile_interval=args.reconcile_interval,
         )
     except (ValueError, TypeError) as exc:
         print(f"python -m fishjam_fast serve: {exc}", file=sys.stderr)

@@ -1,5 +1,8 @@
 """The server's HTTP port: ``/metrics``, ``/health`` and ``POST /dispatch``.
 
+``POST /webhook`` (the webhook source) takes Fishjam's webhook bodies (see
+:mod:`.webhooks`) and answers 204, or 401/400/413 having dispatched nothing.
+
 ``POST /dispatch`` takes ``{"room_id": "...", "metadata": ...}`` with
 ``Authorization: Bearer <dispatch token>`` and answers 202 ``{"job_id": "..."}``.
 Refusals: 401 (no or wrong token, or no token configured), 413 (body over
@@ -19,10 +22,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import ServerMetrics
 from .supervisor import ServerDrainingError, ServerFullError, Supervisor
+from .webhooks import SIGNATURE_HEADER, WebhookRefused, notifications_of
 
 __all__ = ["make_app"]
 
 Dispatch = Callable[[str, Any], Awaitable[str]]
+Feed = Callable[[Any], None]
 
 
 def make_app(
@@ -32,8 +37,11 @@ def make_app(
     *,
     dispatch_token: str | None,
     max_body_size: int,
+    feed: Feed | None = None,
+    webhook_secret: str | None = None,
 ) -> web.Application:
-    """The aiohttp application of the HTTP port."""
+    """The aiohttp application of the HTTP port (``POST /webhook`` when ``feed`` is
+    given: the webhook source)."""
     app = web.Application(client_max_size=max_body_size)
 
     async def get_metrics(request: web.Request) -> web.Response:
@@ -83,6 +91,22 @@ def make_app(
             return _error(503, str(exc))
         return web.json_response({"job_id": job_id}, status=202)
 
+    async def post_webhook(request: web.Request) -> web.Response:
+        assert feed is not None
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"body larger than {max_body_size} bytes")
+        try:
+            notifications = notifications_of(
+                body, request.headers.get(SIGNATURE_HEADER), webhook_secret
+            )
+        except WebhookRefused as refused:
+            return _error(refused.status, str(refused))
+        for notification in notifications:
+            feed(notification)
+        return web.Response(status=204)
+
     app.add_routes(
         [
             web.get("/metrics", get_metrics),
@@ -90,6 +114,8 @@ def make_app(
             web.post("/dispatch", post_dispatch),
         ]
     )
+    if feed is not None:
+        app.add_routes([web.post("/webhook", post_webhook)])
     return app
 
 

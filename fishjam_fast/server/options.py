@@ -41,6 +41,12 @@ class ServerOptions:
         dispatch_token: Bearer token ``POST /dispatch`` requires; None disables the
             route (every request is refused with 401).
         max_body_size: Largest ``POST /dispatch`` (and webhook) body, in bytes.
+        webhook_secret: With the webhook source: the secret Fishjam signs webhook bodies
+            with (``x-fishjam-signature-256``); unsigned or wrongly signed bodies are
+            refused with 401. None accepts unsigned bodies.
+        reconcile_interval: Seconds between periodic REST reconciliations (None: only
+            at start and after a notification gap; the webhook source has no gaps to
+            notice, so set it there).
         worker_start_timeout: Seconds a worker may take to start and run ``prewarm``.
         worker_timeout: A worker that sends no load report for this long is killed
             and restarted.
@@ -64,6 +70,8 @@ class ServerOptions:
     metrics_port: int | None = 9464
     dispatch_token: str | None = None
     max_body_size: int = 64 * 1024
+    webhook_secret: str | None = None
+    reconcile_interval: float | None = None
     worker_start_timeout: float = 60.0
     worker_timeout: float = 10.0
     report_interval: float = 0.5
@@ -109,6 +117,12 @@ class ServerOptions:
             raise ValueError(f"metrics_port must be 0..65535 or None, not {self.metrics_port!r}")
         if self.dispatch_token is not None and not self.dispatch_token:
             raise ValueError("dispatch_token must be None (route disabled) or non-empty")
+        if self.webhook_secret is not None and not self.webhook_secret:
+            raise ValueError("webhook_secret must be None (unsigned accepted) or non-empty")
+        if self.reconcile_interval is not None and not self.reconcile_interval > 0:
+            raise ValueError(
+                f"reconcile_interval must be positive or None, not {self.reconcile_interval!r}"
+            )
 
     @property
     def worker_count(self) -> int:
@@ -123,6 +137,7 @@ class ServerOptions:
     def __repr__(self) -> str:
         # the dispatch token is a secret: never in a log line or a traceback
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        if shown["dispatch_token"] is not None:
-            shown["dispatch_token"] = "***"
+        for secret in ("dispatch_token", "webhook_secret"):
+            if shown[secret] is not None:
+                shown[secret] = "***"
         return "ServerOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
