@@ -242,7 +242,18 @@ async def test_stop_drains_running_jobs_that_end_by_themselves(
         await server.dispatch(room_id)
 
 
-async def test_sigterm_drains_within_drain_timeout_and_exits_0(local_fishjam: Any) -> None:
+@pytest.mark.parametrize(
+    ("signals", "drain_timeout", "limit", "said"),
+    [
+        ([signal.SIGTERM], 1.5, 1.5 + 5, "SIGTERM: draining"),
+        # a drain of 60 s cut short by the second SIGINT
+        ([signal.SIGINT, signal.SIGINT], 60.0, 10, "SIGINT again: stopping now"),
+    ],
+    ids=["sigterm-drains", "sigint-twice-stops-now"],
+)
+async def test_signals_drain_or_stop_and_exit_0(
+    local_fishjam: Any, signals: list[signal.Signals], drain_timeout: float, limit: float, said: str
+) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [APPS, os.environ.get("PYTHONPATH")])),
@@ -252,7 +263,7 @@ async def test_sigterm_drains_within_drain_timeout_and_exits_0(local_fishjam: An
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-P", "-m", "fishjam_fast", "serve", "server_apps:slow_exit",
         "--fishjam-url", local_fishjam.url, "--workers", "1", "--metrics-port", "0",
-        "--source", "none", "--drain-timeout", "1.5",
+        "--source", "none", "--drain-timeout", str(drain_timeout),
         env=env, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
@@ -283,8 +294,10 @@ async def test_sigterm_drains_within_drain_timeout_and_exits_0(local_fishjam: An
             "both agents connected",
         )
         start = asyncio.get_running_loop().time()
-        process.send_signal(signal.SIGTERM)
-        rest = await asyncio.wait_for(process.stderr.read(), 20)
+        for number in signals:
+            process.send_signal(number)
+            await asyncio.sleep(0.3)
+        rest = await asyncio.wait_for(process.stderr.read(), 30)
         code = await process.wait()
         took = asyncio.get_running_loop().time() - start
     finally:
@@ -293,8 +306,8 @@ async def test_sigterm_drains_within_drain_timeout_and_exits_0(local_fishjam: An
             await process.wait()
     log = "".join(lines) + rest.decode()
     assert code == 0, log
-    assert took < 1.5 + 5, took  # drain_timeout, then cancel and clean up
-    assert "SIGTERM: draining" in log
+    assert took < limit, took  # drain_timeout (or none), then cancel and clean up
+    assert said in log
     assert "cancelling 2 jobs" in log
     assert all(agent_peers(local_fishjam, r) == [] for r in rooms)
     assert local_fishjam.management_token not in log
