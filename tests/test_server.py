@@ -451,3 +451,29 @@ async def test_a_job_taken_over_waits_for_fishjam_to_release_the_old_connection(
 async def _connect_and_report(agent: Any) -> bool:
     async with agent.connect():
         return True
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ("server_apps:no_such_entry", "server_apps has no 'no_such_entry'"),
+        ("no_such_module_anywhere:entry", "ModuleNotFoundError"),
+    ],
+)
+async def test_an_entrypoint_that_cannot_load_fails_start_with_its_reason(
+    local_fishjam: Any, monkeypatch: pytest.MonkeyPatch, entry: str, error: str
+) -> None:
+    monkeypatch.syspath_prepend(APPS)
+    server = AgentServer(
+        entry,
+        fishjam_url=local_fishjam.url,
+        management_token=local_fishjam.management_token,
+        source="none",
+        workers=1,
+        metrics_port=0,
+    )
+    with pytest.raises(RuntimeError, match=error):
+        await server.start()
+    # nothing left behind: no worker process, no HTTP port
+    assert all(w.process is None for w in server.supervisor.workers)
+    assert server.http_url is None

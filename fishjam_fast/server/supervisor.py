@@ -110,6 +110,7 @@ class WorkerInfo:
     last_report: float = field(default=0.0, repr=False)
     started_at: float = field(default=0.0, repr=False)
     failures: int = field(default=0, repr=False)
+    error: str = field(default="", repr=False)
     process: Any = field(default=None, repr=False)
     channel: Channel | None = field(default=None, repr=False)
     reader: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -175,9 +176,11 @@ class Supervisor:
                 f"workers not ready within worker_start_timeout="
                 f"{self._options.worker_start_timeout:g} s"
             ) from None
-        broken = [w.index for w in self.workers if not w.ready]
+        broken = [w for w in self.workers if not w.ready]
         if broken:
-            raise RuntimeError(f"workers {broken} could not load the entrypoint (see the log)")
+            raise RuntimeError(
+                f"worker {broken[0].index} cannot run jobs: {broken[0].error or 'it died'}"
+            )
 
     def _spawn(self, worker: WorkerInfo) -> None:
         parent, child = socket.socketpair()
@@ -214,7 +217,10 @@ class Supervisor:
                 message = await channel.receive()
                 if worker.process is not process:
                     return  # an older process of this slot
-                self._handle(worker, message)
+                try:
+                    self._handle(worker, message)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ChannelError(f"{message!r:.200}: {exc!r}") from None
         except ChannelClosed:
             pass
         except ChannelError as exc:
@@ -255,7 +261,8 @@ class Supervisor:
             logger.info("worker %d ready (pid %s)", worker.index, worker.pid)
             self._pump()
         elif kind == "broken":
-            logger.error("worker %d cannot run jobs: %s", worker.index, message.get("error"))
+            worker.error = str(message.get("error"))
+            logger.error("worker %d cannot run jobs: %s", worker.index, worker.error)
             worker.ready_event.set()  # start() reports it
         elif kind == "stopped":
             pass
