@@ -477,3 +477,29 @@ async def test_an_entrypoint_that_cannot_load_fails_start_with_its_reason(
     # nothing left behind: no worker process, no HTTP port
     assert all(w.process is None for w in server.supervisor.workers)
     assert server.http_url is None
+
+
+async def test_a_killed_workers_jobs_get_a_new_peer_or_end_with_their_room(
+    make_server: Factory, local_fishjam: Any
+) -> None:
+    # slow_exit outlives its session: the jobs keep running when their peer or room goes
+    server = await make_server("server_apps:slow_exit")
+    rooms = [await local_fishjam.create_room() for _ in range(4)]
+    for room_id in rooms:
+        await server.dispatch(room_id)
+    await until(lambda: len(running(server)) == 4, 15, "4 jobs run")
+    victim = server.supervisor.workers[0]
+    lost_peer, lost_room = sorted(victim.jobs.values(), key=lambda j: j.id)
+    old_peer = lost_peer.agent_peer_id
+    await local_fishjam.remove_peer(lost_peer.request.room_id, old_peer)
+    await local_fishjam.delete_room(lost_room.request.room_id)
+    os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    await until(
+        lambda: lost_room.id not in {j.id for j in server.supervisor.jobs()},
+        5,
+        "the job of the deleted room ends",
+    )
+    await until(lambda: lost_peer.connected and lost_peer.attempt == 2, 5, "a new peer")
+    assert lost_peer.agent_peer_id not in (None, old_peer)
+    assert agent_peers(local_fishjam, lost_peer.request.room_id) == [lost_peer.agent_peer_id]
+    assert len(server.supervisor.jobs()) == 3

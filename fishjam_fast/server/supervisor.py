@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AgentError
-from ..rest import AgentPeer, AsyncFishjamClient, FishjamApiError
+from ..rest import AgentPeer, AsyncFishjamClient, FishjamApiError, Room
 from .ipc import Channel, ChannelClosed, ChannelError
 from .job import JobRequest
 from .options import ServerOptions
@@ -301,9 +301,8 @@ class Supervisor:
         for job in orphans:
             job.worker = None
             job.connected = False
-            if job.state == "starting":
-                continue  # _start_job sees the worker gone and places it again
-            self._background(self._recover(job))
+        # a starting job is placed again by _start_job, which sees its worker gone
+        self._background(self._recover([j for j in orphans if j.state != "starting"]))
         lived = time.monotonic() - worker.started_at
         worker.failures = 0 if lived >= STABLE_SECONDS else worker.failures + 1
         delay = RESTART_BACKOFF[min(worker.failures, len(RESTART_BACKOFF) - 1)]
@@ -317,30 +316,34 @@ class Supervisor:
         worker.restarts += 1
         self._spawn(worker)
 
-    async def _recover(self, job: JobInfo) -> None:
-        """Places a job of a dead worker again: same agent peer if it still exists."""
-        if job.cancel_requested:
-            self._finish(job, "cancelled", "")
-            return
+    async def _recover(self, jobs: list[JobInfo]) -> None:
+        """Places the jobs of a dead worker again: with the same agent peer where it still
+        exists, a new one where it does not, none where the room is gone. One REST
+        listing of the rooms serves them all."""
         try:
-            room = await self._rest.get_room(job.request.room_id)
+            rooms: dict[str, Room] | None = {r.id: r for r in await self._rest.list_rooms()}
         except FishjamApiError as exc:
-            if exc.status == 404:
-                self._finish(job, "room_gone", "")
-                return
-            room = None  # Fishjam unreachable: keep the peer and let the agent retry
-        if room is not None and job.peer is not None:
-            if all(p.id != job.peer.id for p in room.peers):
-                job.peer = None
-        if job.id not in self._jobs or job.cancel_requested:
-            if job.id in self._jobs:
+            logger.warning("cannot list the rooms (%s): the jobs keep their agent peers", exc)
+            rooms = None  # Fishjam unreachable: keep the peers, the agents retry
+        for job in reversed(jobs):  # appendleft: the first job placed first
+            if job.id not in self._jobs:
+                continue
+            if job.cancel_requested:
                 self._finish(job, "cancelled", "")
-            return
-        job.attempt += 1
-        job.state = "waiting"
-        job.wait_deadline = time.monotonic() + self._options.job_wait_timeout
-        self.replaced += 1
-        self._waiting.appendleft(job)
+                continue
+            room = rooms.get(job.request.room_id) if rooms is not None else None
+            if rooms is not None and room is None:
+                self._finish(job, "room_gone", "")
+                continue
+            if room is not None and job.peer is not None:
+                if all(p.id != job.peer.id for p in room.peers):
+                    job.peer = None
+                    job.agent_peer_id = None
+            job.attempt += 1
+            job.state = "waiting"
+            job.wait_deadline = time.monotonic() + self._options.job_wait_timeout
+            self.replaced += 1
+            self._waiting.appendleft(job)
         self._pump()
 
     def _watchdog_check(self) -> None:
