@@ -277,6 +277,12 @@ async def test_signals_drain_or_stop_and_exit_0(
                 lines.append(line)
                 if "agent server ready" in line:
                     url = line.rsplit("HTTP ", 1)[1].strip()
+        pid = int(next(x for x in lines if "worker 0 ready" in x).split("pid ")[1].rstrip(")\n"))
+        with (
+            open(f"/proc/{pid}/cmdline", "rb") as cmdline,
+            open(f"/proc/{pid}/environ", "rb") as environ,
+        ):
+            worker_identity = cmdline.read() + environ.read()
         rooms = [await local_fishjam.create_room() for _ in range(2)]
         async with httpx.AsyncClient(headers={"Authorization": "Bearer d1spatch"}) as client:
             for room_id in rooms:
@@ -311,6 +317,8 @@ async def test_signals_drain_or_stop_and_exit_0(
     assert "cancelling 2 jobs" in log
     assert all(agent_peers(local_fishjam, r) == [] for r in rooms)
     assert local_fishjam.management_token not in log
+    # the worker had it neither in its command line nor in its environment
+    assert worker_identity and local_fishjam.management_token.encode() not in worker_identity
 
 
 async def test_the_http_port(make_server: Factory, local_fishjam: Any) -> None:

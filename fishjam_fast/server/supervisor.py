@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import socket
 import time
 from collections.abc import Callable, Coroutine
@@ -37,6 +38,9 @@ logger = logging.getLogger("fishjam_fast.server")
 
 RESTART_BACKOFF = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds before restarting a worker that died again soon after its last start."""
+
+TOKEN_VARIABLE = "FISHJAM_MANAGEMENT_TOKEN"
+"""The environment variable the management token may come from (kept from workers)."""
 
 STABLE_SECONDS = 30.0
 """A worker that lived this long restarts at once the next time it dies."""
@@ -198,7 +202,13 @@ class Supervisor:
             name=f"fishjam_fast-worker-{worker.index}",
             daemon=True,
         )
-        process.start()
+        # the management token stays in the supervisor: not in a worker's environment
+        saved = os.environ.pop(TOKEN_VARIABLE, None)
+        try:
+            process.start()
+        finally:
+            if saved is not None:
+                os.environ[TOKEN_VARIABLE] = saved
         child.close()
         worker.process = process
         worker.pid = process.pid
