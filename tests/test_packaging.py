@@ -20,11 +20,12 @@ SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 
 
 def _source_copy(dest: Path) -> Path:
-    """The files a build reads; the generated C comes along (with its time stamp, so
-    Cython does not translate again) when an earlier build left it."""
+    """The files a build reads (and examples/, which the sdist must leave out); the
+    generated C comes along (with its time stamp, so Cython does not translate again)
+    when an earlier build left it."""
     tree = dest / "src"
     ignore = shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "*.egg-info", "*.html")
-    for name in ("fishjam_fast", "src_ext", "protos"):
+    for name in ("fishjam_fast", "src_ext", "protos", "examples"):
         shutil.copytree(ROOT / name, tree / name, ignore=ignore)
     for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, tree / name)
@@ -83,6 +84,6 @@ def test_the_sdist_holds_the_sources_and_leaves_tests_out(tmp_path: Path) -> Non
         "fishjam_fast/py.typed",
     ):
         assert needed in names, needed
-    assert not [n for n in names if n.split("/")[0] in ("tests", "benchmarks", "fuzzing")]
+    assert not [n for n in names if n.split("/")[0] in ("tests", "benchmarks", "fuzzing", "examples")]
     assert not [n for n in names if n.endswith((".c", ".so", ".html"))], names
     assert "Apache License" in (tree / "LICENSE").read_text()
