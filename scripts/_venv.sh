@@ -16,14 +16,16 @@ STAMP_NAME=.fishjam_fast-stamp
 # source_hash: one hash of every file the installed package is built from, with its
 # path (a renamed or deleted file counts), and of the switches setup.py reads.
 source_hash() {
+  local sha=(sha256sum)
+  command -v sha256sum > /dev/null || sha=(shasum -a 256)  # macOS
   {
     find fishjam_fast src_ext protos -type f \
       ! -name '*.c' ! -name '*.so' ! -name '*.pyd' ! -name '*.html' ! -name '*.pyc' \
       ! -path '*/__pycache__/*' -print0 \
-      | LC_ALL=C sort -z | xargs -0 sha256sum
-    sha256sum setup.py pyproject.toml MANIFEST.in constraints-dev.txt
+      | LC_ALL=C sort -z | xargs -0 "${sha[@]}"
+    "${sha[@]}" setup.py pyproject.toml MANIFEST.in constraints-dev.txt
     env | LC_ALL=C sort | grep -E '^FISHJAM_FAST_(DEBUG|SKIP_EXTENSION|CYTHON_ANNOTATE)=' || true
-  } | sha256sum | cut -d' ' -f1
+  } | "${sha[@]}" | cut -d' ' -f1
 }
 
 ready_venv() {
@@ -31,7 +33,7 @@ ready_venv() {
   shift 2
   local stamp="$venv/$STAMP_NAME"
   local hash wanted
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || return
   hash="$(source_hash)"
   # what the stamp lists under the hash: each install done on these sources
   wanted="require=$require $*"
@@ -47,7 +49,10 @@ ready_venv() {
   fi
   rm -f "$stamp"
   echo "$(basename "$0"): installing $* into $venv (compiles the extension) ..." >&2
-  "$venv/bin/python" -m pip install --quiet --upgrade pip
-  FISHJAM_FAST_REQUIRE_EXTENSION="$require" "$venv/bin/python" -m pip install --quiet "$@"
+  # `|| return`: the stamp is written only after a successful install, whether or not
+  # the caller runs under `set -e`
+  "$venv/bin/python" -m pip install --quiet --upgrade pip || return
+  FISHJAM_FAST_REQUIRE_EXTENSION="$require" "$venv/bin/python" -m pip install --quiet "$@" \
+    || return
   { echo "$hash"; [ -z "$others" ] || echo "$others"; echo "$wanted"; } > "$stamp"
 }
