@@ -15,8 +15,13 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
+
+
+pytestmark = pytest.mark.slow  # each builds the package from a copy of the tree
 
 
 def _source_copy(dest: Path) -> Path:
@@ -84,6 +89,7 @@ def test_the_sdist_holds_the_sources_and_leaves_tests_out(tmp_path: Path) -> Non
         "fishjam_fast/py.typed",
     ):
         assert needed in names, needed
-    assert not [n for n in names if n.split("/")[0] in ("tests", "benchmarks", "fuzzing", "examples")]
+    left_out = ("tests", "benchmarks", "fuzzing", "examples")
+    assert not [n for n in names if n.split("/")[0] in left_out]
     assert not [n for n in names if n.endswith((".c", ".so", ".html"))], names
     assert "Apache License" in (tree / "LICENSE").read_text()
