@@ -160,7 +160,9 @@ async def main(seconds: float) -> None:
                 await where.person_speaks(room.id, source)
             else:
                 await where.person_speaks(room.id)
-            vads: defaultdict[str, EnergyVad] = defaultdict(EnergyVad)  # one per person
+            # one VAD per person; it counts silence in the chunks it hears (a room that
+            # sends nothing while people are silent needs a timer to end turns as well)
+            vads: defaultdict[str, EnergyVad] = defaultdict(EnergyVad)
             try:
                 async with asyncio.timeout(seconds):
                     async for message in session.receive():
