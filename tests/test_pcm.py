@@ -170,6 +170,7 @@ def test_no_extensions_variable_forces_numpy_kernels() -> None:
 
 @SETTINGS
 @given(a=sample_arrays(), how=st.sampled_from(_LAYOUTS))
+@pytest.mark.slow  # a property test
 def test_pcm16_bytes_matches_oracle(impl: ModuleType, a: np.ndarray[Any, Any], how: str) -> None:
     expected = oracle_pcm16(a)
     x = relayout(a, how)
@@ -257,6 +258,7 @@ _TRACK_IDS = ["", "t", "0123456789abcdef0123456789abcdef", "ü-🎵", "x" * 200]
     track_id=st.one_of(st.sampled_from(_TRACK_IDS), st.text(max_size=20)),
     samples_per_chunk=st.one_of(st.sampled_from([1, 2, 160, 480]), st.integers(1, 100)),
 )
+@pytest.mark.slow  # a property test
 def test_frame_pcm16_matches_reference_codec(
     impl: ModuleType, a: np.ndarray[Any, Any], how: str, track_id: str, samples_per_chunk: int
 ) -> None:
@@ -361,6 +363,7 @@ def test_kernel_into_rejects_wrong_out_dtype(impl: ModuleType) -> None:
 
 @SETTINGS
 @given(a=sample_arrays(), how=st.sampled_from(_LAYOUTS))
+@pytest.mark.slow  # a property test
 def test_to_pcm16_matches_oracle(a: np.ndarray[Any, Any], how: str) -> None:
     channels = a.shape[1] if a.ndim == 2 else 1
     expected = oracle_pcm16(a)

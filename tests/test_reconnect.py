@@ -120,6 +120,7 @@ async def test_normal_close_and_protocol_errors_end_the_session(
     assert len(fj.agent(agent.id).auth_attempts) == 1
 
 
+@pytest.mark.slow  # waits while reconnecting
 async def test_sends_wait_while_reconnecting_then_go_out_after_the_tracks(
     local_fishjam: LocalFishjam,
 ) -> None:
@@ -329,6 +330,7 @@ async def test_transient_refusal_is_retried(local_fishjam: LocalFishjam) -> None
         assert session.stats.reconnect_attempts >= 2 and not reader.done()
 
 
+@pytest.mark.slow  # waits out the budget (1 s a case)
 async def test_spent_budget_raises_connection_error_after_the_budget() -> None:
     policy = ReconnectPolicy(budget=1.0, first_delay=0.05, max_delay=0.2)
     fj = await LocalFishjam().start()
@@ -356,6 +358,7 @@ async def test_spent_budget_raises_connection_error_after_the_budget() -> None:
         await fj.stop()
 
 
+@pytest.mark.slow  # waits for a reconnection in progress (1 s a case)
 async def test_disconnect_while_reconnecting_returns_promptly_and_stops() -> None:
     fj = await LocalFishjam().start()
     try:
@@ -400,6 +403,7 @@ async def test_reconnect_off_and_bad_options(local_fishjam: LocalFishjam) -> Non
         Agent("a", "r", "t", fj.url, token_provider="token")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # a server restart per case
 async def test_restart_brings_every_agent_back(local_fishjam: LocalFishjam) -> None:
     """Local server restarted with its state kept (a deploy): every agent comes back."""
     fj = local_fishjam
