@@ -2,9 +2,9 @@
 plain-SDK program made fast: ``fishjam_fast._launch``).
 
 The demo and the local server need optional dependencies (extras). Without them the
-command says what to install and exits with status 2; ``--help`` prints the help in any installation (its
-epilog names the extras) and, without them, exits with status 2 too, so a script learns
-that the installation is incomplete.
+command says what to install and exits with status 2; ``--help`` prints the help in any
+installation (its epilog names the extras) and, without them, exits with status 2 too,
+so a script learns that the installation is incomplete.
 """
 
 from __future__ import annotations
