@@ -245,11 +245,11 @@ def _unregister(abstract: abc.ABCMeta, subclass: type) -> None:
     """Undoes ``abstract.register(subclass)`` (abc has no API for it): clears the
     registry and registers again every other class it held."""
     try:
-        from _abc import _get_dump
-    except ImportError:  # the pure-Python abc (_py_abc)
+        get_dump: Any = importlib.import_module("_abc")._get_dump
+    except (ImportError, AttributeError):  # the pure-Python abc (_py_abc)
         held = set(abstract._abc_registry)  # type: ignore[attr-defined]
     else:
-        held = {ref() for ref in _get_dump(abstract)[0]}
+        held = {ref() for ref in get_dump(abstract)[0]}
     abstract._abc_registry_clear()  # type: ignore[attr-defined]
     abstract._abc_caches_clear()  # type: ignore[attr-defined]
     for cls in held:
