@@ -185,7 +185,7 @@ def keep_arrived(session: AgentSession, pending: object) -> None:
 
 async def receive_messages(
     session: AgentSession,
-) -> AsyncGenerator[IncomingTrackData | IncomingTrackImage, None]:
+) -> AsyncGenerator[IncomingTrackData | IncomingTrackImage]:
     """What ``AgentSession.receive()`` iterates (see its docstring)."""
     lock = session._read_lock
     backlog = session._backlog
