@@ -9,7 +9,7 @@ Both have the same behaviour; tests run the session on each.
 - :func:`receive_messages` is the body of ``AgentSession.receive()``;
 - :class:`Dispatcher` counts, decodes and routes a frame where it is read;
 - :func:`read_message` reads one message (:func:`accept_frame`: dispatched); a read
-  cancelled as its message arrived keeps the message (:func:`keep_arrived`);
+  cancelled as its message arrived keeps the message (:func:`_keep_arrived`);
 - :func:`write_now` writes one frame and counts it;
 - :func:`send_chunk_now` is ``OutgoingTrack.send_chunk``'s shortcut: none here (the
   native one frames and writes a plain chunk without entering the interpreter).
@@ -154,7 +154,7 @@ async def read_message(session: AgentSession) -> IncomingTrackData | IncomingTra
             try:
                 frame = await pending
             except asyncio.CancelledError:
-                keep_arrived(session, pending)
+                _keep_arrived(session, pending)
                 raise
     except TransportClosed as closed:
         session._lost(transport, closed)
@@ -162,7 +162,7 @@ async def read_message(session: AgentSession) -> IncomingTrackData | IncomingTra
     return accept_frame(session, frame)
 
 
-def keep_arrived(session: AgentSession, pending: object) -> None:
+def _keep_arrived(session: AgentSession, pending: object) -> None:
     """A read was cancelled (``recv(timeout)``'s deadline, ``request_image``'s): if the
     message arrived meanwhile, it goes to the backlog, which the next read takes first.
 
