@@ -128,7 +128,7 @@ def install() -> None:
         return
     try:
         importlib.import_module("fishjam.agent")
-        plain_client = importlib.import_module("fishjam.api._fishjam_client")
+        plain_fishjam = importlib.import_module("fishjam")
     except ImportError as exc:
         raise ImportError(
             f"fishjam_fast.install() patches the plain SDK, which is not importable ({exc}): "
@@ -136,7 +136,7 @@ def install() -> None:
         ) from exc
     patches = _Patches()
     try:
-        _patch_agent(patches, plain_client)
+        _patch_agent(patches, plain_fishjam.FishjamClient)
         _patch_notifier(patches)
     except BaseException:
         patches.undo()
@@ -153,7 +153,7 @@ def uninstall() -> None:
         patches.undo()
 
 
-def _patch_agent(patches: _Patches, plain_client: ModuleType) -> None:
+def _patch_agent(patches: _Patches, plain_fishjam_client: Any) -> None:
     from . import agent as fast_agent
     from . import errors as fast_errors
     from .session import IncomingAgentMessage
@@ -192,7 +192,6 @@ def _patch_agent(patches: _Patches, plain_client: ModuleType) -> None:
     patches.setattr(plain_agent_class, "connect", connect)
 
     # 3. FishjamClient.create_agent, on the class: clients made before install() too
-    plain_fishjam_client = plain_client.FishjamClient
     plain_create_agent = plain_fishjam_client.create_agent
 
     def create_agent(self: Any, room_id: str, options: Any = None, **agent_options: Any) -> Any:
