@@ -191,9 +191,14 @@ async def test_the_plain_sdk_works_again_after_uninstall(local_fishjam: LocalFis
     fj = local_fishjam
     client = fishjam.FishjamClient(fj.url, fj.management_token)
     room = await asyncio.to_thread(client.create_room)
+    early = await asyncio.to_thread(client.create_agent, room.id)  # before install()
+    assert type(early) is plain.Agent
     fishjam_fast.install()
-    ours = await asyncio.to_thread(client.create_agent, room.id)
-    assert type(ours) is fishjam_fast.Agent
+    ours = await asyncio.to_thread(client.create_agent, room.id, None, max_queue=8)
+    assert type(ours) is fishjam_fast.Agent and ours._options.max_queue == 8
+    async with early.connect() as early_session:  # a plain agent connects as ours
+        assert type(early_session) is fishjam_fast.AgentSession
+        await fj.wait_connected(early.id, 5.0)
     fishjam_fast.uninstall()
     agent = await asyncio.to_thread(client.create_agent, room.id)
     assert type(agent) is plain.Agent
