@@ -25,6 +25,7 @@ import pytest
 import fishjam_fast
 from fishjam_fast import _dropin
 from fishjam_fast.local import LocalFishjam
+from tests.hidden_imports import run_without
 from tests.test_dropin import _normalized
 
 EVENT_LOOPS = ("asyncio",)  # the programs run their own loops, in their processes
@@ -314,3 +315,16 @@ def test_run_is_listed_in_the_help() -> None:
         [sys.executable, "-m", "fishjam_fast", "--help"], capture_output=True, text=True
     )
     assert "run a plain-SDK program unchanged" in result.stdout, result
+
+
+def test_without_the_plain_sdk_install_and_run_say_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("print('the program ran')\n")
+    result = run_without(("fishjam",), "fishjam_fast", "run", "app.py", cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert "pip install 'fishjam-fast[sdk]'" in result.stderr, result
+    assert "the program ran" not in result.stdout and "Traceback" not in result.stderr
+    code = "import fishjam_fast\ntry:\n    fishjam_fast.install()\nexcept ImportError as e:\n"
+    code += "    print(e, fishjam_fast._dropin.installed())\n"
+    (tmp_path / "install.py").write_text(code)
+    result = run_without(("fishjam",), "install", cwd=tmp_path)
+    assert "pip install 'fishjam-fast[sdk]'" in result.stdout and "False" in result.stdout
