@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 
-import fishjam_fast
-
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 pytestmark = pytest.mark.slow  # a few seconds of real-time audio each
 
@@ -106,10 +104,6 @@ async def test_echo_bot_on_a_given_fishjam(local_fishjam: Any) -> None:
     assert room_id not in fj.rooms  # the example cleaned up after itself
 
 
-# the lead removes this skip once the drop-in (branch `dropin`) is merged
-@pytest.mark.skipif(
-    not hasattr(fishjam_fast, "install"), reason="fishjam_fast.install() is not built yet"
-)
 def test_one_line_makes_a_plain_sdk_program_fast() -> None:
     pytest.importorskip("fishjam", reason="the plain SDK (the sdk extra)")
     out = _run("one_line.py", "--seconds", "3")
