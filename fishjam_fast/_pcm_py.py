@@ -9,7 +9,7 @@ Semantics:
   nearest integer with ties to even (``np.rint``), clipped to [-32768, 32767]. Input
   whose magnitude exceeds 2.0 is refused with ``ValueError(FLOAT_RANGE_ERROR)`` (it is
   int16-range audio passed as float), and so are NaN and infinities, with messages of
-  their own (:func:`float_refusal`): none of them is audio.
+  their own (:func:`_float_refusal`): none of them is audio.
 - int16 (either byte order) -> PCM16: the same values, little-endian.
 - PCM16 -> float32: ``value / 32768``, so the result lies in [-1, 1 - 2**-15].
 
@@ -79,7 +79,7 @@ FLOAT_LIMIT = 2.0
 """Float samples whose magnitude exceeds this are refused rather than clipped."""
 
 
-def float_refusal(values: npt.NDArray[Any]) -> str:
+def _float_refusal(values: npt.NDArray[Any]) -> str:
     """The message of the ValueError for float ``values`` that hold a refused value.
 
     The first refused value in C order decides: NaN, an infinity (each message gives
@@ -116,7 +116,7 @@ def _encode(values: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
         with np.errstate(invalid="ignore"):
             # one pass, as before NaN was refused: the comparison is False for NaN
             if not np.all(np.abs(values) <= FLOAT_LIMIT):
-                raise ValueError(float_refusal(values))
+                raise ValueError(_float_refusal(values))
         with np.errstate(over="ignore"):
             scaled = values * values.dtype.type(32767)
             np.rint(scaled, out=scaled)

@@ -69,7 +69,7 @@ cdef str PCM_FLOAT_RANGE_ERROR = (
 cdef int pcm_float_refuse(const pcm_source *src) except -1 with gil:
     # The slow path, taken only once a kernel said some value is refused: finds the
     # first such value in C order, and raises the ValueError for its kind, with the
-    # count of that kind in the whole input. The text is _pcm_py.float_refusal's (the
+    # count of that kind in the whole input. The text is _pcm_py._float_refusal's (the
     # tests compare the two on random input).
     cdef double scratch[PCM_BLOCK]      # gathered values; double: aligned for every kind
     cdef Py_ssize_t pos = 0, m, i, first = -1, nans = 0, infs = 0
