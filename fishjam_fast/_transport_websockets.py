@@ -372,7 +372,7 @@ async def open_websockets(url: str, options: TransportOptions) -> WebsocketsTran
             open_timeout=options.open_timeout,
             close_timeout=options.close_timeout,
             ping_interval=None,  # the keepalive is ours (see _keep_alive)
-            # None: no lookup of proxy settings (~2 ms per connect) unless asked for
+            # True: the environment's proxy, websockets' default; None: direct
             proxy=options.proxy,
             create_connection=AgentClientConnection,
         )

@@ -12,7 +12,7 @@ import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage, Track
@@ -90,7 +90,7 @@ class Agent:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
         ping_timeout: float = DEFAULT_PING_TIMEOUT,
-        proxy: str | Literal[True] | None = None,
+        proxy: str | bool | None = True,
         reconnect: bool | ReconnectPolicy = True,
         token_provider: TokenProvider | None = None,
     ) -> None:
@@ -135,13 +135,16 @@ class Agent:
                 unread data); the server's own pings then go unanswered too, so a
                 server with a keepalive of its own may close the connection if the
                 pause outlasts its timeout.
-            proxy: None (the default) connects directly, without looking up proxy
-                settings; a proxy URL (``http://``, ``https://``, ``socks5h://``, ...)
-                connects through that proxy; True uses the proxy the environment
-                (``https_proxy``, ``wss_proxy``, ``no_proxy``, ...) or the system
-                configures, as the plain SDK does. The picows transport takes
-                ``http``, ``https``, ``socks4`` and ``socks5`` proxies; ``socks4a`` and
-                ``socks5h`` need ``transport="websockets"``.
+            proxy: True (the default) uses the proxy the environment configures, as
+                the plain SDK (websockets) does: for a ``wss://`` URL ``wss_proxy``,
+                ``socks_proxy``, ``https_proxy`` (or their upper-case names), for
+                ``ws://`` also ``http_proxy``; hosts in ``no_proxy`` are reached
+                directly, and with none of these set the connection is direct. A
+                proxy URL (``http://``, ``https://``, ``socks5h://``, ...) connects
+                through that proxy. None or False connect directly, whatever the
+                environment says. The picows transport takes ``http``, ``https``,
+                ``socks4`` and ``socks5`` proxies; ``socks4a`` and ``socks5h`` need
+                ``transport="websockets"``.
             reconnect: After an abnormal end of the connection (a drop, 1001, 1011, a
                 keepalive timeout), reconnect and carry on: True (the default) with a
                 default :class:`ReconnectPolicy` (30 s budget per outage), a
