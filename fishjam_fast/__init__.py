@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from . import pcm
+from . import logs, pcm
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
 from ._reconnect import ReconnectPolicy, SessionStateChange
 from .agent import Agent
@@ -56,6 +56,7 @@ __all__ = [
     "Track",
     "TrackEncoding",
     "TrackType",
+    "logs",
     "pcm",
     "run",
 ]
