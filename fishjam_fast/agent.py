@@ -16,7 +16,13 @@ from typing import Any
 
 from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage, Track
-from ._reconnect import ReconnectPolicy, SessionStateChange, TokenProvider, reconnect_policy
+from ._reconnect import (
+    ReconnectPolicy,
+    SessionStateChange,
+    TokenProvider,
+    connect_with_retries,
+    reconnect_policy,
+)
 from ._transport import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
@@ -149,7 +155,8 @@ class Agent:
                 keepalive timeout), reconnect and carry on: True (the default) with a
                 default :class:`ReconnectPolicy` (30 s budget per outage), a
                 :class:`ReconnectPolicy`, or False to end the session as the plain SDK
-                does. See :attr:`AgentSession.state`.
+                does. See :attr:`AgentSession.state`. The first connection is retried
+                only when the policy says so: ``ReconnectPolicy(retry_connect=True)``.
             token_provider: An async callable returning a fresh token (e.g. from the
                 REST ``refresh_token``), asked once per outage when the server refuses
                 the agent's token on reconnection.
@@ -226,13 +233,21 @@ class Agent:
 
         Raises:
             AgentAuthError: the server closed the connection with a reason (e.g.
-                ``"invalid token"``) instead of authenticating.
+                ``"invalid token"``) instead of authenticating. Never retried.
             AgentConnectionError: the server could not be reached, the connection
                 dropped, or no answer to the authentication request came within
-                ``open_timeout``.
+                ``open_timeout``. With ``ReconnectPolicy(retry_connect=True)``
+                transient failures are retried first, within the policy's budget
+                (see :class:`ReconnectPolicy`); then the error says how many attempts
+                were made and the last cause.
         """
         stats = SessionStats()
-        transport, first = await self._open_authenticated(stats)
+        policy = self._reconnect_policy
+        if policy is not None and policy.retry_connect:
+            transport, first = await connect_with_retries(self, policy, stats)
+        else:
+            stats.connect_attempts += 1
+            transport, first = await self._open_authenticated(stats)
         session = AgentSession(self, transport, stats=stats)
         if first is not None:
             session._backlog.append(first)
@@ -298,7 +313,7 @@ class Agent:
             frame = await transport.recv()
         except TransportClosed as closed:
             if closed.reason and not closed.by_client:
-                raise AgentAuthError(closed.reason) from None
+                raise AgentAuthError(closed.reason, closed.code) from None
             raise AgentConnectionError(
                 f"the connection ended before authentication (code {closed.code}"
                 + (f": {closed.reason})" if closed.reason else ")"),
