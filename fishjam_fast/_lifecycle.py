@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+from . import logs
 from ._reconnect import (
     RECONNECT_CLOSE_CODES,
     SessionState,
@@ -27,7 +28,6 @@ from ._reconnect import (
 )
 from ._transport import NORMAL_CLOSE_CODES, Transport, TransportClosed
 from .errors import AgentAuthError, AgentConnectionError
-from . import logs
 from .logs import logger
 
 if TYPE_CHECKING:
@@ -180,9 +180,7 @@ class SessionLifecycle:
             connection_error(closed, "the connection was lost; the image request was not re-sent")
         )
         # one line per agent at DEBUG; WARNING gets fishjam_fast.logs' aggregated line
-        logger.debug(
-            "agent %s: %s; reconnecting (budget %g s)", self.agent.id, drop, policy.budget
-        )
+        logger.debug("agent %s: %s; reconnecting (budget %g s)", self.agent.id, drop, policy.budget)
         self._set_state("reconnecting", drop)
         self._reconnector = loop.create_task(self._reconnect(closed, loop.time()))
 

@@ -90,7 +90,11 @@ def _float_refusal(values: npt.NDArray[Any]) -> str:
     with np.errstate(invalid="ignore"):
         first = int(np.argmax(~(np.abs(flat) <= FLOAT_LIMIT)))
     found = float(flat[first])
-    where = str(first) if values.ndim == 1 else f"({first // values.shape[1]}, {first % values.shape[1]})"
+    where = (
+        str(first)
+        if values.ndim == 1
+        else f"({first // values.shape[1]}, {first % values.shape[1]})"
+    )
     if np.isnan(found):
         nans = int(np.count_nonzero(np.isnan(flat)))
         return (

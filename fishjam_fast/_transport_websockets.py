@@ -373,7 +373,7 @@ async def open_websockets(url: str, options: TransportOptions) -> WebsocketsTran
             close_timeout=options.close_timeout,
             ping_interval=None,  # the keepalive is ours (see _keep_alive)
             # True: the environment's proxy, websockets' default; None: direct
-            proxy=options.proxy,
+            proxy=None if options.proxy is False else options.proxy,
             create_connection=AgentClientConnection,
         )
     except (TimeoutError, OSError, InvalidHandshake) as exc:

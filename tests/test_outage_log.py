@@ -4,12 +4,10 @@ package logger has a NullHandler). Real sessions against the local Fishjam."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import subprocess
 import sys
-import textwrap
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
