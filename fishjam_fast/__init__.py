@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from . import pcm
+from . import logs, pcm
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
 from ._dropin import install, uninstall
 from ._reconnect import ReconnectPolicy, SessionStateChange
@@ -66,6 +66,7 @@ __all__ = [
     "TrackEncoding",
     "TrackType",
     "install",
+    "logs",
     "pcm",
     "run",
     "uninstall",

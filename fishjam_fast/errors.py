@@ -26,11 +26,13 @@ class AgentAuthError(AgentError):
 
     Attributes:
         reason: The close reason the server gave, e.g. ``"invalid token"``.
+        code: The close code it came with (1000 from Fishjam), None where unknown.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
     def __str__(self) -> str:
         return f"agent failed to authenticate: {self.reason}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import signal
 import sys
 
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         argv: Arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 2 (and what to install) without the ``local`` extra.
+        The exit status: 2, with one line on stderr saying why, without the ``local``
+        extra or when the port is in use.
     """
     args = _parser().parse_args(argv)  # --help works in any installation
     extra, needs = EXTRAS["local"]
@@ -70,8 +72,20 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(args))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(args))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # a usage problem, not a crash: one line, no traceback
+        print(
+            f"python -m fishjam_fast.local: port {args.port} on 127.0.0.1 is in use "
+            f"(another local Fishjam?): stop what holds it, or choose another port with "
+            f"--port N (--port 0: any free port)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
