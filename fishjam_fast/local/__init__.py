@@ -68,13 +68,21 @@ Simulated peers speak PCM16 mono at each agent's output rate in 20 ms chunks, fr
 :class:`AudioSource` (``tone``, ``chirp``, ``noise``, ``speech`` via espeak-ng when
 installed, else a speech-like synthetic signal, or ``from_array``).
 
-Deliberate simplifications: no WebRTC (``webrtc`` peers made over REST stay
-``disconnected``; simulated peers count as connected); no subscriptions (every agent
-hears every speaking peer in its room; ``subscribeMode`` is stored and echoed); tokens
+Notifications and people: the notification socket ``/socket/server/websocket`` (the
+plain SDK's ``FishjamNotifier`` works against it), webhooks to a room's ``webhookUrl``
+(batched, signed with ``webhook_secret``), the WebRTC peer socket
+``/socket/peer/websocket`` (authentication only), and simulated people
+(``await fj.join_person(room_id, audio=..., metadata=...)`` -> :class:`Person`,
+``await fj.leave_person(peer_id)``); see :mod:`.notifications` for what is emitted when.
+
+Deliberate simplifications: no WebRTC (a ``webrtc`` peer made over REST is connected
+while a client is authenticated on its peer socket; simulated peers count as
+connected); subscriptions only gate what agents hear (``manual`` agents hear the peers
+and tracks they subscribed to); tokens
 are random strings that never expire and stay valid after ``refresh_token`` (unless
 revoked with :meth:`LocalFishjam.revoke_token`); OPUS audio
 from agents is recorded but not paced; one agent's slow socket delays the speaking
-peer's delivery to the other agents of its room; no webhooks or notifications.
+peer's delivery to the other agents of its room.
 A restart keeps all state in memory (the process stays): it models a deploy, not a
 crash that loses state.
 See :mod:`fishjam_fast.local.agent_socket` for the protocol decisions (malformed frames
@@ -94,7 +102,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .images import make_png
-from .peers import SimulatedTrack, SpeakingPeer
+from .peers import Person, SimulatedTrack, SpeakingPeer
 from .process import AgentSpec, LocalFishjamProcess
 from .records import (
     AgentRecord,
@@ -106,7 +114,8 @@ from .records import (
     TrackRecording,
 )
 from .signals import AudioSource
-from .state import Peer, Room, ServerState
+from .state import Peer, Room, RoomFullError, ServerState
+from .vad import VoiceActivity
 
 if TYPE_CHECKING:
     from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
@@ -143,12 +152,15 @@ __all__ = [
     "LocalFishjam",
     "LocalFishjamProcess",
     "Peer",
+    "Person",
     "Room",
+    "RoomFullError",
     "ServerState",
     "SimulatedTrack",
     "SpeakingPeer",
     "ThreadedLocalFishjam",
     "TrackEvent",
     "TrackRecording",
+    "VoiceActivity",
     "make_png",
 ]
