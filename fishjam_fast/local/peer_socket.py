@@ -109,7 +109,7 @@ class PeerSockets:
         self.hub = hub
         self.heartbeat = heartbeat
         self.auth_timeout = auth_timeout
-        self._open: dict[asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.BaseTransport | None]] = {}
+        self._open: dict[asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.Transport | None]] = {}
 
     @property
     def open_count(self) -> int:
@@ -194,7 +194,7 @@ class PeerSockets:
         """Drop every peer socket without a close frame; returns how many."""
         sockets = list(self._open.values())
         for _, transport in sockets:
-            if isinstance(transport, asyncio.Transport):
+            if transport is not None:
                 transport.abort()
         return len(sockets)
 

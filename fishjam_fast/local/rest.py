@@ -213,7 +213,7 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
             raise ApiError(400, "A peer cannot subscribe to itself")
         if target not in peer.subscribed_peers:
             peer.subscribed_peers.append(target)
-        return web.json_response({}, status=200)
+        return web.Response(status=200)
 
     async def subscribe_tracks(request: web.Request) -> web.Response:
         room = _room(state, request.match_info["room_id"])
@@ -229,7 +229,7 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
         for track_id in track_ids:
             if track_id not in peer.subscribed_tracks:
                 peer.subscribed_tracks.append(track_id)
-        return web.json_response({}, status=200)
+        return web.Response(status=200)
 
     async def validate(request: web.Request) -> web.Response:
         return web.json_response({})

@@ -61,7 +61,7 @@ class ServerSockets:
         self.max_queue = max_queue
         # handler task -> (socket, TCP transport for drops)
         self._open: dict[
-            asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.BaseTransport | None]
+            asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.Transport | None]
         ] = {}
 
     @property
@@ -160,7 +160,7 @@ class ServerSockets:
         """
         sockets = list(self._open.values())
         for _, transport in sockets:
-            if isinstance(transport, asyncio.Transport):
+            if transport is not None:
                 transport.abort()
         return len(sockets)
 
