@@ -273,17 +273,17 @@ class AsyncFishjamClient:
         path: str,
         body: Any = None,
         params: dict[str, str] | None = None,
-        answer: bool = True,
+        read_data: bool = True,
     ) -> Any:
         """One request; returns the answer's ``data`` member (None for no content, or
-        when ``answer`` is False: the body of a success is then not read as JSON)."""
+        when ``read_data`` is False: the body of a success is then not read as JSON)."""
         try:
             response = await self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:
             raise FishjamApiError(None, f"{type(exc).__name__}: {exc}", method, path) from exc
         if response.status_code >= 400:
             raise FishjamApiError(response.status_code, _error_text(response), method, path)
-        if not answer or not response.content:
+        if not read_data or not response.content:
             return None
         try:
             return response.json()["data"]
@@ -420,7 +420,7 @@ class AsyncFishjamClient:
                 refuses the subscription.
         """
         path = f"/room/{room_id}/peer/{peer_id}/subscribe_peer"
-        await self._request("POST", path, params={"peer_id": target_peer_id}, answer=False)
+        await self._request("POST", path, params={"peer_id": target_peer_id}, read_data=False)
 
     async def subscribe_tracks(self, room_id: str, peer_id: str, track_ids: list[str]) -> None:
         """Subscribes a peer to particular tracks of other peers (manual subscribe mode).
@@ -437,7 +437,7 @@ class AsyncFishjamClient:
         if isinstance(track_ids, str) or not all(isinstance(t, str) for t in track_ids):
             raise TypeError(f"track_ids must be a list of track id strings, not {track_ids!r}")
         path = f"/room/{room_id}/peer/{peer_id}/subscribe_tracks"
-        await self._request("POST", path, {"track_ids": list(track_ids)}, answer=False)
+        await self._request("POST", path, {"track_ids": list(track_ids)}, read_data=False)
 
 
 def _parsed(parse: Any, data: Any, key: str | None, method: str, path: str) -> Any:

@@ -146,17 +146,21 @@ async def test_several_subscribers_see_the_same_notifications(local_fishjam: Loc
         await fj.delete_room(room)
         for seen in (first, second):
             await seen.until(lambda i: any(isinstance(n, ServerMessageRoomDeleted) for n in i))
-        assert kinds(first.items) == kinds(second.items) == [
-            "RoomCreated",
-            "PeerAdded",
-            "PeerConnected",
-            "TrackAdded",
-            "TrackMetadataUpdated",
-            "TrackRemoved",
-            "PeerDisconnected",
-            "PeerDeleted",
-            "RoomDeleted",
-        ]
+        assert (
+            kinds(first.items)
+            == kinds(second.items)
+            == [
+                "RoomCreated",
+                "PeerAdded",
+                "PeerConnected",
+                "TrackAdded",
+                "TrackMetadataUpdated",
+                "TrackRemoved",
+                "PeerDisconnected",
+                "PeerDeleted",
+                "RoomDeleted",
+            ]
+        )
         update = first.items[4]
         assert isinstance(update, ServerMessageTrackMetadataUpdated)
         assert update.track.metadata == '{"muted": true}'

@@ -96,7 +96,9 @@ async def test_person_control_routes(local_fishjam: LocalFishjam) -> None:
     assert status == 201
     assert body["data"] == {"peer_id": body["peer_id"], "track_id": body["track_id"]}
     peer = fj.peer(body["peer_id"])
-    assert peer.metadata == {"n": 1} and fj.rooms[room].speakers[peer.id].track_id == body["track_id"]
+    assert (
+        peer.metadata == {"n": 1} and fj.rooms[room].speakers[peer.id].track_id == body["track_id"]
+    )
     status, refused = await call(fj, "POST", f"/local/room/{room}/person", {})
     assert status == 409 and "peer limit" in refused["errors"]
     assert (await call(fj, "POST", f"/local/room/{room}/person", {"audio": 3}))[0] == 400
@@ -168,7 +170,9 @@ async def test_vad_follows_the_audio_a_person_plays(local_fishjam: LocalFishjam)
     person = await fj.join_person(room, audio=audio, realtime=False)
     await person.wait_done(TIMEOUT)
     statuses = [
-        m.vad_notification.status for m in fj.notifications.history if m.HasField("vad_notification")
+        m.vad_notification.status
+        for m in fj.notifications.history
+        if m.HasField("vad_notification")
     ]
     speech, silence = 2, 1
     assert statuses == [speech, silence, speech, silence]
@@ -200,7 +204,9 @@ async def test_peer_socket_authenticates_and_marks_connected(local_fishjam: Loca
             await twice.send(peer_auth(token))
             with pytest.raises(ConnectionClosed) as info:
                 await asyncio.wait_for(twice.recv(), TIMEOUT)
-            assert info.value.rcvd is not None and info.value.rcvd.reason == "peer already connected"
+            assert (
+                info.value.rcvd is not None and info.value.rcvd.reason == "peer already connected"
+            )
         await asyncio.to_thread(client.delete_peer, room.id, peer.id)
         with pytest.raises(ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
@@ -369,7 +375,9 @@ async def test_manual_agent_hears_only_what_it_subscribed_to(local_fishjam: Loca
 
 
 async def client_subscribe(fj: LocalFishjam, room: str, peer_id: str, target: str) -> None:
-    status, _ = await call(fj, "POST", f"/room/{room}/peer/{peer_id}/subscribe_peer?peer_id={target}")
+    status, _ = await call(
+        fj, "POST", f"/room/{room}/peer/{peer_id}/subscribe_peer?peer_id={target}"
+    )
     assert status == 200
 
 

@@ -109,8 +109,14 @@ async def test_path_prefix(local_fishjam: LocalFishjam) -> None:
         ("GET", "/nowhere", None, {}, 404, "Not Found"),
         ("GET", "/room/x/nowhere", None, {"Authorization": "Bearer nope"}, 404, "Not Found"),
         ("PUT", "/room", None, {}, 405, "Method Not Allowed"),
-        ("POST", "/room/{room}/peer", b'{"type": "agent", "options": {"subscribeMode": "x"}}',
-         None, 400, "Invalid subscribe mode: x"),
+        (
+            "POST",
+            "/room/{room}/peer",
+            b'{"type": "agent", "options": {"subscribeMode": "x"}}',
+            None,
+            400,
+            "Invalid subscribe mode: x",
+        ),
     ],
 )
 async def test_rest_error_bodies(

@@ -35,7 +35,9 @@ class Receiver:
 
     def notifications(self) -> list[str]:
         """Every notification received, flattened, as the plain SDK decodes them."""
-        return [type(n).__name__ for _, body in self.posts for n in decode_server_notifications(body)]
+        return [
+            type(n).__name__ for _, body in self.posts for n in decode_server_notifications(body)
+        ]
 
 
 @pytest.fixture
@@ -100,7 +102,11 @@ async def test_each_notification_is_posted_in_order(
     for headers, _ in receiver.posts:
         assert headers["Content-Type"] == "application/x-protobuf"
         assert "x-fishjam-signature-256" not in {k.lower() for k in headers}
-    assert all(getattr(n, "room_id", room.id) == room.id for b in bodies for n in decode_server_notifications(b))
+    assert all(
+        getattr(n, "room_id", room.id) == room.id
+        for b in bodies
+        for n in decode_server_notifications(b)
+    )
     assert fj.webhooks.stats.posted == 10 and fj.webhooks.stats.failed == 0
 
 

@@ -209,7 +209,7 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
         body = await body_of(request)
         audio = body.get("audio")
         if audio is not None and not isinstance(audio, dict):
-            raise ControlError(400, "audio must be null or an object like {\"source\": \"speech\"}")
+            raise ControlError(400, 'audio must be null or an object like {"source": "speech"}')
         metadata = body.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise ControlError(400, "metadata must be null or a JSON object")

@@ -69,7 +69,11 @@ def track_proto(track_id: str, kind: str, metadata: Any) -> notifications_pb2.Tr
     Returns:
         The message.
     """
-    kind_value = notifications_pb2.TRACK_TYPE_VIDEO if kind == "video" else notifications_pb2.TRACK_TYPE_AUDIO
+    kind_value = (
+        notifications_pb2.TRACK_TYPE_VIDEO
+        if kind == "video"
+        else notifications_pb2.TRACK_TYPE_AUDIO
+    )
     text = metadata if isinstance(metadata, str) else json.dumps(metadata)
     return notifications_pb2.Track(id=track_id, type=kind_value, metadata=text)
 
@@ -176,7 +180,9 @@ class NotificationHub:
 
     def peer_added(self, peer: Peer, room: Room) -> None:
         """``PeerAdded``."""
-        msg = ServerMessage.PeerAdded(room_id=room.id, peer_id=peer.id, peer_type=PEER_TYPES[peer.type])
+        msg = ServerMessage.PeerAdded(
+            room_id=room.id, peer_id=peer.id, peer_type=PEER_TYPES[peer.type]
+        )
         self.emit(ServerMessage(peer_added=msg), room)
 
     def peer_connected(self, peer: Peer, room: Room) -> None:

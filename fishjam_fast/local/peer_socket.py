@@ -101,7 +101,12 @@ class PeerSockets:
     """Serves every WebRTC peer socket against the registry and the notification hub."""
 
     def __init__(
-        self, state: ServerState, hub: NotificationHub, *, heartbeat: float | None, auth_timeout: float
+        self,
+        state: ServerState,
+        hub: NotificationHub,
+        *,
+        heartbeat: float | None,
+        auth_timeout: float,
     ) -> None:
         """Args: state: Registry. hub: Notifications. heartbeat: Ping interval (None: off).
         auth_timeout: Seconds to the auth_request."""
@@ -109,7 +114,9 @@ class PeerSockets:
         self.hub = hub
         self.heartbeat = heartbeat
         self.auth_timeout = auth_timeout
-        self._open: dict[asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.Transport | None]] = {}
+        self._open: dict[
+            asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.Transport | None]
+        ] = {}
 
     @property
     def open_count(self) -> int:
@@ -203,7 +210,10 @@ class PeerSockets:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await asyncio.gather(
-                    *(ws.close(code=code, message=reason.encode()) for ws, _ in self._open.values()),
+                    *(
+                        ws.close(code=code, message=reason.encode())
+                        for ws, _ in self._open.values()
+                    ),
                     return_exceptions=True,
                 )
         for task in list(self._open):

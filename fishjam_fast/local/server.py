@@ -453,7 +453,9 @@ class LocalFishjam(FaultInjection, Waits):
         elif not isinstance(source, AudioSource):
             source = AudioSource.from_array(source, source_sample_rate)
         peer = self.state.add_webrtc_peer(room_id, simulated=True)
-        track = self._publish(peer, room, SimulatedTrack(id=new_id(), type="audio", metadata=metadata))
+        track = self._publish(
+            peer, room, SimulatedTrack(id=new_id(), type="audio", metadata=metadata)
+        )
         speaker = SpeakingPeer(
             peer=peer, track=track, source=source, realtime=realtime, loop=loop, chunks=chunks
         )

@@ -27,6 +27,7 @@ import hmac
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+
 import aiohttp
 
 from fishjam_fast._proto import server_notifications_pb2
@@ -139,7 +140,9 @@ class WebhookPoster:
             queue.task = asyncio.get_running_loop().create_task(self._run(room_id, queue))
         if len(queue.items) >= self.max_queue:
             self.stats.dropped += 1
-            log.warning("local Fishjam: webhook queue of room %s full; notification dropped", room_id)
+            log.warning(
+                "local Fishjam: webhook queue of room %s full; notification dropped", room_id
+            )
             return
         queue.items.append((message, frame))
         queue.wake.set()
@@ -213,9 +216,7 @@ class WebhookPoster:
         if self.secret is not None:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout)
-            )
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         pause = self.backoff
         for attempt in range(self.retries + 1):
             if attempt:
