@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -354,3 +357,54 @@ async def test_dropped_notification_socket_and_resubscribe(local_fishjam: LocalF
         room = await fj.create_room()
         await again.until(lambda i: len(i) == 1)
         assert [n.room_id for n in again.items] == [room] != [missed]
+
+
+def _control(fj: LocalFishjam, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(fj.url + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {fj.management_token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_flood_reaches_a_reading_subscriber_whole_and_in_order(
+    local_fishjam: LocalFishjam,
+) -> None:
+    fj = local_fishjam
+    count = 30_000  # three times a subscriber's queue: the server yields as it emits
+    async with websockets.connect(fj.notification_socket_url, max_queue=None) as ws:
+        await ws.send(auth(fj.management_token))
+        await ws.recv()
+        await ws.send(SUBSCRIBE)
+        await ws.recv()
+        flood = asyncio.create_task(
+            asyncio.to_thread(_control, fj, "POST", "/local/notifications/flood", {"count": count})
+        )
+        got = []
+        async with asyncio.timeout(60):
+            while len(got) < count:
+                got.append(ServerMessage.FromString(await ws.recv()).peer_metadata_updated)
+        assert await flood == (200, {"data": {"emitted": count}})
+    assert [m.peer_id for m in got] == [f"flood-{i}" for i in range(count)]
+    assert got[-1].metadata == json.dumps({"i": count - 1}) and got[0].room_id == "flood"
+    status, body = await asyncio.to_thread(_control, fj, "GET", "/local/server")
+    assert status == 200 and body["data"]["notifications_emitted"] == count
+    assert body["data"]["notification_overflows"] == 0
+    assert body["data"]["webhooks"]["posted"] == 0
+
+
+async def test_flood_and_drop_control_routes_refuse_and_drop(local_fishjam: LocalFishjam) -> None:
+    fj = local_fishjam
+    bad = await asyncio.to_thread(_control, fj, "POST", "/local/notifications/flood", {"count": -1})
+    assert bad[0] == 400
+    with pytest.raises(ValueError, match="count must be >= 0"):
+        await fj.flood_notifications(-1)
+    async with plain_notifier(fj.url, fj.management_token):
+        await fj.wait_for(lambda: fj.notifications.subscriber_count == 1, TIMEOUT)
+        status, body = await asyncio.to_thread(_control, fj, "POST", "/local/notifications/drop")
+        assert (status, body) == (200, {"data": {"dropped": 1}})
+        await fj.wait_for(lambda: fj.notifications.subscriber_count == 0, TIMEOUT)

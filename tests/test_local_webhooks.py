@@ -9,6 +9,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -16,7 +17,7 @@ from fishjam import FishjamClient, RoomOptions, decode_server_notifications
 from fishjam import verify_webhook_signature as plain_verify
 
 from fishjam_fast._proto import server_notifications_pb2
-from fishjam_fast.local import AudioSource, LocalFishjam
+from fishjam_fast.local import AudioSource, LocalFishjam, LocalFishjamProcess
 from fishjam_fast.local.webhooks import WebhookPoster
 
 ServerMessage = server_notifications_pb2.ServerMessage
@@ -207,3 +208,17 @@ def test_poster_rejects_bad_bounds() -> None:
         WebhookPoster(timeout=0)
     with pytest.raises(ValueError, match="max_queue and batch_max"):
         WebhookPoster(max_queue=0)
+
+
+async def test_process_server_signs_with_the_command_line_secret(receiver: Receiver) -> None:
+    status: dict[str, Any] = {"webhooks": {"posted": 0}}
+    with LocalFishjamProcess(seconds=60, webhook_secret="cli-secret") as server:
+        room = await asyncio.to_thread(server.call, "POST", "/room", {"webhookUrl": receiver.url})
+        async with asyncio.timeout(TIMEOUT):  # received, and counted once answered
+            while not receiver.posts or not status["webhooks"]["posted"]:
+                await asyncio.sleep(0.01)
+                status = await asyncio.to_thread(server.call, "GET", "/local/server")
+    headers, body = receiver.posts[0]
+    assert plain_verify(body, headers["x-fishjam-signature-256"], "cli-secret")
+    assert [n.room_id for n in decode_server_notifications(body)] == [room["room"]["id"]]
+    assert status["webhooks"]["failed"] == 0

@@ -45,8 +45,15 @@ read back what agents sent. Same bearer token as the REST API.
 ``POST /local/restart``
     body ``{"downtime": 0.0}`` -> 202 ``{"data": {"restarts": n}}``: the restart runs
     after the answer; it is done when ``GET /local/server`` shows ``restarts >= n``.
+``POST /local/notifications/flood``
+    body ``{"count": 1000}`` -> ``{"data": {"emitted": n}}``
+    (``LocalFishjam.flood_notifications``)
+``POST /local/notifications/drop``
+    every notification socket dropped -> ``{"data": {"dropped": n}}``
 ``GET /local/server``
-    -> ``{"data": {"restarts", "open_sockets", "rooms"}}``
+    -> ``{"data": {"restarts", "open_sockets", "rooms", "notification_sockets",
+    "notifications_emitted", "notification_overflows", "webhooks": {"posted",
+    "notifications", "retries", "failed", "dropped", "pending"}}}``
 """
 
 from __future__ import annotations
@@ -303,8 +310,21 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
                 "restarts": server.restarts,
                 "open_sockets": server.sockets.open_count,
                 "rooms": len(server.state.rooms),
+                "notification_sockets": server.server_sockets.open_count,
+                "notifications_emitted": server.notifications.emitted,
+                "notification_overflows": server.notifications.overflows,
+                "webhooks": {**vars(server.webhooks.stats), "pending": server.webhooks.pending},
             }
         )
+
+    async def flood_notifications(request: web.Request) -> web.Response:
+        count = _int_or_none(await body_of(request), "count") or 0
+        if count > 10_000_000:
+            raise ControlError(400, "count must be at most 10000000")
+        return answer({"emitted": await server.flood_notifications(count)})
+
+    async def drop_notification_sockets(request: web.Request) -> web.Response:
+        return answer({"dropped": server.drop_notification_sockets()})
 
     def route(handler: Any) -> Any:
         async def wrapped(request: web.Request) -> web.Response:
@@ -325,4 +345,6 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
         web.post(PREFIX + "/token/revoke", route(revoke)),
         web.post(PREFIX + "/restart", route(restart)),
         web.get(PREFIX + "/server", route(status)),
+        web.post(PREFIX + "/notifications/flood", route(flood_notifications)),
+        web.post(PREFIX + "/notifications/drop", route(drop_notification_sockets)),
     ]

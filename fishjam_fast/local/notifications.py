@@ -204,6 +204,17 @@ class NotificationHub:
         )
         self.emit(ServerMessage(peer_metadata_updated=msg), room)
 
+    @staticmethod
+    def flood_message(i: int) -> server_notifications_pb2.ServerMessage:
+        """Notification ``i`` of a test flood (``LocalFishjam.flood_notifications``)."""
+        msg = ServerMessage.PeerMetadataUpdated(
+            room_id="flood",
+            peer_id=f"flood-{i}",
+            metadata=json.dumps({"i": i}),
+            peer_type=ServerMessage.PEER_TYPE_WEBRTC,
+        )
+        return ServerMessage(peer_metadata_updated=msg)
+
     def is_connected(self, peer_id: str) -> bool:
         """Whether ``PeerConnected`` was emitted for the peer and ``PeerDisconnected`` not yet."""
         return peer_id in self._live

@@ -555,6 +555,34 @@ class LocalFishjam(FaultInjection, Waits):
         room = self.state.room(peer.room_id)
         self.state.notifications.track_metadata_updated(peer, room, track_id, metadata)
 
+    async def flood_notifications(self, count: int, *, yield_every: int = 100) -> int:
+        """Emit ``count`` notifications as fast as the loop allows, for tests of a
+        notifier under load: ``PeerMetadataUpdated`` of room ``"flood"``, peer
+        ``"flood-<i>"``, metadata ``{"i": i}`` (i from 0: a receiver can tell what it
+        missed). They reach socket subscribers only (no room, no webhook). The loop is
+        given back every ``yield_every`` notifications, so subscribers that read keep up
+        and one that does not overflows (see :mod:`.notifications`).
+
+        Args:
+            count: How many.
+            yield_every: Notifications between two yields to the loop.
+
+        Returns:
+            ``count``.
+
+        Raises:
+            ValueError: If ``count`` is negative or ``yield_every`` below 1.
+        """
+        if count < 0 or yield_every < 1:
+            raise ValueError(f"count must be >= 0 and yield_every >= 1, got {count}, {yield_every}")
+        hub = self.state.notifications
+        message = hub.flood_message
+        for i in range(count):
+            hub.emit(message(i), None)
+            if (i + 1) % yield_every == 0:
+                await asyncio.sleep(0)
+        return count
+
     def drop_notification_sockets(self) -> int:
         """Drop every notification socket without a close frame (clients see 1006), as
         a network failure would; notifications emitted until a client resubscribes are
