@@ -25,7 +25,9 @@ Programmatic API (all on the server's event loop)::
 
     async with LocalFishjam(port=0, *, management_token=None, heartbeat=30.0,
                             auth_timeout=30.0, max_message_size=4 MiB,
-                            record_chunks=True, record_requests=True, ssl=None) as fj:
+                            record_chunks=True, record_requests=True, ssl=None,
+                            webhook_secret=None, webhook_timeout=5.0, webhook_retries=3,
+                            notification_queue=10_000) as fj:
         fj.url, fj.ws_url, fj.agent_socket_url, fj.management_token, fj.port
         room_id = await fj.create_room(**camelCaseRoomConfig)          -> str
         peer = await fj.add_agent(room_id, sample_rate=16000)           -> Peer (.id, .token)
@@ -35,6 +37,16 @@ Programmatic API (all on the server's event loop)::
         track = await fj.add_video_peer(room_id, *, width=32, height=24, image=None,
                                         content_type="image/jpeg", metadata=None)
                                                                         -> SimulatedTrack
+        person = await fj.join_person(room_id, *, audio=None, metadata=None,
+                                      source_sample_rate=16000, realtime=True,
+                                      track_metadata=None)   -> Person (.peer_id, .track_id,
+                                                                .speaker, wait_done(timeout))
+        await fj.leave_person(peer_id)
+        fj.update_track_metadata(peer_id, track_id, metadata)
+        fj.notifications -> NotificationHub (.history, .emitted, .overflows,
+                            .subscriber_count); fj.notification_socket_url
+        fj.webhooks -> WebhookPoster (.stats); await fj.wait_webhooks(timeout)
+        await fj.flood_notifications(count); fj.drop_notification_sockets() -> int
         await fj.remove_peer(room_id, peer_id); await fj.delete_room(room_id)
         fj.refresh_token(peer_id) -> str; fj.revoke_token(token) -> peer_id
         fj.rooms, fj.peer(peer_id), fj.agent(peer_id) -> AgentRecord, fj.connection(peer_id),
