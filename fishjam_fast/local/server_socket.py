@@ -63,6 +63,7 @@ class ServerSockets:
         self._open: dict[
             asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.Transport | None]
         ] = {}
+        self._closing: set[asyncio.Task[bool]] = set()  # overflow closes in progress
 
     @property
     def open_count(self) -> int:
@@ -148,9 +149,12 @@ class ServerSockets:
         return True
 
     def _overflow(self, ws: web.WebSocketResponse) -> None:
-        asyncio.get_running_loop().create_task(
+        # called from emit (not a coroutine): the close runs in a task we keep alive
+        task = asyncio.get_running_loop().create_task(
             ws.close(code=1011, message=OVERFLOW_REASON.encode())
         )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def drop_all(self) -> int:
         """Drop every notification socket without a close frame (clients see 1006).
