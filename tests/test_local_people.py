@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 import fishjam_fast
 from fishjam_fast.local import AudioSource, LocalFishjam, LocalFishjamProcess, RoomFullError
 from fishjam_fast.local.peer_socket import AUTHENTICATED, PeerMessage
-from fishjam_fast.local.vad import VoiceActivity, rms_dbfs
+from fishjam_fast.local.vad import VoiceActivity, loud_chunks, rms_dbfs
 
 TIMEOUT = 10.0
 
@@ -392,3 +392,12 @@ async def test_plain_sdk_subscribe_calls(local_fishjam: LocalFishjam) -> None:
     got = await asyncio.to_thread(client.get_room, room.id)
     subs = got.peers[0].subscriptions
     assert (subs.peers, subs.tracks) == ([person.peer_id], [person.track_id])
+
+
+def test_loud_chunks_agrees_with_the_per_chunk_level() -> None:
+    rng = np.random.default_rng(3)
+    levels = [0, 10, 100, 180, 200, 3000, 30000]
+    chunks = [(rng.standard_normal(320) * a).astype(np.int16).tobytes() for a in levels]
+    flags = [rms_dbfs(c) >= -45.0 for c in chunks]
+    assert loud_chunks(chunks, -45.0) == flags
+    assert flags[0] is False and flags[-1] is True and loud_chunks([]) == []

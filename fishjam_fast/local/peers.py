@@ -27,7 +27,7 @@ from fishjam_fast._proto import agent_pb2, notifications_pb2
 from .images import make_png
 from .signals import CHUNK_SECONDS, AudioSource, Samples
 from .state import Peer, Room
-from .vad import VoiceActivity
+from .vad import VoiceActivity, loud_chunks
 
 if TYPE_CHECKING:
     from .notifications import NotificationHub
@@ -169,6 +169,7 @@ async def speak(
         limit = one_pass
     track_proto = speaker.track.proto()
     vad = VoiceActivity()
+    loudness = loud_chunks(pass_at(16000), vad.threshold_dbfs) if hub is not None else []
     peer_id, track_id = speaker.peer.id, speaker.track.id
     start = loop.time()
     index = 0
@@ -178,9 +179,8 @@ async def speak(
                 delay = start + index * CHUNK_SECONDS - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            if hub is not None:
-                voice = pass_at(16000)
-                change = vad.update(voice[index % len(voice)])
+            if hub is not None and loudness:
+                change = vad.update_loud(loudness[index % len(loudness)])
                 if change is not None:
                     hub.vad(speaker.peer, room, track_id, change)
             agents = [

@@ -35,6 +35,25 @@ def rms_dbfs(chunk: bytes) -> float:
     return 20.0 * math.log10(rms / 32768.0) if rms > 0 else -math.inf
 
 
+def loud_chunks(chunks: list[bytes], threshold_dbfs: float = DEFAULT_THRESHOLD_DBFS) -> list[bool]:
+    """Which of ``chunks`` (equal-sized PCM16 mono) are loud, computed in one vectorized
+    pass: a speaker's stream is fixed, so the server classifies it once, not per chunk.
+
+    Args:
+        chunks: The chunks of one pass of a stream, all the same size.
+        threshold_dbfs: The loudness threshold.
+
+    Returns:
+        One flag per chunk: RMS level at or above ``threshold_dbfs``.
+    """
+    if not chunks:
+        return []
+    samples = np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.float64)
+    mean_square = np.mean(samples.reshape(len(chunks), -1) ** 2, axis=1)
+    limit = (32768.0 * 10.0 ** (threshold_dbfs / 20.0)) ** 2
+    return [bool(x) for x in mean_square >= limit]
+
+
 class VoiceActivity:
     """The SPEECH/SILENCE state of one track (see the module docstring)."""
 
@@ -63,7 +82,17 @@ class VoiceActivity:
         Returns:
             True when speech starts, False when it ends, None when nothing changed.
         """
-        loud = rms_dbfs(chunk) >= self.threshold_dbfs
+        return self.update_loud(rms_dbfs(chunk) >= self.threshold_dbfs)
+
+    def update_loud(self, loud: bool) -> bool | None:
+        """Feed the next chunk's classification (see :func:`loud_chunks`).
+
+        Args:
+            loud: Whether the chunk is at or above the threshold.
+
+        Returns:
+            As :meth:`update`.
+        """
         if loud:
             self._quiet = 0
             if not self.speaking:
