@@ -265,6 +265,7 @@ async def test_peer_socket_closes_mark_disconnected_and_room_stop(
     ("frame", "reason"),
     [
         ("agent", "invalid token"),
+        ("person", "invalid token"),  # connected without a socket
         ("wrong", "invalid token"),
         ("", "missing token"),
         ("media", "unauthenticated"),
@@ -275,8 +276,10 @@ async def test_peer_socket_refusals(local_fishjam: LocalFishjam, frame: str, rea
     fj = local_fishjam
     room = await fj.create_room()
     agent = await fj.add_agent(room)
+    person = await fj.join_person(room)
     frames = {
         "agent": peer_auth(agent.token),
+        "person": peer_auth(fj.peer(person.peer_id).token),
         "wrong": peer_auth("wrong"),
         "": peer_auth(""),
         "media": PeerMessage(media_event=PeerMessage.MediaEvent(data="x")).SerializeToString(),
