@@ -17,8 +17,8 @@ Closes: 1000 ``unauthenticated`` (first message not an auth_request, or none wit
 ``auth_timeout``), ``missing token``, ``invalid token`` (unknown, revoked, not a
 WebRTC peer's token, or a simulated person's: it is connected without a socket),
 ``room not found``, ``peer not found``, ``peer already connected``; 1011 ``invalid
-message`` (a frame that does not decode), 1003 ``unsupported data`` (text). Deleting the peer closes 1000 ``Peer removed``, deleting
-its room 1000 ``Room stopped``.
+message`` (a frame that does not decode), 1003 ``unsupported data`` (text). Deleting
+the peer closes 1000 ``Peer removed``, deleting its room 1000 ``Room stopped``.
 """
 
 from __future__ import annotations
