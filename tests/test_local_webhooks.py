@@ -222,3 +222,11 @@ async def test_process_server_signs_with_the_command_line_secret(receiver: Recei
     assert plain_verify(body, headers["x-fishjam-signature-256"], "cli-secret")
     assert [n.room_id for n in decode_server_notifications(body)] == [room["room"]["id"]]
     assert status["webhooks"]["failed"] == 0
+
+
+async def test_stop_sends_what_is_queued(receiver: Receiver) -> None:
+    async with LocalFishjam() as fj:
+        room = await fj.create_room(webhookUrl=receiver.url)
+        await fj.delete_room(room)  # queued, not yet posted, when the server stops
+        assert fj.webhooks.pending == 2
+    assert short(receiver.notifications()) == ["RoomCreated", "RoomDeleted"]

@@ -11,6 +11,7 @@ This module wires them together and owns the listening socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import ssl as ssl_module
@@ -37,6 +38,9 @@ from .webhooks import WebhookPoster
 #: Close reasons of the real server.
 PEER_REMOVED = "Peer removed"
 ROOM_STOPPED = "Room stopped"
+
+#: Seconds :meth:`LocalFishjam.stop` lets queued webhooks go out before dropping them.
+WEBHOOK_DRAIN_TIMEOUT = 1.0
 
 #: Seconds :meth:`LocalFishjam.restart` and :meth:`LocalFishjam.stop` give REST requests
 #: in flight to finish before their connections are closed.
@@ -206,7 +210,9 @@ class LocalFishjam(FaultInjection, Waits):
         return self
 
     async def stop(self) -> None:
-        """Stop: end every loop, close agent sockets (1001 going away), stop listening."""
+        """Stop: end every loop, close agent, notification and peer sockets (1001 going
+        away), give queued webhooks up to :data:`WEBHOOK_DRAIN_TIMEOUT` seconds, stop
+        listening."""
         async with self._lifecycle:
             if not self._running:
                 return
@@ -219,6 +225,8 @@ class LocalFishjam(FaultInjection, Waits):
             await self.sockets.close_all(1001, "server shutdown", timeout=2.0)
             await self.server_sockets.close_all(1001, "server shutdown", timeout=2.0)
             await self.peer_sockets.close_all(1001, "server shutdown", timeout=2.0)
+            with contextlib.suppress(TimeoutError):  # the last webhooks, boundedly
+                await self.webhooks.drain(WEBHOOK_DRAIN_TIMEOUT)
             await self.webhooks.close()
             runner, self._runner = self._runner, None
             if runner is not None:
