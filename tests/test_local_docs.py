@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# the section lives in docs/ until it is merged into the README: look in both
-PLACES = (ROOT / "docs" / "localnotif.md", ROOT / "README.md")
+PLACES = (ROOT / "README.md",)
 RUN_LINE = "asyncio.run(main())"
 
 
@@ -27,7 +26,7 @@ def _example() -> tuple[str, Path]:
             code = match.group(1).rstrip()
             assert code.endswith(RUN_LINE), "the example should end by running main()"
             return code.removesuffix(RUN_LINE), place
-    raise AssertionError("no localnotif-example block in docs/localnotif.md or README.md")
+    raise AssertionError("no localnotif-example block in README.md")
 
 
 async def test_example_greets_the_person_and_sees_it_leave(
