@@ -10,7 +10,9 @@
   supervisor's share of the box's CPU is reported beside it.
 - ``server-dispatch``: a burst of rooms dispatched at once; latency from submission to
   the agent authenticated (p50/p99), beside the bare path measured in the same run
-  (``AsyncFishjamClient.create_agent`` + ``connect`` from one process, no server).
+  (``AsyncFishjamClient.create_agent`` + ``connect`` from one process, no server); and
+  ``people``: a simulated person joins each room at once and the server follows the
+  notifications (person joins -> agent authenticated).
 - ``server-memory``: resident memory of an idle worker, and per idle connected agent.
 
 Linux only (/proc). Quick mode (``FISHJAM_FAST_BENCH_QUICK=1``) uses fewer agents and
@@ -197,8 +199,47 @@ async def _bare_burst(local: LocalFishjamProcess) -> dict[str, float]:
     }
 
 
+async def _people_burst(local: LocalFishjamProcess) -> dict[str, float]:
+    """A person joins each room at once (the local Fishjam's control route); the server
+    follows the notifications: latency from the join request to the agent authenticated."""
+    rooms = [local.call("POST", "/room", {})["room"]["id"] for _ in range(BURST)]
+    _app_path()
+    server = AgentServer(
+        "server_app:idle",
+        fishjam_url=local.url,
+        management_token=local.token,
+        workers=CORES,
+        metrics_port=None,
+        drain_timeout=0.0,
+    )
+    await server.start()
+    loop = asyncio.get_running_loop()
+    joined: dict[str, float] = {}
+
+    def join(room_id: str) -> None:
+        joined[room_id] = time.monotonic()
+        local.call("POST", f"/local/room/{room_id}/person", {})
+
+    try:
+        supervisor = server.supervisor
+        await asyncio.gather(*(loop.run_in_executor(None, join, r) for r in rooms))
+        await _until(lambda: sum(1 for j in supervisor.jobs() if j.connected) == BURST, 120)
+        latencies = []
+        for room_id in rooms:
+            job = supervisor.job_for_key(room_id)
+            assert job is not None and job.connected_at is not None
+            latencies.append(job.connected_at - joined[room_id])
+    finally:
+        await server.stop(drain=False)
+    return {
+        "rooms": float(BURST),
+        "p50_s": percentile(latencies, 0.5),
+        "p99_s": percentile(latencies, 0.99),
+    }
+
+
 @pytest.mark.benchmark(timer=time.perf_counter)
-@pytest.mark.parametrize("path", ["server", "bare"])
+@pytest.mark.parametrize("path", ["server", "bare", "people"])
 def test_server_dispatch(benchmark: Any, path: str) -> None:
     benchmark.group = f"server-dispatch-{BURST}"
     benchmark.name = f"server_dispatch[{path}]"
@@ -206,7 +247,7 @@ def test_server_dispatch(benchmark: Any, path: str) -> None:
 
     def run_once() -> None:
         with LocalFishjamProcess(seconds=300, record=False) as local:
-            burst = _dispatch_burst if path == "server" else _bare_burst
+            burst = {"server": _dispatch_burst, "bare": _bare_burst, "people": _people_burst}[path]
             results.append(run(burst(local)))
 
     benchmark.pedantic(run_once, rounds=1, iterations=1)

@@ -1,5 +1,6 @@
-"""``python -m fishjam_fast``: the demo, the local Fishjam server, and ``run`` (a
-plain-SDK program made fast: ``fishjam_fast._launch``).
+"""``python -m fishjam_fast``: the demo, the local Fishjam server, ``serve`` (the agent
+server: ``fishjam_fast.server``), and ``run`` (a plain-SDK program made fast:
+``fishjam_fast._launch``).
 
 The demo and the local server need optional dependencies (extras). Without them the
 command says what to install and exits with status 2; ``--help`` prints the help in any
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             needs = ()  # a real Fishjam: no local server
         if args.chart is not None:
             needs += ("matplotlib",)
+        if args.server:
+            extra, needs = EXTRAS["serve"]
     missing = missing_modules(needs)
     if missing:
         print(
