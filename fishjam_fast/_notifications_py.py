@@ -38,9 +38,7 @@ def decode_server_message(frame: Buffer) -> list[Any]:
     try:
         data = bytes(memoryview(frame))
     except TypeError:
-        raise TypeError(
-            f"frame must be a bytes-like object, not {type(frame).__name__}"
-        ) from None
+        raise TypeError(f"frame must be a bytes-like object, not {type(frame).__name__}") from None
     try:
         message = ServerMessage.FromString(data)
     except DecodeError as exc:
@@ -54,8 +52,10 @@ def _content(message: Message, depth: int) -> Any:
 
     which = message.WhichOneof("content")
     if which is None:
-        unknown = [field.field_number for field in UnknownFieldSet(message)]
-        return events.UnknownNotification(unknown[-1] if unknown else 0)
+        unknown = UnknownFieldSet(message)
+        return events.UnknownNotification(
+            unknown[len(unknown) - 1].field_number if len(unknown) else 0
+        )
     member = getattr(message, which)
     number = message.DESCRIPTOR.fields_by_name[which].number
     if number == events.BATCH_FIELD:

@@ -29,8 +29,8 @@ except ImportError:  # the smoke test runs without it
 # codec); the extension's C edges count when fuzzing/build.sh compiled it for libFuzzer
 with atheris.instrument_imports(include=["fishjam_fast"]) if atheris else nullcontext():
     from fishjam_fast import _codec_py as fallback
-    from fishjam_fast import _notifications_py as notifications_fallback
     from fishjam_fast import _ext as native
+    from fishjam_fast import _notifications_py as notifications_fallback
     from fishjam_fast._proto.agent_pb2 import AgentRequest
     from fishjam_fast.errors import AgentProtocolError
 

@@ -152,9 +152,11 @@ TRACK = field_len(1, b"t1") + field_varint(2, 2) + field_len(3, b"{}")
 def test_unknown_fields_of_every_wire_type_are_skipped(decode: Decode) -> None:
     unknown = (
         field_varint(41, 2**64 - 1)
-        + key(42, 1) + bytes(8)
+        + key(42, 1)
+        + bytes(8)
         + field_len(43, b"xyz")
-        + key(2**29 - 1, 5) + bytes(4)
+        + key(2**29 - 1, 5)
+        + bytes(4)
     )
     wrong_type = key(1, 0) + varint(5)  # room_id as a varint: unknown, skipped
     frame = field_len(20, unknown + PEER + wrong_type + unknown) + unknown
@@ -278,7 +280,8 @@ def test_native_is_stricter_than_upb(frame: bytes) -> None:
 
 def test_errors_name_the_offset() -> None:
     native = native_extension()
-    with pytest.raises(AgentProtocolError, match="length 2147483648 exceeds the 0 bytes left at offset 2"):
+    expected = "length 2147483648 exceeds the 0 bytes left at offset 2"
+    with pytest.raises(AgentProtocolError, match=expected):
         native.decode_server_message(b"\xa2\x01" + varint(2**31))
 
 
