@@ -312,18 +312,18 @@ def write_chart(chart: list[tuple[str, float, float]], path: Path) -> bool:
     return True
 
 
-README = HERE.parent / "README.md"
+README = HERE / "README.md"
 START, END = "<!-- results -->", "<!-- /results -->"
 
 
 def update_readme(results: Path) -> None:
-    """Copies the results' tables into README.md between the results markers."""
+    """Copies the results' tables into benchmarks/README.md between the results markers."""
     text = README.read_text()
     if START not in text or END not in text:
         return
     body = results.read_text().split("\n## ", 1)[1]  # from the first table on
     body = "#### " + body.replace("\n## ", "\n#### ").replace(
-        "](chart.png)", "](benchmarks/results/chart.png)"
+        "](chart.png)", "](results/chart.png)"
     )
     head, rest = text.split(START, 1)
     README.write_text(f"{head}{START}\n{body.strip()}\n{END}{rest.split(END, 1)[1]}")

@@ -1,8 +1,16 @@
 """fishjam_fast: a native-accelerated, drop-in replacement for ``fishjam.agent``.
 
-Switch an application with one changed import::
+Switch an application written for the plain SDK with one line at start-up, before or
+after its own imports::
 
-    from fishjam_fast import Agent, OutgoingAudioTrackOptions   # was: fishjam.agent
+    import fishjam_fast; fishjam_fast.install()
+
+or, changing nothing in it, run it with ``python -m fishjam_fast run app.py [args]``
+(install() done, uvloop as the event loop). Either way the plain SDK's names
+(``fishjam.agent``, ``FishjamClient.create_agent``) produce fishjam_fast's objects.
+Changing imports instead works only if *every* import changes: agents from
+``fishjam_fast.FishjamClient`` (or ``fishjam_fast.Agent``) and the message and error
+classes from ``fishjam_fast``, as the two sides' classes are distinct.
 
 ``NATIVE`` tells whether the compiled codec is in use.
 """
@@ -12,8 +20,9 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from . import pcm
+from . import logs, pcm
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
+from ._dropin import install, uninstall
 from ._reconnect import ReconnectPolicy, SessionStateChange
 from .agent import Agent
 from .enums import TrackEncoding, TrackType
@@ -62,8 +71,11 @@ __all__ = [
     "TrackEncoding",
     "TrackType",
     "decode_server_notifications",
+    "install",
+    "logs",
     "pcm",
     "run",
+    "uninstall",
     "verify_webhook_signature",
 ]
 

@@ -1,9 +1,10 @@
-"""``python -m fishjam_fast``: the demo, and the local Fishjam server.
+"""``python -m fishjam_fast``: the demo, the local Fishjam server, and ``run`` (a
+plain-SDK program made fast: ``fishjam_fast._launch``).
 
-Both commands need optional dependencies (extras). Without them the command says what
-to install and exits with status 2; ``--help`` prints the help in any installation (its
-epilog names the extras) and, without them, exits with status 2 too, so a script learns
-that the installation is incomplete.
+The demo and the local server need optional dependencies (extras). Without them the
+command says what to install and exits with status 2; ``--help`` prints the help in any
+installation (its epilog names the extras) and, without them, exits with status 2 too,
+so a script learns that the installation is incomplete.
 """
 
 from __future__ import annotations
@@ -33,11 +34,24 @@ def _parser() -> argparse.ArgumentParser:
         help="run the local Fishjam server (see python -m fishjam_fast local -h)",
         add_help=False,
     )
+    commands.add_parser(
+        "run",
+        help="run a plain-SDK program unchanged, made fast: run app.py [args] or "
+        "run -m module [args] (see python -m fishjam_fast run -h)",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the chosen command; returns the exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["run"]:
+        # before argparse: everything after the program belongs to the program
+        from ._launch import main as run_main
+
+        return run_main(argv[1:])
     parser = _parser()
     try:
         args, rest = parser.parse_known_args(argv)

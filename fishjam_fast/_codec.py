@@ -14,7 +14,9 @@ several times slower.
 
 from __future__ import annotations
 
+import importlib.machinery
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._env import NO_EXTENSIONS
@@ -99,6 +101,48 @@ def _native() -> dict[str, Any]:
     return {name: getattr(_ext, name) for name in NAMES}
 
 
+def _source_checkout(package: Path) -> Path | None:
+    """The repository root when ``package`` is the source tree's ``fishjam_fast``
+    folder (``src_ext/`` beside it) holding no compiled ``_ext``, else None."""
+    root = package.parent
+    if not (root / "src_ext" / "_ext.pyx").is_file():
+        return None
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    if any((package / f"_ext{suffix}").exists() for suffix in suffixes):
+        return None  # built in place: a stale build, which the ImportError names
+    return root
+
+
+def missing_extension_message(package: Path, error: ImportError) -> str:
+    """What the warning of a missing extension says: what happened and the fix.
+
+    A script run from the repository root imports the source tree (its folder comes
+    first on ``sys.path``), where nothing was compiled: Python then reports the missing
+    module as a "circular import" (``from . import _ext`` in a package still being
+    initialized), which is not what happened.
+    """
+    root = _source_checkout(package)
+    if root is not None:
+        return (
+            f"fishjam_fast was imported from its source checkout ({package}), not from "
+            f"the installed package, and no native extension was built there (a script "
+            f"run from the repository root imports this folder first): the pure-Python "
+            f"codec and NumPy kernels run instead, several times slower. Build the "
+            f"extension in place: cd {root} && python setup.py build_ext --inplace "
+            f"(or pip install -e .), or run the script from another directory so that "
+            f"the installed fishjam_fast is imported"
+        )
+    if "partially initialized" in str(error):
+        what = f"no compiled fishjam_fast._ext in {package}"
+    else:
+        what = str(error)
+    return (
+        f"fishjam_fast runs without its native extension ({what}): the pure-Python "
+        f"codec and NumPy kernels work, but performance is degraded. To build it, "
+        f"{BUILD_HINT}"
+    )
+
+
 def _select() -> tuple[bool, dict[str, Any]]:
     if NO_EXTENSIONS:
         return False, _fallback()
@@ -106,9 +150,7 @@ def _select() -> tuple[bool, dict[str, Any]]:
         return True, _native()
     except ImportError as exc:
         warnings.warn(
-            f"fishjam_fast runs without its native extension ({exc}): the pure-Python "
-            f"codec and NumPy kernels work, but performance is degraded. To build it, "
-            f"{BUILD_HINT}.",
+            missing_extension_message(Path(__file__).resolve().parent, exc) + ".",
             NativeExtensionWarning,
             stacklevel=3,
         )

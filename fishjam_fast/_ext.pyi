@@ -2,7 +2,7 @@
 reference semantics, which the extension shares."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import numpy as np
@@ -107,7 +107,7 @@ def accept_frame(
 async def read_message(session: AgentSession) -> IncomingTrackData | IncomingTrackImage | None: ...
 def receive_messages(
     session: AgentSession,
-) -> AsyncIterator[IncomingTrackData | IncomingTrackImage]: ...
+) -> AsyncGenerator[IncomingTrackData | IncomingTrackImage]: ...
 def write_now(session: AgentSession, frame: Buffer) -> bool: ...
 
 class PlayoutClock:

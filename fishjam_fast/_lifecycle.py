@@ -13,12 +13,12 @@ transport reports a close.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+from . import logs
 from ._reconnect import (
     RECONNECT_CLOSE_CODES,
     SessionState,
@@ -27,15 +27,14 @@ from ._reconnect import (
     reopen,
 )
 from ._transport import NORMAL_CLOSE_CODES, Transport, TransportClosed
-from .errors import AgentConnectionError
+from .errors import AgentAuthError, AgentConnectionError
+from .logs import logger
 
 if TYPE_CHECKING:
     from ._codec import IncomingTrackData, IncomingTrackImage
     from .agent import Agent
     from .stats import SessionStats
     from .track import OutgoingTrack
-
-logger = logging.getLogger("fishjam_fast")
 
 AfterDrop = Literal["resend", "skip", "fail"]
 """What ``_send`` does with a frame when the connection drops before or while it is
@@ -119,6 +118,17 @@ class SessionLifecycle:
 
     def _set_state(self, state: SessionState, cause: Exception | None) -> None:
         previous, self._state = self._state, state
+        # the process's aggregated outage line (fishjam_fast.logs) counts transitions
+        report = logs.report
+        if state == "reconnecting":
+            report.lost(_cause(cause))
+        elif previous == "reconnecting":
+            if state == "connected":
+                report.recovered()
+            elif cause is not None:
+                report.gave_up(_give_up_cause(cause))
+            else:
+                report.left()  # disconnect() during the outage
         change = SessionStateChange(state, previous, cause, time.monotonic())
         for callback in tuple(self._listeners):
             try:
@@ -169,9 +179,8 @@ class SessionLifecycle:
         self._fail_image_waiters(
             connection_error(closed, "the connection was lost; the image request was not re-sent")
         )
-        logger.warning(
-            "agent %s: %s; reconnecting (budget %g s)", self.agent.id, drop, policy.budget
-        )
+        # one line per agent at DEBUG; WARNING gets fishjam_fast.logs' aggregated line
+        logger.debug("agent %s: %s; reconnecting (budget %g s)", self.agent.id, drop, policy.budget)
         self._set_state("reconnecting", drop)
         self._reconnector = loop.create_task(self._reconnect(closed, loop.time()))
 
@@ -186,7 +195,7 @@ class SessionLifecycle:
                 self.agent, policy, cause, stats, lambda: list(self._tracks.values())
             )
         except Exception as error:  # AgentError; a token_provider's TypeError
-            logger.warning("agent %s: gave up reconnecting: %s", self.agent.id, error)
+            logger.debug("agent %s: gave up reconnecting: %s", self.agent.id, error)
             code = getattr(error, "code", None) or cause.code
             self._end(TransportClosed(code, getattr(error, "reason", ""), False), error)
             return
@@ -197,7 +206,7 @@ class SessionLifecycle:
         stats.reconnects += 1
         for track in self._tracks.values():
             track._connection_replaced()
-        logger.info(
+        logger.debug(
             "agent %s: reconnected after %.3f s (%d attempts, %d tracks re-added)",
             self.agent.id,
             asyncio.get_running_loop().time() - since,
@@ -279,3 +288,18 @@ class SessionLifecycle:
             return
         code = transport.close_code or 1000
         self._end(TransportClosed(code, transport.close_reason, code in NORMAL_CLOSE_CODES))
+
+
+def _cause(error: Exception | None) -> str:
+    """The cause of a drop, as the aggregated line counts it: a few distinct values."""
+    code = getattr(error, "code", None)
+    return f"code {code}" if code is not None else type(error).__name__
+
+
+def _give_up_cause(error: Exception) -> str:
+    """Why a session gave up reconnecting, as the aggregated line counts it."""
+    if isinstance(error, AgentAuthError):
+        return "token refused"
+    if isinstance(error, AgentConnectionError):
+        return "budget spent"
+    return type(error).__name__

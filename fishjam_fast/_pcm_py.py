@@ -6,9 +6,10 @@ the tests compare those against: the same functions, semantics and exceptions.
 Semantics:
 
 - float32/float64 -> PCM16: ``x * 32767`` in the input's precision, rounded to the
-  nearest integer with ties to even (``np.rint``), clipped to [-32768, 32767]; NaN
-  gives 0. Input whose magnitude exceeds 2.0 (infinities included) is refused with
-  ``ValueError(FLOAT_RANGE_ERROR)``: it is int16-range audio passed as float.
+  nearest integer with ties to even (``np.rint``), clipped to [-32768, 32767]. Input
+  whose magnitude exceeds 2.0 is refused with ``ValueError(FLOAT_RANGE_ERROR)`` (it is
+  int16-range audio passed as float), and so are NaN and infinities, with messages of
+  their own (:func:`_float_refusal`): none of them is audio.
 - int16 (either byte order) -> PCM16: the same values, little-endian.
 - PCM16 -> float32: ``value / 32768``, so the result lies in [-1, 1 - 2**-15].
 
@@ -78,17 +79,52 @@ FLOAT_LIMIT = 2.0
 """Float samples whose magnitude exceeds this are refused rather than clipped."""
 
 
+def _float_refusal(values: npt.NDArray[Any]) -> str:
+    """The message of the ValueError for float ``values`` that hold a refused value.
+
+    The first refused value in C order decides: NaN, an infinity (each message gives
+    its index and how many of that kind there are), or a finite value beyond 2.0
+    (:data:`FLOAT_RANGE_ERROR`). The native kernels raise the same text.
+    """
+    flat = values.reshape(-1)  # C order (a copy if it must be)
+    with np.errstate(invalid="ignore"):
+        first = int(np.argmax(~(np.abs(flat) <= FLOAT_LIMIT)))
+    found = float(flat[first])
+    where = (
+        str(first)
+        if values.ndim == 1
+        else f"({first // values.shape[1]}, {first % values.shape[1]})"
+    )
+    if np.isnan(found):
+        nans = int(np.count_nonzero(np.isnan(flat)))
+        return (
+            f"float samples must be numbers in [-1, 1], but {nans} "
+            f"{'is' if nans == 1 else 'are'} NaN (the first at index {where}): find what "
+            "produced it (0/0, an uninitialized buffer?) or replace it: "
+            "np.nan_to_num(samples, nan=0.0)"
+        )
+    if np.isinf(found):
+        infs = int(np.count_nonzero(np.isinf(flat)))
+        return (
+            f"float samples must be finite, in [-1, 1], but {infs} "
+            f"{'is' if infs == 1 else 'are'} infinite (the first, "
+            f"{'-' if found < 0 else '+'}inf, at index {where}): find what produced it "
+            "(an overflow, a division by 0?) or clip: np.clip(samples, -1.0, 1.0)"
+        )
+    return FLOAT_RANGE_ERROR
+
+
 def _encode(values: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
     """The values as a C-ordered little-endian int16 array (maybe ``values`` itself)."""
     if values.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
-            if np.any(np.abs(values) > FLOAT_LIMIT):  # NaN compares False: it gives 0
-                raise ValueError(FLOAT_RANGE_ERROR)
-        with np.errstate(over="ignore", invalid="ignore"):
+            # one pass, as before NaN was refused: the comparison is False for NaN
+            if not np.all(np.abs(values) <= FLOAT_LIMIT):
+                raise ValueError(_float_refusal(values))
+        with np.errstate(over="ignore"):
             scaled = values * values.dtype.type(32767)
             np.rint(scaled, out=scaled)
             np.clip(scaled, -32768, 32767, out=scaled)
-            np.nan_to_num(scaled, copy=False, nan=0.0)
         values = scaled
     return np.ascontiguousarray(values, dtype=_LE16).reshape(-1)
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from . import logs
 from ._transport import TransportClosed
 from .errors import AgentAuthError, AgentConnectionError
+from .logs import logger
 
 if TYPE_CHECKING:
     from ._codec import IncomingTrackData, IncomingTrackImage
@@ -77,18 +80,34 @@ class ReconnectPolicy:
     ``open_timeout``. The outage ends when an attempt succeeds, when the server refuses
     the token, or when ``budget`` seconds have passed since the drop.
 
+    With ``retry_connect=True`` the first connection (:meth:`Agent.connect`) follows
+    the same policy: it attempts at once, and after a transient failure retries with
+    the same delays while ``budget`` seconds from the call last. Transient: the server
+    refused or reset the TCP connection, did not answer within ``open_timeout``,
+    answered the handshake with HTTP 408, 429, 500, 502, 503 or 504, closed the socket
+    during authentication with code 1001, 1006, 1011, 1012, 1013 or 1014 (a restart,
+    "try again later"), or refused with "peer already connected" (a previous
+    connection of the same agent the server has not yet seen end). Anything else is
+    raised at once: a refused token (:class:`AgentAuthError`), a TLS certificate that
+    does not verify, any other HTTP answer (404: a wrong URL), a malformed answer, a
+    proxy that cannot be used.
+
     Attributes:
         budget: Seconds an outage may last before the session gives up with
-            :class:`AgentConnectionError` (``math.inf``: never).
+            :class:`AgentConnectionError` (``math.inf``: never); with
+            ``retry_connect``, also the seconds ``connect()`` may spend retrying.
         first_delay: Seconds before the first attempt (before jitter).
         max_delay: Longest delay between attempts (before jitter).
         jitter: Fraction of each delay drawn at random, in [0, 1].
+        retry_connect: Retry the first connection too (default False: ``connect()``
+            fails at the first error, as the plain SDK's does).
     """
 
     budget: float = 30.0
     first_delay: float = 0.2
     max_delay: float = 5.0
     jitter: float = 1.0
+    retry_connect: bool = False
 
     def __post_init__(self) -> None:
         budget = _seconds("budget", self.budget, allow_inf=True)
@@ -103,6 +122,9 @@ class ReconnectPolicy:
             raise TypeError(f"jitter must be a fraction in [0, 1], not {kind}")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be a fraction in [0, 1], got {self.jitter!r}")
+        if not isinstance(self.retry_connect, bool):
+            kind = type(self.retry_connect).__name__
+            raise TypeError(f"retry_connect must be True or False, not {kind}")
         for name, value in (
             ("budget", budget),
             ("first_delay", first_delay),
@@ -165,6 +187,76 @@ def connection_error(closed: TransportClosed, what: str) -> AgentConnectionError
     """An AgentConnectionError saying ``what`` happened, with the close code and reason."""
     reason = f": {closed.reason}" if closed.reason else ""
     return AgentConnectionError(f"{what} (code {closed.code}{reason})", closed.code, closed.reason)
+
+
+RETRIED_HTTP_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Answers to the WebSocket handshake after which a first connection is retried: the
+server is busy, restarting or behind a gateway that is (RFC 9110 section 15)."""
+
+
+def transient(error: AgentConnectionError | AgentAuthError) -> bool:
+    """Whether a failed first connection is worth retrying (see ReconnectPolicy)."""
+    if isinstance(error, AgentAuthError):
+        # Fishjam refuses with 1000; other codes are a server going away meanwhile
+        return error.reason in TRANSIENT_REFUSALS or error.code in RECONNECT_CLOSE_CODES
+    if error.code is not None and error.code != 1006:
+        return error.code in RECONNECT_CLOSE_CODES  # closed during authentication
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError | ValueError):
+        return False  # a certificate or a proxy setting: the same next time
+    response = getattr(cause, "response", None)  # websockets' and picows' HTTP errors
+    status = getattr(response, "status_code", getattr(response, "status", None))
+    if isinstance(status, int):
+        return status in RETRIED_HTTP_STATUSES
+    return error.code == 1006  # refused, reset, timed out, dropped
+
+
+async def connect_with_retries(
+    agent: Agent, policy: ReconnectPolicy, stats: SessionStats
+) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
+    """:meth:`Agent.connect`'s attempts under ``policy`` (``retry_connect``): the first
+    at once, then after each transient failure the policy's next delay, while the
+    budget (from now) lasts; each attempt has the agent's ``open_timeout``.
+
+    Raises:
+        AgentAuthError: the server refused the token (at once).
+        AgentConnectionError: a failure that is not transient (at once), or the budget
+            was spent: it says how many attempts were made and the last cause.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + policy.budget
+    delays = policy.delays()
+    last: AgentConnectionError | AgentAuthError | None = None
+    while True:
+        stats.connect_attempts += 1
+        delay = math.inf
+        try:
+            async with asyncio.timeout_at(deadline if math.isfinite(deadline) else None):
+                return await agent._open_authenticated(stats)
+        except (AgentConnectionError, AgentAuthError) as exc:
+            if not transient(exc):
+                raise
+            last, delay = exc, next(delays)
+        except TimeoutError:
+            pass  # the budget ran out during the attempt: the cause is the one before
+        if loop.time() + delay >= deadline:
+            code = last.code if isinstance(last, AgentConnectionError) else 1006
+            raise AgentConnectionError(
+                f"could not connect within {policy.budget:g} s "
+                f"({stats.connect_attempts} attempts); last cause: "
+                + (str(last) if last is not None else "no answer within the budget"),
+                code,
+                last.reason if last is not None else "",
+            ) from last
+        logger.debug(
+            "agent %s: connect attempt %d failed: %s; retrying in %.3f s",
+            agent.id,
+            stats.connect_attempts,
+            last,
+            delay,
+        )
+        logs.report.connect_failed()
+        await asyncio.sleep(delay)
 
 
 class _Refused(Exception):

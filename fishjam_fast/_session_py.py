@@ -8,7 +8,8 @@ Both have the same behaviour; tests run the session on each.
 
 - :func:`receive_messages` is the body of ``AgentSession.receive()``;
 - :class:`Dispatcher` counts, decodes and routes a frame where it is read;
-- :func:`read_message` reads one message (:func:`accept_frame`: dispatched);
+- :func:`read_message` reads one message (:func:`accept_frame`: dispatched); a read
+  cancelled as its message arrived keeps the message (:func:`_keep_arrived`);
 - :func:`write_now` writes one frame and counts it;
 - :func:`send_chunk_now` is ``OutgoingTrack.send_chunk``'s shortcut: none here (the
   native one frames and writes a plain chunk without entering the interpreter).
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 # the module, not its names: _codec imports this module while it selects
@@ -149,16 +150,42 @@ async def read_message(session: AgentSession) -> IncomingTrackData | IncomingTra
         # ended is still read (the transport raises TransportClosed once it is all read)
         frame = transport.recv_nowait()
         if frame is None:
-            frame = await transport.recv()
+            pending = transport.recv()
+            try:
+                frame = await pending
+            except asyncio.CancelledError:
+                _keep_arrived(session, pending)
+                raise
     except TransportClosed as closed:
         session._lost(transport, closed)
         raise
     return accept_frame(session, frame)
 
 
+def _keep_arrived(session: AgentSession, pending: object) -> None:
+    """A read was cancelled (``recv(timeout)``'s deadline, ``request_image``'s): if the
+    message arrived meanwhile, it goes to the backlog, which the next read takes first.
+
+    It happens when the message resolves the transport's future in the same loop
+    iteration as the cancellation: the task then wakes up with CancelledError instead
+    of the result, which only the future still holds. (A future cancelled before the
+    message came leaves it queued in the transport; websockets' coroutine leaves an
+    interrupted read's frame in its own queue.) Shared by both implementations.
+    """
+    if (
+        isinstance(pending, asyncio.Future)
+        and pending.done()
+        and not pending.cancelled()
+        and pending.exception() is None
+    ):
+        message = accept_frame(session, pending.result())
+        if message is not None:
+            session._backlog.append(message)
+
+
 async def receive_messages(
     session: AgentSession,
-) -> AsyncIterator[IncomingTrackData | IncomingTrackImage]:
+) -> AsyncGenerator[IncomingTrackData | IncomingTrackImage]:
     """What ``AgentSession.receive()`` iterates (see its docstring)."""
     lock = session._read_lock
     backlog = session._backlog

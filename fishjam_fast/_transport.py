@@ -104,10 +104,10 @@ class TransportOptions:
             while reading is paused because the application does not consume
             messages; meanwhile the server's own pings go unanswered too, and a server
             with a keepalive of its own may close the connection after its timeout.
-        proxy: None connects directly (no proxy settings are looked up); a proxy URL
-            connects through that proxy; True looks the proxy up in the environment
-            and system settings on every connect, as websockets does by default.
-            Websockets transport only.
+        proxy: True (the default, as websockets' and so the plain SDK's) looks the
+            proxy up in the environment (``https_proxy``, ``no_proxy``, ...) on every
+            connect; a proxy URL connects through that proxy; None connects directly
+            (False is taken as None).
     """
 
     ssl: ssl_module.SSLContext | None = None
@@ -119,19 +119,21 @@ class TransportOptions:
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT
     ping_interval: float | None = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT
-    proxy: str | Literal[True] | None = None
+    proxy: str | bool | None = True
 
     def __post_init__(self) -> None:
         proxy = self.proxy
         if not (
             proxy is None
-            or proxy is True
+            or isinstance(proxy, bool)
             or (isinstance(proxy, str) and proxy.partition("://")[0].lower() in PROXY_SCHEMES)
         ):
             raise ValueError(
-                f"proxy must be None, True or a URL with a scheme among {PROXY_SCHEMES}, "
-                f"got {proxy!r}"
+                f"proxy must be True (the environment's), None or False (direct), or a URL "
+                f"with a scheme among {PROXY_SCHEMES}, got {proxy!r}"
             )
+        if proxy is False:
+            object.__setattr__(self, "proxy", None)  # one spelling of "direct" downstream
         for name in ("max_message_size", "max_fragments", "max_queue", "write_limit"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -372,8 +372,8 @@ async def open_websockets(url: str, options: TransportOptions) -> WebsocketsTran
             open_timeout=options.open_timeout,
             close_timeout=options.close_timeout,
             ping_interval=None,  # the keepalive is ours (see _keep_alive)
-            # None: no lookup of proxy settings (~2 ms per connect) unless asked for
-            proxy=options.proxy,
+            # True: the environment's proxy, websockets' default; None: direct
+            proxy=None if options.proxy is False else options.proxy,
             create_connection=AgentClientConnection,
         )
     except (TimeoutError, OSError, InvalidHandshake) as exc:

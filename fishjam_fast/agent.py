@@ -12,11 +12,17 @@ import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage, Track
-from ._reconnect import ReconnectPolicy, SessionStateChange, TokenProvider, reconnect_policy
+from ._reconnect import (
+    ReconnectPolicy,
+    SessionStateChange,
+    TokenProvider,
+    connect_with_retries,
+    reconnect_policy,
+)
 from ._transport import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
@@ -90,7 +96,7 @@ class Agent:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
         ping_timeout: float = DEFAULT_PING_TIMEOUT,
-        proxy: str | Literal[True] | None = None,
+        proxy: str | bool | None = True,
         reconnect: bool | ReconnectPolicy = True,
         token_provider: TokenProvider | None = None,
     ) -> None:
@@ -135,18 +141,22 @@ class Agent:
                 unread data); the server's own pings then go unanswered too, so a
                 server with a keepalive of its own may close the connection if the
                 pause outlasts its timeout.
-            proxy: None (the default) connects directly, without looking up proxy
-                settings; a proxy URL (``http://``, ``https://``, ``socks5h://``, ...)
-                connects through that proxy; True uses the proxy the environment
-                (``https_proxy``, ``wss_proxy``, ``no_proxy``, ...) or the system
-                configures, as the plain SDK does. The picows transport takes
-                ``http``, ``https``, ``socks4`` and ``socks5`` proxies; ``socks4a`` and
-                ``socks5h`` need ``transport="websockets"``.
+            proxy: True (the default) uses the proxy the environment configures, as
+                the plain SDK (websockets) does: for a ``wss://`` URL ``wss_proxy``,
+                ``socks_proxy``, ``https_proxy`` (or their upper-case names), for
+                ``ws://`` also ``http_proxy``; hosts in ``no_proxy`` are reached
+                directly, and with none of these set the connection is direct. A
+                proxy URL (``http://``, ``https://``, ``socks5h://``, ...) connects
+                through that proxy. None or False connect directly, whatever the
+                environment says. The picows transport takes ``http``, ``https``,
+                ``socks4`` and ``socks5`` proxies; ``socks4a`` and ``socks5h`` need
+                ``transport="websockets"``.
             reconnect: After an abnormal end of the connection (a drop, 1001, 1011, a
                 keepalive timeout), reconnect and carry on: True (the default) with a
                 default :class:`ReconnectPolicy` (30 s budget per outage), a
                 :class:`ReconnectPolicy`, or False to end the session as the plain SDK
-                does. See :attr:`AgentSession.state`.
+                does. See :attr:`AgentSession.state`. The first connection is retried
+                only when the policy says so: ``ReconnectPolicy(retry_connect=True)``.
             token_provider: An async callable returning a fresh token (e.g. from the
                 REST ``refresh_token``), asked once per outage when the server refuses
                 the agent's token on reconnection.
@@ -223,13 +233,21 @@ class Agent:
 
         Raises:
             AgentAuthError: the server closed the connection with a reason (e.g.
-                ``"invalid token"``) instead of authenticating.
+                ``"invalid token"``) instead of authenticating. Never retried.
             AgentConnectionError: the server could not be reached, the connection
                 dropped, or no answer to the authentication request came within
-                ``open_timeout``.
+                ``open_timeout``. With ``ReconnectPolicy(retry_connect=True)``
+                transient failures are retried first, within the policy's budget
+                (see :class:`ReconnectPolicy`); then the error says how many attempts
+                were made and the last cause.
         """
         stats = SessionStats()
-        transport, first = await self._open_authenticated(stats)
+        policy = self._reconnect_policy
+        if policy is not None and policy.retry_connect:
+            transport, first = await connect_with_retries(self, policy, stats)
+        else:
+            stats.connect_attempts += 1
+            transport, first = await self._open_authenticated(stats)
         session = AgentSession(self, transport, stats=stats)
         if first is not None:
             session._backlog.append(first)
@@ -295,7 +313,7 @@ class Agent:
             frame = await transport.recv()
         except TransportClosed as closed:
             if closed.reason and not closed.by_client:
-                raise AgentAuthError(closed.reason) from None
+                raise AgentAuthError(closed.reason, closed.code) from None
             raise AgentConnectionError(
                 f"the connection ended before authentication (code {closed.code}"
                 + (f": {closed.reason})" if closed.reason else ")"),

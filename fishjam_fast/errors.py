@@ -1,13 +1,23 @@
 """Exceptions raised by fishjam_fast.
 
 The names and the two base classes match the plain SDK's ``fishjam.agent.errors``,
-so ``except AgentError`` written for the plain SDK keeps working.
+so ``except AgentError`` written for the plain SDK keeps working. After
+``fishjam_fast.install()`` they are also subclasses of the plain SDK's classes of the
+same name (see ``fishjam_fast._dropin``).
 """
 
 from __future__ import annotations
 
 
-class AgentError(Exception):
+class _PlainSdkBase(Exception):
+    """Where the plain SDK's ``fishjam.agent.AgentError`` goes while
+    ``fishjam_fast.install()`` is in effect (``AgentError.__bases__`` is swapped, so
+    ``except fishjam.agent.AgentError`` catches ours). An empty ``Exception`` subclass:
+    CPython swaps a base only for one of the same layout, which ``Exception`` itself
+    is not."""
+
+
+class AgentError(_PlainSdkBase):
     """Base class of every exception raised by an agent."""
 
 
@@ -16,11 +26,13 @@ class AgentAuthError(AgentError):
 
     Attributes:
         reason: The close reason the server gave, e.g. ``"invalid token"``.
+        code: The close code it came with (1000 from Fishjam), None where unknown.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
     def __str__(self) -> str:
         return f"agent failed to authenticate: {self.reason}"

@@ -6,10 +6,12 @@ interleaved. This module converts NumPy samples to it and reads it back:
 - Writing (:func:`to_pcm16`, :func:`to_pcm16_into`, :func:`chunk_pcm`,
   :func:`frame_pcm`) takes int16 arrays (either byte order) as they are, and float32 or
   float64 arrays in [-1, 1] scaled by 32767, rounded to the nearest integer with ties to
-  even (like ``np.rint``), clipped to [-32768, 32767]; NaN becomes 0. So +1.0 is 32767
-  and -1.0 is -32767, and values just past 1.0 (up to 2.0 in magnitude) are clipped.
-  Float input whose magnitude exceeds 2.0 (infinities included) is refused with a
-  ``ValueError``: that is int16-range audio passed as float; scale it, ``x / 32768``.
+  even (like ``np.rint``), clipped to [-32768, 32767]. So +1.0 is 32767 and -1.0 is
+  -32767, and values just past 1.0 (up to 2.0 in magnitude) are clipped. Float input
+  whose magnitude exceeds 2.0 is refused with a ``ValueError``: that is int16-range
+  audio passed as float; scale it, ``x / 32768``. NaN and infinities are refused too
+  (``ValueError`` naming them, where the first one is and how many there are): none of
+  them is a sample value, and sending NaN as silence would hide the bug that made it.
   The check is part of the conversion pass (no extra pass over the data).
 - Reading (:func:`pcm16_to_float32`, :func:`incoming_samples`) divides by 32768: the
   result lies in [-1, 1 - 2**-15], and -32768 maps to exactly -1.0. (The usual
@@ -176,7 +178,8 @@ def to_pcm16(samples: Buffer | npt.NDArray[Any], channels: int | None = None) ->
             not an int.
         ValueError: an odd number of bytes, a shape other than ``(n,)`` or
             ``(n, channels)``, a channel count that does not match, or float samples
-            beyond 2.0 in magnitude (int16-range data: scale it, ``x / 32768``).
+            beyond 2.0 in magnitude (int16-range data: scale it, ``x / 32768``),
+            infinite or NaN.
     """
     prepared, _ = _prepare(samples, channels)
     if isinstance(prepared, memoryview):

@@ -267,15 +267,23 @@ class AsyncFishjamClient:
         """Closes the HTTP connections."""
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
-        """One request; returns the answer's ``data`` member (None for no content)."""
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        read_data: bool = True,
+    ) -> Any:
+        """One request; returns the answer's ``data`` member (None for no content, or
+        when ``read_data`` is False: the body of a success is then not read as JSON)."""
         try:
-            response = await self._http.request(method, path, json=body)
+            response = await self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:
             raise FishjamApiError(None, f"{type(exc).__name__}: {exc}", method, path) from exc
         if response.status_code >= 400:
             raise FishjamApiError(response.status_code, _error_text(response), method, path)
-        if not response.content:
+        if not read_data or not response.content:
             return None
         try:
             return response.json()["data"]
@@ -397,6 +405,39 @@ class AsyncFishjamClient:
         path = f"/room/{room_id}/peer/{peer_id}/refresh_token"
         data = await self._request("POST", path)
         return str(_parsed(lambda d: d["token"], data, None, "POST", path))
+
+    async def subscribe_peer(self, room_id: str, peer_id: str, target_peer_id: str) -> None:
+        """Subscribes a peer to every track of another peer (for a peer created with
+        ``subscribe_mode="manual"``, which hears nothing it did not subscribe to).
+
+        Args:
+            room_id: The room.
+            peer_id: The subscribing peer (an agent, typically).
+            target_peer_id: The peer whose tracks it will receive.
+
+        Raises:
+            FishjamApiError: 404 when there is no such room or peer, 400 when Fishjam
+                refuses the subscription.
+        """
+        path = f"/room/{room_id}/peer/{peer_id}/subscribe_peer"
+        await self._request("POST", path, params={"peer_id": target_peer_id}, read_data=False)
+
+    async def subscribe_tracks(self, room_id: str, peer_id: str, track_ids: list[str]) -> None:
+        """Subscribes a peer to particular tracks of other peers (manual subscribe mode).
+
+        Args:
+            room_id: The room.
+            peer_id: The subscribing peer.
+            track_ids: The tracks it will receive.
+
+        Raises:
+            TypeError: ``track_ids`` is not a list of strings.
+            FishjamApiError: 404 when there is no such room, peer or track.
+        """
+        if isinstance(track_ids, str) or not all(isinstance(t, str) for t in track_ids):
+            raise TypeError(f"track_ids must be a list of track id strings, not {track_ids!r}")
+        path = f"/room/{room_id}/peer/{peer_id}/subscribe_tracks"
+        await self._request("POST", path, {"track_ids": list(track_ids)}, read_data=False)
 
 
 def _parsed(parse: Any, data: Any, key: str | None, method: str, path: str) -> Any:

@@ -490,3 +490,69 @@ class AgentSession(SessionLifecycle):
         """
         # native (src_ext/session_hot.pyx) or Python (_session_py.py): one body each
         return _codec.receive_messages(self)
+
+    async def recv(self, timeout: float | None = None) -> IncomingAgentMessage:
+        """The next message, waiting at most ``timeout`` seconds.
+
+        For silence and end-of-turn timeouts: a timeout loses nothing (a message that
+        arrives as the deadline passes is kept for the next read), and the session,
+        a later ``recv()`` and ``receive()`` go on as if it had not happened. The same
+        holds when the task awaiting ``recv()`` is cancelled. It reads through the
+        same code as :meth:`receive` (one ``receive()`` step each call), so the two
+        can be mixed, one reader at a time.
+
+        Do not put a deadline on ``receive()``'s iterator instead:
+        ``asyncio.wait_for(anext(messages), t)`` on a ``messages = session.receive()``
+        kept across calls ends that iterator for good when the deadline passes (the
+        cancellation is raised inside it), and the next ``anext(messages)`` raises
+        ``StopAsyncIteration``, which looks like a normal close. Write::
+
+            try:
+                message = await session.recv(timeout=0.8)
+            except TimeoutError:
+                ...  # 0.8 s of silence: end of the turn
+
+        Args:
+            timeout: Seconds to wait; None (the default) waits as long as it takes.
+                0 returns a message only if one is ready now.
+
+        Returns:
+            The next :class:`IncomingTrackData` or :class:`IncomingTrackImage`.
+
+        Raises:
+            TimeoutError: none came within ``timeout`` seconds.
+            AgentConnectionError: the session has ended. Where ``receive()`` would
+                simply end (Fishjam closed the connection normally, or
+                :meth:`disconnect` was called), this is the error, with the close
+                code and reason in ``.code`` and ``.reason``; after an abnormal end,
+                the same error ``receive()`` raises.
+            AgentAuthError: the server refused the token on reconnection.
+            AgentError: another task is iterating ``receive()`` or awaiting ``recv()``.
+            TypeError, ValueError: ``timeout`` is not None or a number >= 0.
+        """
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+                raise TypeError(
+                    f"timeout must be None or a number of seconds, not {type(timeout).__name__}"
+                )
+            if not timeout >= 0:  # NaN too
+                raise ValueError(f"timeout must be None or >= 0 seconds, got {timeout!r}")
+        # a receive() iterator for one step: its read is cancellation-safe (nothing is
+        # lost when the deadline cancels it); throwing it away leaves the session as
+        # it was (the backlog, the read lock)
+        messages = _codec.receive_messages(self)
+        try:
+            async with asyncio.timeout(timeout):
+                return await anext(messages)
+        except StopAsyncIteration:
+            raise (
+                self._closed_error()
+                if self._closed is not None
+                else AgentConnectionError("the session has ended")
+            ) from None
+        except TimeoutError:
+            if timeout is None:
+                raise  # not our deadline's
+            raise TimeoutError(f"no message from Fishjam within {timeout:g} s") from None
+        finally:
+            await messages.aclose()

@@ -23,6 +23,8 @@ class SessionStats:
             reconnections, one per outage).
         reconnect_attempts: Connection attempts made while reconnecting, the
             successful ones included.
+        connect_attempts: Attempts :meth:`Agent.connect` made, the successful one
+            included: 1, unless ``ReconnectPolicy(retry_connect=True)`` retried.
     """
 
     messages_sent: int = 0
@@ -34,6 +36,7 @@ class SessionStats:
     closed_at: float | None = None
     reconnects: int = 0
     reconnect_attempts: int = 0
+    connect_attempts: int = 0
 
     @property
     def connected_seconds(self) -> float:

@@ -208,7 +208,8 @@ class OutgoingTrack:
             TypeError: ``data`` is neither bytes-like nor an accepted NumPy array.
             ValueError: ``data`` does not hold whole PCM16 sample frames, its shape
                 does not match the track's channels, or it is float audio beyond 2.0
-                in magnitude (int16-range data: scale it, ``x / 32768``).
+                in magnitude (int16-range data: scale it, ``x / 32768``), infinite
+                or NaN.
             AgentError: the track was removed.
             AgentConnectionError: the session is closed, or the connection was lost.
         """

@@ -5,6 +5,7 @@
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.math cimport fabs, isinf, isnan
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.string cimport memcpy, memmove
 
@@ -21,7 +22,7 @@ cdef extern from "pcm_kernels.h":
     # float input whose magnitude exceeds this is refused (int16-range data as float)
     const double PCM_FLOAT_LIMIT
     # n floats -> n PCM16 LE at dst (any alignment); x aligned for its type; returns
-    # nonzero when some |x| > PCM_FLOAT_LIMIT (NaN does not count)
+    # nonzero when some x is refused: |x| > PCM_FLOAT_LIMIT, infinite or NaN
     int pcm_f32_to_le16(const float *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
     int pcm_f64_to_le16(const double *x, Py_ssize_t n, uint8_t *dst) noexcept nogil
 
@@ -65,7 +66,7 @@ ctypedef struct pcm_source:
 
 # Values [first, first + n) of src -> 2 * n bytes of PCM16 LE at dst; the caller
 # checks first + n <= src.count and that dst holds 2 * n bytes. Raises ValueError
-# (taking the GIL) when float values exceed PCM_FLOAT_LIMIT.
+# (taking the GIL) when float values exceed PCM_FLOAT_LIMIT or are NaN.
 cdef int pcm_convert(
     const pcm_source *src, Py_ssize_t first, Py_ssize_t n, uint8_t *dst
 ) except -1 nogil

@@ -2,10 +2,11 @@
 # PCM16 bytes -> float32. Included by _ext.pyx; declarations in pcm.pxd.
 #
 # Semantics (the same as the NumPy reference, fishjam_fast/_pcm_py.py):
-#   float -> PCM16: v = x * 32767 (in the input's precision), NaN -> 0, then rounded
-#       to the nearest integer, ties to even (np.rint), then clipped to
-#       [-32768, 32767]. Input whose magnitude exceeds 2.0 (infinities included) is
-#       refused with ValueError: that is int16-range data passed as float.
+#   float -> PCM16: v = x * 32767 (in the input's precision), rounded to the nearest
+#       integer, ties to even (np.rint), then clipped to [-32768, 32767]. Input whose
+#       magnitude exceeds 2.0 is refused with ValueError (int16-range data passed as
+#       float?), and so are infinities and NaN, each with a message of its own that
+#       says where the first one is and how many there are (pcm_float_refuse).
 #   int16 -> PCM16: the same value, written little-endian.
 #   PCM16 -> float32: v / 32768, in [-1, 1 - 2**-15].
 #
@@ -65,15 +66,59 @@ cdef str PCM_FLOAT_RANGE_ERROR = (
 )
 
 
-cdef int pcm_float_range_error() except -1 with gil:
+cdef int pcm_float_refuse(const pcm_source *src) except -1 with gil:
+    # The slow path, taken only once a kernel said some value is refused: finds the
+    # first such value in C order, and raises the ValueError for its kind, with the
+    # count of that kind in the whole input. The text is _pcm_py._float_refusal's (the
+    # tests compare the two on random input).
+    cdef double scratch[PCM_BLOCK]      # gathered values; double: aligned for every kind
+    cdef Py_ssize_t pos = 0, m, i, first = -1, nans = 0, infs = 0
+    cdef double v, found = 0.0
+    while pos < src.count:
+        m = min(<Py_ssize_t>PCM_BLOCK, src.count - pos)
+        pcm_gather(src, pos, m, <char *>scratch)
+        for i in range(m):
+            if src.kind == PCM_KIND_F32:
+                v = (<float *>scratch)[i]
+            else:
+                v = scratch[i]
+            if isnan(v):
+                nans += 1
+            elif isinf(v):
+                infs += 1
+            elif fabs(v) <= PCM_FLOAT_LIMIT:
+                continue
+            if first < 0:
+                first, found = pos + i, v
+        pos += m
+    if first < 0:  # pragma: no cover - a kernel said there was one
+        raise AssertionError("a PCM kernel refused input that holds no refused value")
+    if src.ndim == 2:
+        where = f"({first // src.cols}, {first % src.cols})"
+    else:
+        where = str(first)
+    if isnan(found):
+        raise ValueError(
+            f"float samples must be numbers in [-1, 1], but {nans} "
+            f"{'is' if nans == 1 else 'are'} NaN (the first at index {where}): find what "
+            "produced it (0/0, an uninitialized buffer?) or replace it: "
+            "np.nan_to_num(samples, nan=0.0)"
+        )
+    if isinf(found):
+        raise ValueError(
+            f"float samples must be finite, in [-1, 1], but {infs} "
+            f"{'is' if infs == 1 else 'are'} infinite (the first, "
+            f"{'-' if found < 0 else '+'}inf, at index {where}): find what produced it "
+            "(an overflow, a division by 0?) or clip: np.clip(samples, -1.0, 1.0)"
+        )
     raise ValueError(PCM_FLOAT_RANGE_ERROR)
 
 
 cdef int pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
                      uint8_t *dst) except -1 nogil:
-    # Raises (ValueError) when float values exceed PCM_FLOAT_LIMIT: the conversion loop
-    # itself tells, so the check costs no pass of its own. What was written to dst
-    # before the raise is the caller's to discard.
+    # Raises (ValueError) when float values exceed PCM_FLOAT_LIMIT or are NaN: the
+    # conversion loop itself tells, so the check costs no pass of its own. What was
+    # written to dst before the raise is the caller's to discard.
     cdef double scratch[PCM_BLOCK]      # gathered values; double: aligned for every kind
     cdef int beyond = 0
     cdef const char *p
@@ -113,7 +158,7 @@ cdef int pcm_convert(const pcm_source *src, Py_ssize_t first, Py_ssize_t n,
                     dst[2 * i] = <uint8_t>(u & 0xFF)
                     dst[2 * i + 1] = <uint8_t>(u >> 8)
         if beyond:
-            pcm_float_range_error()
+            pcm_float_refuse(src)
         dst += 2 * m
         first += m
         n -= m
@@ -212,7 +257,7 @@ def pcm16_bytes(object samples):
     """pcm16_bytes(samples) -> bytes
 
     Encodes samples as PCM16 little-endian (float scaled by 32767, rounded half to
-    even, clipped; NaN -> 0). `samples`: an int16 (either byte order), float32 or
+    even, clipped; beyond 2.0, infinite or NaN: ValueError). `samples`: an int16 (either byte order), float32 or
     float64 array of shape (n,) or (n, channels), any strides; or bytes-like PCM16,
     returned as bytes.
     """

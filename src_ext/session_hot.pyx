@@ -18,11 +18,13 @@ from collections.abc import AsyncGenerator as _AsyncGenerator
 
 from fishjam_fast._reconnect import connection_error as _connection_error
 from fishjam_fast._session_py import RECEIVING_TWICE as _RECEIVING_TWICE
+from fishjam_fast._session_py import _keep_arrived
 from fishjam_fast._transport import TransportClosed as _TransportClosed
 from fishjam_fast.errors import AgentError as _AgentError
 
 cdef object _logger = logging.getLogger("fishjam_fast")
 cdef object _shield = asyncio.shield
+cdef object _CancelledError = asyncio.CancelledError
 cdef object _monotonic = time.monotonic
 
 
@@ -132,7 +134,13 @@ async def read_message(session):
     try:
         frame = transport.recv_nowait()
         if frame is None:
-            frame = await transport.recv()
+            pending = transport.recv()
+            try:
+                frame = await pending
+            except _CancelledError:
+                # a message that came as the read was cancelled is kept (the backlog)
+                _keep_arrived(session, pending)
+                raise
     except _TransportClosed as closed:
         session._lost(transport, closed)
         raise

@@ -47,6 +47,7 @@ async def _agent(fj: LocalFishjam, **options: int) -> Agent:
     return Agent(peer.id, room, peer.token, fj.url, **options)
 
 
+@pytest.mark.slow  # waits out a stall (2 s)
 async def test_send_waits_while_the_server_stalls_with_bounded_memory(
     quiet_fishjam: LocalFishjam,
 ) -> None:
@@ -103,6 +104,7 @@ def _numbered_frame_parts() -> tuple[bytes, bytes]:
     return frame[:-640], bytes(636)
 
 
+@pytest.mark.slow  # waits while reading is paused (2 s)
 async def test_unconsumed_messages_are_bounded_then_all_arrive_in_order(
     quiet_fishjam: LocalFishjam,
 ) -> None:

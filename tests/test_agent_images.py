@@ -130,6 +130,7 @@ async def test_request_image_inside_a_receive_loop(local_fishjam: LocalFishjam) 
     assert numbers == [0, 1, 2, 3] and images == 1
 
 
+@pytest.mark.slow  # waits for images
 async def test_receive_keeps_order_after_waiting_for_request_image(
     local_fishjam: LocalFishjam,
 ) -> None:

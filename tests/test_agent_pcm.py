@@ -59,11 +59,14 @@ async def test_send_chunk_takes_arrays(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
     _, agent = await _connect(fj)
     swapped = np.array([1, -2, 32767, -32768], dtype=">i2")
-    floats = np.array([0.0, 1.0, -1.0, 2.0, np.nan, 0.5], dtype=np.float64)[::-1]  # strided
+    floats = np.array([0.0, 1.0, -1.0, 2.0, -0.0, 0.5], dtype=np.float64)[::-1]  # strided
     async with agent.connect() as session:
         track = await session.add_track(OutgoingAudioTrackOptions(sample_rate=16000))
         await track.send_chunk(swapped)
         await track.send_chunk(floats)
+        # refused before anything is sent; the track carries on
+        with pytest.raises(ValueError, match=r"but 1 is NaN \(the first at index 1\)"):
+            await track.send_chunk(np.array([0.5, np.nan, 0.0]))
         await track.send_chunk(np.zeros(0, dtype=np.int16))
         recording = await fj.wait_track(agent.id, 0, TIMEOUT)
         await fj.wait_for(lambda: recording.chunk_count == 3, TIMEOUT)

@@ -1,6 +1,7 @@
-"""Proxies, on both transports: none by default (no lookup of the environment's settings
-on every connect), through the one given as ``proxy=``, or the environment's with
-``proxy=True``. The proxy is a real HTTP CONNECT proxy written here."""
+"""Proxies, on both transports: the environment's by default (``proxy=True``, as the plain
+SDK, whose websockets reads ``https_proxy`` and the others), through the one given as
+``proxy=``, or none with ``proxy=None``/``False``. The proxy is a real HTTP CONNECT
+proxy written here."""
 
 from __future__ import annotations
 
@@ -71,27 +72,79 @@ async def _connects(agent: Agent) -> None:
         assert session.state == "connected"
 
 
+PROXY_VARIABLES = ("ws_proxy", "wss_proxy", "http_proxy", "https_proxy", "all_proxy")
+PROXY_VARIABLES += ("socks_proxy", "no_proxy")
+
+
+@pytest.fixture
+def clean_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy variable set (either case), whatever the machine running the tests has."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
 @BOTH
-async def test_no_proxy_by_default_whatever_the_environment_says(
+async def test_the_environment_proxy_is_used_by_default_as_the_plain_sdk_does(
     local_fishjam: LocalFishjam,
     proxy: ConnectProxy,
-    monkeypatch: pytest.MonkeyPatch,
+    clean_proxy_environment: pytest.MonkeyPatch,
     transport_name: str,
 ) -> None:
-    for name in ("ws_proxy", "http_proxy", "all_proxy"):
-        monkeypatch.setenv(name, proxy.url)
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
+    from fishjam.agent import Agent as PlainAgent
+
+    clean_proxy_environment.setenv("HTTPS_PROXY", proxy.url)
+    room = await local_fishjam.create_room()
+    peer = await local_fishjam.add_agent(room)
+    target = f"127.0.0.1:{local_fishjam.port}"
+    # the reference: the plain SDK connects through the environment's proxy
+    plain = PlainAgent(peer.id, room, peer.token, local_fishjam.url)
+    async with asyncio.timeout(TIMEOUT), plain.connect():
+        pass
+    assert proxy.targets == [target]
+    # fishjam_fast with no proxy argument does the same
+    await _connects(Agent(peer.id, room, peer.token, local_fishjam.url, transport=transport_name))
+    assert proxy.targets == [target, target]
+    # None and False: direct, whatever the environment says
+    for direct in (None, False):
+        agent = Agent(
+            peer.id, room, peer.token, local_fishjam.url, transport=transport_name, proxy=direct
+        )
+        await _connects(agent)
+    assert proxy.targets == [target, target]
+
+
+@BOTH
+async def test_no_proxy_is_respected_for_loopback(
+    local_fishjam: LocalFishjam,
+    proxy: ConnectProxy,
+    clean_proxy_environment: pytest.MonkeyPatch,
+    transport_name: str,
+) -> None:
+    # websockets asks urllib.request.proxy_bypass, which reads no_proxy
+    clean_proxy_environment.setenv("https_proxy", proxy.url)
+    clean_proxy_environment.setenv("no_proxy", "localhost,127.0.0.1")
     room = await local_fishjam.create_room()
     peer = await local_fishjam.add_agent(room)
     await _connects(Agent(peer.id, room, peer.token, local_fishjam.url, transport=transport_name))
     assert proxy.targets == []
-    # proxy=True: the environment's proxy, as websockets (and the plain SDK) do
-    agent = Agent(
-        peer.id, room, peer.token, local_fishjam.url, transport=transport_name, proxy=True
-    )
-    await _connects(agent)
+    clean_proxy_environment.setenv("no_proxy", "example.invalid")
+    await _connects(Agent(peer.id, room, peer.token, local_fishjam.url, transport=transport_name))
     assert proxy.targets == [f"127.0.0.1:{local_fishjam.port}"]
+
+
+@BOTH
+async def test_without_proxy_variables_the_default_connects_directly(
+    local_fishjam: LocalFishjam,
+    proxy: ConnectProxy,
+    clean_proxy_environment: pytest.MonkeyPatch,
+    transport_name: str,
+) -> None:
+    room = await local_fishjam.create_room()
+    peer = await local_fishjam.add_agent(room)
+    await _connects(Agent(peer.id, room, peer.token, local_fishjam.url, transport=transport_name))
+    assert proxy.targets == []
 
 
 @BOTH
@@ -146,9 +199,9 @@ async def test_a_proxy_that_is_not_there_is_a_connection_error(
             pass
 
 
-@pytest.mark.parametrize("bad", ["proxy:8080", "ftp://proxy:21", 8080, False])
+@pytest.mark.parametrize("bad", ["proxy:8080", "ftp://proxy:21", 8080, 0])
 def test_a_bad_proxy_is_refused(bad: object) -> None:
-    with pytest.raises(ValueError, match="proxy must be None, True or a URL"):
+    with pytest.raises(ValueError, match=r"proxy must be True \(the environment's\), None"):
         Agent("p", "r", "t", "http://127.0.0.1:1", transport="websockets", proxy=bad)  # type: ignore[arg-type]
 
 

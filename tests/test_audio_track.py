@@ -67,6 +67,7 @@ def _held(fj: LocalFishjam, peer_id: str, track_id: str) -> float:
 # ---------------------------------------------------------------- the playout clock
 
 
+@pytest.mark.slow  # ten seconds of real-time audio
 async def test_clock_agrees_with_the_server_over_a_ten_second_run(
     local_fishjam: LocalFishjam,
 ) -> None:
@@ -99,6 +100,7 @@ async def test_clock_agrees_with_the_server_over_a_ten_second_run(
     assert checks > 50
 
 
+@pytest.mark.slow  # real-time playout (1 s a case)
 async def test_wait_for_playout_returns_when_the_server_has_played_it(
     local_fishjam: LocalFishjam,
 ) -> None:
@@ -181,6 +183,7 @@ async def test_remove_ends_waits(local_fishjam: LocalFishjam) -> None:
 # ---------------------------------------------------------------- pacing
 
 
+@pytest.mark.slow  # real-time playout (1 s a case)
 async def test_paced_send_pcm_stays_within_max_queued(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
     max_queued, chunk = 0.3, 0.02
@@ -210,6 +213,7 @@ async def test_paced_send_pcm_stays_within_max_queued(local_fishjam: LocalFishja
         assert session.stats.messages_sent == 2 + 75
 
 
+@pytest.mark.slow  # real-time playout
 async def test_paced_send_chunk_stays_within_max_queued(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
     async with _track(fj, 16000, max_queued=0.1) as (_peer_id, _session, track, recording):
@@ -222,6 +226,7 @@ async def test_paced_send_chunk_stays_within_max_queued(local_fishjam: LocalFish
         assert recording.max_held_seconds <= 0.1 + 0.02
 
 
+@pytest.mark.slow  # real-time playout (1 s a case)
 async def test_cancelled_paced_send_pcm_leaves_valid_frames_and_exact_stats(
     local_fishjam: LocalFishjam,
 ) -> None:

@@ -125,6 +125,39 @@ def test_missing_extension_warns_at_import(tmp_path: Path) -> None:
     assert "performance is degraded" in message
     assert "C compiler" in message and "FISHJAM_FAST_REQUIRE_EXTENSION=1" in message
     assert "FISHJAM_FAST_NO_EXTENSIONS=1" in message
+    # Python's own words for the missing module blame a circular import: not repeated
+    assert "circular" not in message and "no compiled fishjam_fast._ext in" in message
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_a_script_in_the_source_checkout_is_told_to_build_in_place(tmp_path: Path) -> None:
+    # a script run from the repository root imports the source tree, where nothing was
+    # compiled: the warning says so, with the command that fixes it, instead of
+    # Python's "partially initialized module ... circular import"
+    root = (tmp_path / "checkout").resolve()
+    ignore = shutil.ignore_patterns("*.so", "*.pyd", "__pycache__")
+    shutil.copytree(REPOSITORY / "fishjam_fast", root / "fishjam_fast", ignore=ignore)
+    shutil.copytree(REPOSITORY / "src_ext", root / "src_ext", ignore=ignore)
+    (root / "bot.py").write_text(_RECORD_IMPORT_WARNINGS + "print(fishjam_fast.__file__)\n")
+    result = subprocess.run(
+        [sys.executable, "bot.py"],
+        cwd=root,
+        env={**os.environ, "FISHJAM_FAST_NO_EXTENSIONS": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    caught_json, imported = result.stdout.splitlines()
+    assert Path(imported).parent == root / "fishjam_fast"  # the source tree, not site-packages
+    caught = json.loads(caught_json)
+    assert [category for category, _ in caught] == ["NativeExtensionWarning"]
+    message = caught[0][1]
+    assert "circular" not in message
+    assert f"imported from its source checkout ({root / 'fishjam_fast'})" in message
+    assert f"cd {root} && python setup.py build_ext --inplace" in message
+    assert "run the script from another directory" in message
 
 
 def test_extension_switched_off_on_purpose_does_not_warn(tmp_path: Path) -> None:

@@ -131,6 +131,7 @@ def _check_against_protobuf(codec: SimpleNamespace, frame: bytes, last_unknown: 
 
 @settings(max_examples=300, deadline=None)
 @given(parts=responses)
+@pytest.mark.slow  # a property test: hundreds of messages
 def test_decode_matches_google_protobuf(
     codec: SimpleNamespace, parts: list[tuple[int, bytes]]
 ) -> None:
@@ -141,6 +142,7 @@ def test_decode_matches_google_protobuf(
 
 @settings(max_examples=100, deadline=None)
 @given(parts=responses, data=st.data())
+@pytest.mark.slow  # a property test: hundreds of messages
 def test_decode_shuffled_and_repeated(
     codec: SimpleNamespace, parts: list[tuple[int, bytes]], data: st.DataObject
 ) -> None:

@@ -11,6 +11,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from fishjam_fast.fleet import FleetResult, percentile, window_round_trips
 
 AGENTS = 4
@@ -33,6 +35,7 @@ def _row(out: str, label: str) -> list[str]:
     return re.split(r"\s{2,}", line[len(label) :].strip())
 
 
+@pytest.mark.slow  # two fleets in real time (10 s)
 def test_demo_sums_up_the_fleet_and_draws_the_chart(tmp_path: Path) -> None:
     chart = tmp_path / "fleet.png"
     result = _demo("--seconds", "2", "--agents", str(AGENTS), "--chart", str(chart), timeout=240)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fishjam_fast._extras import EXTRAS, missing_modules
 from tests.hidden_imports import run_without
 
@@ -19,6 +21,7 @@ def test_loading_the_pytest_plugin_imports_no_server() -> None:
     assert result.returncode == 0 and result.stdout.strip() == "[]", result
 
 
+@pytest.mark.slow  # a pytest run in a subprocess (2.5 s)
 def test_pytest_runs_without_the_local_server(tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
@@ -39,6 +42,7 @@ def test_pytest_runs_without_the_local_server(tmp_path: Path) -> None:
     assert "Traceback" not in out, out
 
 
+@pytest.mark.slow  # subprocesses (3 s)
 def test_cli_without_extras_says_what_to_install() -> None:
     for command, extra in (("demo", "demo"), ("local", "local")):
         result = run_without(EXTRAS_MODULES, "fishjam_fast", command)
@@ -60,6 +64,7 @@ def test_cli_without_extras_says_what_to_install() -> None:
     assert "usage:" in complete.stdout, complete
 
 
+@pytest.mark.slow  # a subprocess (2 s)
 def test_local_server_command_without_its_extra_says_what_to_install() -> None:
     result = run_without(EXTRAS_MODULES, "fishjam_fast.local", "--port", "0")
     assert result.returncode == 2, result

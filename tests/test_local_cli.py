@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import struct
 import subprocess
 import sys
 import urllib.request
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -51,6 +53,27 @@ def test_cli_seconds_bound() -> None:
         check=True,
     )
     assert out.stdout.startswith("URL http://127.0.0.1:")
+
+
+def test_cli_port_in_use_is_one_line_and_status_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "fishjam_fast.local", "--port", str(port), "--seconds", "5"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=tmp_path,  # the installed package: -m puts the working directory first
+        )
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"python -m fishjam_fast.local: port {port} on 127.0.0.1 is in use (another local "
+        "Fishjam?): stop what holds it, or choose another port with --port N (--port 0: "
+        "any free port)"
+    ]
 
 
 def test_png_is_valid() -> None:

@@ -161,6 +161,13 @@ async def test_restart_route(local_fishjam: LocalFishjam) -> None:
     assert (await agent.wait_closed()).rcvd is None
     await fj.wait_for(lambda: fj.restarts == 1, TIMEOUT)
     status, body = await call(fj, "GET", "/local/server")
-    assert body["data"] == {"restarts": 1, "open_sockets": 0, "rooms": 1}
+    data = body["data"]
+    assert {k: data[k] for k in ("restarts", "open_sockets", "rooms")} == {
+        "restarts": 1,
+        "open_sockets": 0,
+        "rooms": 1,
+    }
+    # room created, peer added, connected, metadata updated; disconnected by the restart
+    assert (data["notifications_emitted"], data["notification_sockets"]) == (5, 0)
     again = await RawAgent.connect(fj.agent_socket_url, peer.token)
     await again.close()

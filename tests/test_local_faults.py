@@ -74,6 +74,7 @@ async def test_tcp_drop_is_1006(local_fishjam: LocalFishjam) -> None:
     assert session._ws.close_code == 1006
 
 
+@pytest.mark.slow  # waits out a stall
 async def test_stall_blocks_client_sends(local_fishjam: LocalFishjam) -> None:
     fj = local_fishjam
     _, agent = await _agent(fj)

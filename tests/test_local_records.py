@@ -7,6 +7,8 @@ import asyncio
 import math
 import statistics
 
+import pytest
+
 from fishjam_fast._proto import agent_pb2
 from fishjam_fast.local import LatencySample, LocalFishjam
 from fishjam_fast.local.records import LATENCY_SAMPLE_SIZE
@@ -32,6 +34,7 @@ def test_latency_sample_keeps_exact_aggregates_in_fixed_memory() -> None:
     assert min(sample.samples) < 20 and max(sample.samples) > 80
 
 
+@pytest.mark.slow  # a long run
 async def test_echo_round_trips_stay_bounded_over_a_long_run() -> None:
     rounds = LATENCY_SAMPLE_SIZE + 200
     async with LocalFishjam(record_chunks=False, record_requests=False) as fj:

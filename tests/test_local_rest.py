@@ -29,7 +29,8 @@ async def test_plain_client_manages_rooms_and_peers(local_fishjam: LocalFishjam)
     peer, token = await asyncio.to_thread(
         client.create_peer, room.id, PeerOptions(metadata={"n": 1})
     )
-    assert token and peer.metadata.additional_properties == {"n": 1}
+    # the real server's shape: what the peer set itself, and what was given at creation
+    assert token and peer.metadata.additional_properties == {"peer": {}, "server": {"n": 1}}
 
     got = await asyncio.to_thread(client.get_room, room.id)
     assert [(p.id, p.type_.value, p.status.value) for p in got.peers] == [
@@ -104,6 +105,18 @@ async def test_path_prefix(local_fishjam: LocalFishjam) -> None:
             "Peer with id unknown doesn't exist",
         ),
         ("GET", "/nowhere", None, None, 404, "Not Found"),
+        # unknown paths answer 404 before the token is checked (401 is for known routes)
+        ("GET", "/nowhere", None, {}, 404, "Not Found"),
+        ("GET", "/room/x/nowhere", None, {"Authorization": "Bearer nope"}, 404, "Not Found"),
+        ("PUT", "/room", None, {}, 405, "Method Not Allowed"),
+        (
+            "POST",
+            "/room/{room}/peer",
+            b'{"type": "agent", "options": {"subscribeMode": "x"}}',
+            None,
+            400,
+            "Invalid subscribe mode: x",
+        ),
     ],
 )
 async def test_rest_error_bodies(

@@ -15,16 +15,22 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 
 
+pytestmark = pytest.mark.slow  # each builds the package from a copy of the tree
+
+
 def _source_copy(dest: Path) -> Path:
-    """The files a build reads; the generated C comes along (with its time stamp, so
-    Cython does not translate again) when an earlier build left it."""
+    """The files a build reads (and examples/, which the sdist must leave out); the
+    generated C comes along (with its time stamp, so Cython does not translate again)
+    when an earlier build left it."""
     tree = dest / "src"
     ignore = shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "*.egg-info", "*.html")
-    for name in ("fishjam_fast", "src_ext", "protos"):
+    for name in ("fishjam_fast", "src_ext", "protos", "examples"):
         shutil.copytree(ROOT / name, tree / name, ignore=ignore)
     for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, tree / name)
@@ -83,6 +89,7 @@ def test_the_sdist_holds_the_sources_and_leaves_tests_out(tmp_path: Path) -> Non
         "fishjam_fast/py.typed",
     ):
         assert needed in names, needed
-    assert not [n for n in names if n.split("/")[0] in ("tests", "benchmarks", "fuzzing")]
+    left_out = ("tests", "benchmarks", "fuzzing", "examples")
+    assert not [n for n in names if n.split("/")[0] in left_out]
     assert not [n for n in names if n.endswith((".c", ".so", ".html"))], names
     assert "Apache License" in (tree / "LICENSE").read_text()

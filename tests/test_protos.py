@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "fishjam_fast" / "_proto"
 SCRIPT = ROOT / "scripts" / "generate_protos.py"
@@ -27,6 +29,7 @@ def _script() -> ModuleType:
     return module
 
 
+@pytest.mark.slow  # installs and runs the pinned protoc (20 s)
 def test_committed_code_is_the_pinned_generators_output(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(tmp_path)],

@@ -51,7 +51,7 @@ async def test_abnormal_end_reconnects_with_the_same_token_and_tracks(
     local_fishjam: LocalFishjam, caplog: pytest.LogCaptureFixture, fault: str
 ) -> None:
     fj = local_fishjam
-    caplog.set_level(logging.INFO, logger="fishjam_fast")
+    caplog.set_level(logging.DEBUG, logger="fishjam_fast")
     [agent] = await agents(fj, 1, reconnect=QUICK)
     await fj.add_speaking_peer(agent.room_id, loop=True)
     async with AsyncExitStack() as stack:
@@ -82,10 +82,16 @@ async def test_abnormal_end_reconnects_with_the_same_token_and_tracks(
         await app.stop()
     assert session.state == "closed" and app.errors == []
     assert session.stats.reconnects == 1 and session.stats.reconnect_attempts >= 1
-    logs = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "fishjam_fast"]
-    assert [level for level, _ in logs] == [logging.WARNING, logging.INFO]
-    assert f"code {code}" in logs[0][1] and "reconnecting" in logs[0][1]
-    assert "reconnected after" in logs[1][1] and "2 tracks re-added" in logs[1][1]
+    # one line per agent and event at DEBUG (WARNING and INFO get the process's
+    # aggregated line: tests/test_outage_log.py)
+    logs = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "fishjam_fast" and r.getMessage().startswith(f"agent {agent.id}:")
+    ]
+    assert [r.levelno for r in caplog.records if r.getMessage() in logs] == [logging.DEBUG] * 2
+    assert f"code {code}" in logs[0] and "reconnecting" in logs[0]
+    assert "reconnected after" in logs[1] and "2 tracks re-added" in logs[1]
 
 
 @pytest.mark.parametrize(
@@ -120,6 +126,7 @@ async def test_normal_close_and_protocol_errors_end_the_session(
     assert len(fj.agent(agent.id).auth_attempts) == 1
 
 
+@pytest.mark.slow  # waits while reconnecting
 async def test_sends_wait_while_reconnecting_then_go_out_after_the_tracks(
     local_fishjam: LocalFishjam,
 ) -> None:
@@ -329,6 +336,7 @@ async def test_transient_refusal_is_retried(local_fishjam: LocalFishjam) -> None
         assert session.stats.reconnect_attempts >= 2 and not reader.done()
 
 
+@pytest.mark.slow  # waits out the budget (1 s a case)
 async def test_spent_budget_raises_connection_error_after_the_budget() -> None:
     policy = ReconnectPolicy(budget=1.0, first_delay=0.05, max_delay=0.2)
     fj = await LocalFishjam().start()
@@ -356,6 +364,7 @@ async def test_spent_budget_raises_connection_error_after_the_budget() -> None:
         await fj.stop()
 
 
+@pytest.mark.slow  # waits for a reconnection in progress (1 s a case)
 async def test_disconnect_while_reconnecting_returns_promptly_and_stops() -> None:
     fj = await LocalFishjam().start()
     try:
@@ -400,6 +409,7 @@ async def test_reconnect_off_and_bad_options(local_fishjam: LocalFishjam) -> Non
         Agent("a", "r", "t", fj.url, token_provider="token")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # a server restart per case
 async def test_restart_brings_every_agent_back(local_fishjam: LocalFishjam) -> None:
     """Local server restarted with its state kept (a deploy): every agent comes back."""
     fj = local_fishjam

@@ -21,10 +21,14 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
+import pytest
+
 from fishjam_fast import ReconnectPolicy
 from fishjam_fast.local import LocalFishjam
 from fishjam_fast.local.records import AgentRecord
 from tests.reconnect_app import App, agents, audio_flows, check_connections
+
+pytestmark = pytest.mark.slow  # a minute of drops and reconnections (6 s each on the other loops)
 
 FULL = (100, 10, 60.0)  # agents, drops per agent, seconds
 SHORT = (20, 3, 6.0)

@@ -58,6 +58,7 @@ class LagMeter:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
+@pytest.mark.slow  # a hundred rooms and agents (4 s)
 async def test_hundred_rooms_and_agents_at_once_without_stalling_the_loop(
     client: AsyncFishjamClient,
 ) -> None:

@@ -78,6 +78,7 @@ async def test_receive_is_an_async_generator(
         assert session.stats.messages_received - received == 2
 
 
+@pytest.mark.slow  # a subprocess per case (2 s)
 async def test_receive_kept_and_never_iterated_does_not_warn(
     local_fishjam: LocalFishjam, session_path: str
 ) -> None:

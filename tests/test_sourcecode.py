@@ -27,7 +27,15 @@ def _ruff() -> str:
 
 def test_ruff_check() -> None:
     result = _run(
-        _ruff(), "check", "fishjam_fast", "tests", "benchmarks", "fuzzing", "scripts", "setup.py"
+        _ruff(),
+        "check",
+        "fishjam_fast",
+        "tests",
+        "benchmarks",
+        "fuzzing",
+        "scripts",
+        "examples",
+        "setup.py",
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -42,6 +50,7 @@ def test_ruff_format() -> None:
         "benchmarks",
         "fuzzing",
         "scripts",
+        "examples",
         "setup.py",
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -74,4 +83,9 @@ def test_mypy_strict() -> None:
             pytest.fail(message)
         pytest.skip(message)
     result = _run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the examples are what users copy: as strictly typed as the package (each checked
+    # as the script it is, importing examples/_fishjam.py from beside it)
+    examples = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.py"))
+    result = _run(sys.executable, "-m", "mypy", "--strict", *examples)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -75,6 +75,7 @@ async def _hold(peer: Peer) -> None:
 # -- 1. a server that stops reading --------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out ping_timeout
 async def test_1_keepalive_fails_a_send_blocked_by_a_server_that_stopped_reading() -> None:
     async def handler(peer: Peer) -> None:
         await peer.authenticate()
@@ -102,6 +103,7 @@ async def test_1_keepalive_fails_a_send_blocked_by_a_server_that_stopped_reading
         assert peak < 4 * MiB, f"peak {peak / MiB:.1f} MiB"
 
 
+@pytest.mark.slow  # waits out close_timeout
 async def test_1_disconnect_is_bounded_by_close_timeout_with_a_full_buffer() -> None:
     async def handler(peer: Peer) -> None:
         await peer.authenticate()
@@ -125,6 +127,7 @@ async def test_1_disconnect_is_bounded_by_close_timeout_with_a_full_buffer() -> 
 # -- 2. a server that never answers the auth request -----------------------------------------
 
 
+@pytest.mark.slow  # waits out open_timeout
 async def test_2_no_answer_to_auth_is_a_connection_error_after_open_timeout() -> None:
     async def handler(peer: Peer) -> None:
         await peer.handshake()
@@ -226,6 +229,7 @@ async def test_3_a_client_side_failure_carries_its_code_and_reason_at_once(case:
 
 
 @pytest.mark.parametrize("case", list(CLIENT_FAILURES))
+@pytest.mark.slow  # 27 cases, each waiting for the failure
 async def test_3_a_client_side_failure_leaves_no_unretrieved_exception(case: str) -> None:
     # the cause reaches the application through AgentConnectionError; no exception of the
     # transport's own bookkeeping may be left for asyncio to report when it is collected
@@ -317,6 +321,7 @@ async def test_4_fragments_over_max_message_size_fail_with_1009() -> None:
 # -- 5. a ping flood while the server does not read -------------------------------------------
 
 
+@pytest.mark.slow  # waits for pings
 async def test_5_pong_replies_do_not_pile_up_behind_a_server_that_does_not_read() -> None:
     flood_done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -365,6 +370,7 @@ async def test_5_pong_replies_do_not_pile_up_behind_a_server_that_does_not_read(
 # -- 6. an application slow to consume receive() ----------------------------------------------
 
 
+@pytest.mark.slow  # a long pause
 async def test_6_a_long_pause_in_receive_does_not_trip_the_keepalive() -> None:
     count = 300
 
@@ -392,6 +398,7 @@ async def test_6_a_long_pause_in_receive_does_not_trip_the_keepalive() -> None:
 # -- 7. statistics of cancelled sends ----------------------------------------------------------
 
 
+@pytest.mark.slow  # waits for a full buffer (1.5 s a case)
 async def test_7_cancelled_sends_leave_stats_saying_exactly_what_went_out() -> None:
     release = asyncio.Event()
 

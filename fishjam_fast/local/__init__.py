@@ -25,7 +25,9 @@ Programmatic API (all on the server's event loop)::
 
     async with LocalFishjam(port=0, *, management_token=None, heartbeat=30.0,
                             auth_timeout=30.0, max_message_size=4 MiB,
-                            record_chunks=True, record_requests=True, ssl=None) as fj:
+                            record_chunks=True, record_requests=True, ssl=None,
+                            webhook_secret=None, webhook_timeout=5.0, webhook_retries=3,
+                            notification_queue=10_000) as fj:
         fj.url, fj.ws_url, fj.agent_socket_url, fj.management_token, fj.port
         room_id = await fj.create_room(**camelCaseRoomConfig)          -> str
         peer = await fj.add_agent(room_id, sample_rate=16000)           -> Peer (.id, .token)
@@ -35,6 +37,16 @@ Programmatic API (all on the server's event loop)::
         track = await fj.add_video_peer(room_id, *, width=32, height=24, image=None,
                                         content_type="image/jpeg", metadata=None)
                                                                         -> SimulatedTrack
+        person = await fj.join_person(room_id, *, audio=None, metadata=None,
+                                      source_sample_rate=16000, realtime=True,
+                                      track_metadata=None)   -> Person (.peer_id, .track_id,
+                                                                .speaker, wait_done(timeout))
+        await fj.leave_person(peer_id)
+        fj.update_track_metadata(peer_id, track_id, metadata)
+        fj.notifications -> NotificationHub (.history, .emitted, .overflows,
+                            .subscriber_count); fj.notification_socket_url
+        fj.webhooks -> WebhookPoster (.stats); await fj.wait_webhooks(timeout)
+        await fj.flood_notifications(count); fj.drop_notification_sockets() -> int
         await fj.remove_peer(room_id, peer_id); await fj.delete_room(room_id)
         fj.refresh_token(peer_id) -> str; fj.revoke_token(token) -> peer_id
         fj.rooms, fj.peer(peer_id), fj.agent(peer_id) -> AgentRecord, fj.connection(peer_id),
@@ -68,13 +80,21 @@ Simulated peers speak PCM16 mono at each agent's output rate in 20 ms chunks, fr
 :class:`AudioSource` (``tone``, ``chirp``, ``noise``, ``speech`` via espeak-ng when
 installed, else a speech-like synthetic signal, or ``from_array``).
 
-Deliberate simplifications: no WebRTC (``webrtc`` peers made over REST stay
-``disconnected``; simulated peers count as connected); no subscriptions (every agent
-hears every speaking peer in its room; ``subscribeMode`` is stored and echoed); tokens
+Notifications and people: the notification socket ``/socket/server/websocket`` (the
+plain SDK's ``FishjamNotifier`` works against it), webhooks to a room's ``webhookUrl``
+(batched, signed with ``webhook_secret``), the WebRTC peer socket
+``/socket/peer/websocket`` (authentication only), and simulated people
+(``await fj.join_person(room_id, audio=..., metadata=...)`` -> :class:`Person`,
+``await fj.leave_person(peer_id)``); see :mod:`.notifications` for what is emitted when.
+
+Deliberate simplifications: no WebRTC (a ``webrtc`` peer made over REST is connected
+while a client is authenticated on its peer socket; simulated peers count as
+connected); subscriptions only gate what agents hear (``manual`` agents hear the peers
+and tracks they subscribed to); tokens
 are random strings that never expire and stay valid after ``refresh_token`` (unless
 revoked with :meth:`LocalFishjam.revoke_token`); OPUS audio
 from agents is recorded but not paced; one agent's slow socket delays the speaking
-peer's delivery to the other agents of its room; no webhooks or notifications.
+peer's delivery to the other agents of its room.
 A restart keeps all state in memory (the process stays): it models a deploy, not a
 crash that loses state.
 See :mod:`fishjam_fast.local.agent_socket` for the protocol decisions (malformed frames
@@ -94,7 +114,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .images import make_png
-from .peers import SimulatedTrack, SpeakingPeer
+from .peers import Person, SimulatedTrack, SpeakingPeer
 from .process import AgentSpec, LocalFishjamProcess
 from .records import (
     AgentRecord,
@@ -106,7 +126,8 @@ from .records import (
     TrackRecording,
 )
 from .signals import AudioSource
-from .state import Peer, Room, ServerState
+from .state import Peer, Room, RoomFullError, ServerState
+from .vad import VoiceActivity
 
 if TYPE_CHECKING:
     from .server import PEER_REMOVED, ROOM_STOPPED, LocalFishjam
@@ -143,12 +164,15 @@ __all__ = [
     "LocalFishjam",
     "LocalFishjamProcess",
     "Peer",
+    "Person",
     "Room",
+    "RoomFullError",
     "ServerState",
     "SimulatedTrack",
     "SpeakingPeer",
     "ThreadedLocalFishjam",
     "TrackEvent",
     "TrackRecording",
+    "VoiceActivity",
     "make_png",
 ]

@@ -25,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
 
-from fishjam_fast._proto import agent_pb2
+from fishjam_fast._proto import agent_pb2, notifications_pb2
 
 from .records import ConnectionRecord, TrackEvent, TrackRecording
 
@@ -56,6 +56,7 @@ class AgentConnection:
         transport: asyncio.Transport | None,
         peer: Peer,
         record: ConnectionRecord,
+        state: ServerState | None = None,
     ) -> None:
         """Wrap an authenticated socket.
 
@@ -64,8 +65,11 @@ class AgentConnection:
             transport: Its TCP transport (for stall and abort).
             peer: The agent peer it authenticated as.
             record: Its connection record.
+            state: The registry whose notifications say the agent left when it
+                detaches (None: no notifications).
         """
         self.ws = ws
+        self.state = state
         self.transport = transport
         self.peer = peer
         self.record = record
@@ -147,6 +151,9 @@ class AgentConnection:
         peer = self.peer
         if peer.connection is self:
             peer.connection = None
+            room = self.state.rooms.get(peer.room_id) if self.state is not None else None
+            if self.state is not None and room is not None and room.peers.get(peer.id) is peer:
+                self.state.notifications.peer_disconnected(peer, room)
         assert peer.record is not None
         for track in peer.record.tracks.values():
             if not track.ended and track.connection is self.record:
@@ -312,7 +319,7 @@ class AgentSockets:
             await _close(ws, rec, 1000, error)
             return
         assert peer.record is not None
-        conn = entry.conn = AgentConnection(ws, entry.transport, peer, rec)
+        conn = entry.conn = AgentConnection(ws, entry.transport, peer, rec, self.state)
         rec.peer_id = peer.id
         rec.authenticated = True
         peer.connection = conn
@@ -320,6 +327,9 @@ class AgentSockets:
         if not await conn.send(AUTHENTICATED):
             conn.detach()
             entry.conn = None
+            return
+        if peer.connection is conn:  # not dropped meanwhile
+            self.state.notifications.peer_connected(peer, self.state.room(peer.room_id))
 
     async def _serve(self, conn: AgentConnection) -> None:
         peer, rec = conn.peer, conn.record
@@ -372,6 +382,7 @@ class AgentSockets:
                     live.add(add.track.id)
                     with_data.discard(add.track.id)
                     rec.track_log.append(TrackEvent(index, kind, add.track.id))
+                    self._notify_track(peer, add.track, added=True)
             elif kind == "interrupt_track":
                 track = tracks.get(req.interrupt_track.track_id)
                 if track is not None and not track.ended:
@@ -384,8 +395,23 @@ class AgentSockets:
                 if track_id in live:
                     live.discard(track_id)
                     rec.track_log.append(TrackEvent(index, kind, track_id))
+                    self._notify_track(peer, req.remove_track, added=False)
             elif kind == "capture_image":
                 await self._answer_capture(conn, req.capture_image.track_id)
+
+    def _notify_track(self, peer: Peer, track: Any, added: bool) -> None:
+        """``TrackAdded`` (``track`` is the added ``Track``) or ``TrackRemoved``
+        (``track`` is the ``RemoveTrack`` request) of an agent's track."""
+        room = self.state.rooms.get(peer.room_id)
+        if room is None or peer.connection is None:
+            return
+        hub = self.state.notifications
+        if added:
+            proto = notifications_pb2.Track()
+            proto.CopyFrom(track)
+            hub.track_added(peer, room, proto)
+        else:
+            hub.track_removed(peer, room, track.track_id)
 
     async def _answer_capture(self, conn: AgentConnection, track_id: str) -> None:
         image = self.state.video_image(conn.peer.room_id, track_id)

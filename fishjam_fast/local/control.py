@@ -9,6 +9,15 @@ read back what agents sent. Same bearer token as the REST API.
     body ``{"source": "tone"|"chirp"|"noise"|"speech", "seconds": 1.0, "text": "...",
     "realtime": true, "loop": false, "chunks": null}`` -> 201
     ``{"data": {"peer_id", "track_id"}}``
+``POST /local/room/{room_id}/person``
+    body ``{"metadata": {...} | null, "audio": null | {"source": "tone"|"chirp"|"noise"|
+    "speech", "seconds": 1.0, "text": "..."}, "realtime": true}`` -> 201
+    ``{"peer_id", "track_id", "data": {"peer_id", "track_id"}}``: a simulated person
+    joins (``LocalFishjam.join_person``; no ``audio``: it stays silent); 409 if the
+    room is full
+``DELETE /local/room/{room_id}/person/{peer_id}``
+    -> ``{"peer_id", "data": {"peer_id"}}``: the person leaves
+    (``LocalFishjam.leave_person``; 404 for an unknown room or peer)
 ``POST /local/room/{room_id}/video_peer``
     body ``{"width": 32, "height": 24}`` -> 201 ``{"data": {"peer_id", "track_id"}}``
 ``GET /local/agent/{peer_id}``
@@ -36,8 +45,15 @@ read back what agents sent. Same bearer token as the REST API.
 ``POST /local/restart``
     body ``{"downtime": 0.0}`` -> 202 ``{"data": {"restarts": n}}``: the restart runs
     after the answer; it is done when ``GET /local/server`` shows ``restarts >= n``.
+``POST /local/notifications/flood``
+    body ``{"count": 1000}`` -> ``{"data": {"emitted": n}}``
+    (``LocalFishjam.flood_notifications``)
+``POST /local/notifications/drop``
+    every notification socket dropped -> ``{"data": {"dropped": n}}``
 ``GET /local/server``
-    -> ``{"data": {"restarts", "open_sockets", "rooms"}}``
+    -> ``{"data": {"restarts", "open_sockets", "rooms", "notification_sockets",
+    "notifications_emitted", "notification_overflows", "webhooks": {"posted",
+    "notifications", "retries", "failed", "dropped", "pending"}}}``
 """
 
 from __future__ import annotations
@@ -48,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .signals import AudioSource
+from .state import RoomFullError
 
 if TYPE_CHECKING:
     from .records import ConnectionRecord, TrackRecording
@@ -194,6 +211,36 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
         )
         return answer({"peer_id": speaker.peer_id, "track_id": speaker.track_id}, 201)
 
+    async def join_person(request: web.Request) -> web.Response:
+        room_id = known_room(request)
+        body = await body_of(request)
+        audio = body.get("audio")
+        if audio is not None and not isinstance(audio, dict):
+            raise ControlError(400, 'audio must be null or an object like {"source": "speech"}')
+        metadata = body.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ControlError(400, "metadata must be null or a JSON object")
+        try:
+            person = await server.join_person(
+                room_id,
+                audio=_source(audio) if audio is not None else None,
+                metadata=metadata,
+                realtime=bool(body.get("realtime", True)),
+            )
+        except RoomFullError as exc:
+            raise ControlError(409, str(exc)) from None
+        ids = {"peer_id": person.peer_id, "track_id": person.track_id}
+        # top-level keys as the contract names them; "data" as every control route
+        return web.json_response({**ids, "data": ids}, status=201)
+
+    async def leave_person(request: web.Request) -> web.Response:
+        room_id = known_room(request)
+        peer_id = request.match_info["peer_id"]
+        if peer_id not in server.state.rooms[room_id].peers:
+            raise ControlError(404, f"Peer {peer_id} is not in room {room_id}")
+        await server.leave_person(peer_id)
+        return web.json_response({"peer_id": peer_id, "data": {"peer_id": peer_id}})
+
     async def video_peer(request: web.Request) -> web.Response:
         room_id = known_room(request)
         body = await body_of(request)
@@ -263,8 +310,21 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
                 "restarts": server.restarts,
                 "open_sockets": server.sockets.open_count,
                 "rooms": len(server.state.rooms),
+                "notification_sockets": server.server_sockets.open_count,
+                "notifications_emitted": server.notifications.emitted,
+                "notification_overflows": server.notifications.overflows,
+                "webhooks": {**vars(server.webhooks.stats), "pending": server.webhooks.pending},
             }
         )
+
+    async def flood_notifications(request: web.Request) -> web.Response:
+        count = _int_or_none(await body_of(request), "count") or 0
+        if count > 10_000_000:
+            raise ControlError(400, "count must be at most 10000000")
+        return answer({"emitted": await server.flood_notifications(count)})
+
+    async def drop_notification_sockets(request: web.Request) -> web.Response:
+        return answer({"dropped": server.drop_notification_sockets()})
 
     def route(handler: Any) -> Any:
         async def wrapped(request: web.Request) -> web.Response:
@@ -274,6 +334,8 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
 
     return [
         web.post(PREFIX + "/room/{room_id}/speaking_peer", route(speaking_peer)),
+        web.post(PREFIX + "/room/{room_id}/person", route(join_person)),
+        web.delete(PREFIX + "/room/{room_id}/person/{peer_id}", route(leave_person)),
         web.post(PREFIX + "/room/{room_id}/video_peer", route(video_peer)),
         web.get(PREFIX + "/agent/{peer_id}", route(agent)),
         web.get(PREFIX + "/agent/{peer_id}/track/{track_id}", route(track)),
@@ -283,4 +345,6 @@ def control_routes(server: LocalFishjam) -> list[web.RouteDef]:
         web.post(PREFIX + "/token/revoke", route(revoke)),
         web.post(PREFIX + "/restart", route(restart)),
         web.get(PREFIX + "/server", route(status)),
+        web.post(PREFIX + "/notifications/flood", route(flood_notifications)),
+        web.post(PREFIX + "/notifications/drop", route(drop_notification_sockets)),
     ]

@@ -5,8 +5,10 @@ A speaking peer sends its audio to every connected agent in its room as
 each agent's output rate, in 20 ms chunks (640 bytes at 16 kHz). Chunk ``i`` of the
 stream is the same instant for every agent; an agent that connects mid-stream joins at
 the current chunk. Paced mode sends chunk ``i`` at ``start + i * 20 ms``; fast mode sends
-as fast as the sockets drain. A video peer sends nothing by itself; it answers
-``capture_image`` with a PNG.
+as fast as the sockets drain. An agent in ``manual`` subscribe mode gets the stream
+only once subscribed to the speaker or its track. While it plays, the speaker's voice
+activity is notified (SPEECH / SILENCE, :mod:`fishjam_fast.local.vad`). A video peer
+sends nothing by itself; it answers ``capture_image`` with a PNG.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +27,10 @@ from fishjam_fast._proto import agent_pb2, notifications_pb2
 from .images import make_png
 from .signals import CHUNK_SECONDS, AudioSource, Samples
 from .state import Peer, Room
+from .vad import VoiceActivity, loud_chunks
+
+if TYPE_CHECKING:
+    from .notifications import NotificationHub
 
 
 @dataclass
@@ -133,13 +139,19 @@ def chunks_of(samples: Samples, sample_rate: int, wrap: bool) -> list[bytes]:
     return [raw[i * 2 * n : (i + 1) * 2 * n] for i in range(count)]
 
 
-async def speak(speaker: SpeakingPeer, room: Room, is_running: Callable[[], bool]) -> None:
+async def speak(
+    speaker: SpeakingPeer,
+    room: Room,
+    is_running: Callable[[], bool],
+    hub: NotificationHub | None = None,
+) -> None:
     """The speaking loop: deliver the stream to the room's connected agents.
 
     Args:
         speaker: The speaking peer.
         room: Its room (agents are looked up on every chunk).
         is_running: Returns False once the server stops (ends the loop).
+        hub: Where the track's voice activity is notified (None: not notified).
     """
     loop = asyncio.get_running_loop()
     passes: dict[int, list[bytes]] = {}
@@ -156,6 +168,9 @@ async def speak(speaker: SpeakingPeer, room: Room, is_running: Callable[[], bool
     if limit is None and not speaker.loop:
         limit = one_pass
     track_proto = speaker.track.proto()
+    vad = VoiceActivity()
+    loudness = loud_chunks(pass_at(16000), vad.threshold_dbfs) if hub is not None else []
+    peer_id, track_id = speaker.peer.id, speaker.track.id
     start = loop.time()
     index = 0
     try:
@@ -164,7 +179,15 @@ async def speak(speaker: SpeakingPeer, room: Room, is_running: Callable[[], bool
                 delay = start + index * CHUNK_SECONDS - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            agents = [p.connection for p in room.peers.values() if p.connection is not None]
+            if hub is not None and loudness:
+                change = vad.update_loud(loudness[index % len(loudness)])
+                if change is not None:
+                    hub.vad(speaker.peer, room, track_id, change)
+            agents = [
+                p.connection
+                for p in room.peers.values()
+                if p.connection is not None and p.hears(peer_id, track_id)
+            ]
             frames: dict[int, tuple[bytes, bytes]] = {}
             for conn in agents:
                 rate = conn.peer.output_sample_rate
@@ -191,6 +214,8 @@ async def speak(speaker: SpeakingPeer, room: Room, is_running: Callable[[], bool
                 await asyncio.sleep(0)  # fast mode with nobody listening: stay fair
     finally:
         if speaker.task in (None, asyncio.current_task()):  # not a stream replaced since
+            if hub is not None and vad.end() is not None:
+                hub.vad(speaker.peer, room, track_id, False)
             speaker.done.set()
 
 
@@ -224,3 +249,41 @@ def video_track(
         image=image if image is not None else make_png(width, height, seed),
         content_type=content_type if image is not None else "image/png",
     )
+
+
+@dataclass
+class Person:
+    """A simulated WebRTC person in a room; returned by ``LocalFishjam.join_person``.
+
+    It is connected from the start and publishes one audio track; when it was given
+    audio it speaks it (:attr:`speaker`), else its track stays silent.
+    """
+
+    #: The peer (a simulated WebRTC peer).
+    peer: Peer
+    #: Its audio track.
+    track: SimulatedTrack
+    #: Its speaking stream, when it was given audio.
+    speaker: SpeakingPeer | None = None
+
+    @property
+    def peer_id(self) -> str:
+        """The peer's id."""
+        return self.peer.id
+
+    @property
+    def track_id(self) -> str:
+        """The audio track's id."""
+        return self.track.id
+
+    async def wait_done(self, timeout: float) -> None:
+        """Wait until the person finished speaking (at once for a silent person).
+
+        Args:
+            timeout: Seconds.
+
+        Raises:
+            TimeoutError: If it is still speaking after ``timeout``.
+        """
+        if self.speaker is not None:
+            await self.speaker.wait_done(timeout)

@@ -53,15 +53,19 @@ class LocalFishjamProcess:
     itself after ``seconds``).
     """
 
-    def __init__(self, seconds: float, *, record: bool = False) -> None:
+    def __init__(
+        self, seconds: float, *, record: bool = False, webhook_secret: str | None = None
+    ) -> None:
         """Configures the child process.
 
         Args:
             seconds: The server stops by itself after this long, whatever happens.
             record: Keep chunk bodies and requests (memory grows with traffic).
+            webhook_secret: Sign webhook bodies with this secret (``--webhook-secret``).
         """
         self._seconds = seconds
         self._record = record
+        self._webhook_secret = webhook_secret
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
         self.token = ""
@@ -74,6 +78,8 @@ class LocalFishjamProcess:
         command += ["--seconds", str(self._seconds), "--heartbeat", "0"]
         if not self._record:
             command.append("--no-record")
+        if self._webhook_secret is not None:
+            command += ["--webhook-secret", self._webhook_secret]
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, text=True, env=_child_environment()
         )
@@ -147,6 +153,33 @@ class LocalFishjamProcess:
         :meth:`LocalFishjam.track_playout` reads it in the server process."""
         data = self.track(peer_id, track_id)
         return float(data["played_s"]), float(data["held_s"])
+
+    def join_person(
+        self,
+        room_id: str,
+        *,
+        audio: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> tuple[str, str]:
+        """A simulated person joins a room (``POST /local/room/{id}/person``).
+
+        Args:
+            room_id: The room.
+            audio: What it says, as the control route takes it (``{"source": "speech",
+                "text": "..."}``); None: silent.
+            metadata: Its peer metadata.
+
+        Returns:
+            ``(peer_id, track_id)``.
+        """
+        data = self.call(
+            "POST", f"/local/room/{room_id}/person", {"audio": audio, "metadata": metadata}
+        )
+        return str(data["peer_id"]), str(data["track_id"])
+
+    def leave_person(self, room_id: str, peer_id: str) -> None:
+        """A simulated person leaves (``DELETE /local/room/{id}/person/{peer_id}``)."""
+        self.call("DELETE", f"/local/room/{room_id}/person/{peer_id}")
 
     def drop_agent(self, peer_id: str) -> None:
         """Drop one agent's TCP connection without a close frame.

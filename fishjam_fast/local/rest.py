@@ -4,6 +4,9 @@ Every route is served at the root and under a deployment-style path prefix
 ``/api/v1/connect/{fishjam_id}``. Errors are JSON ``{"errors": "..."}`` with the status
 the real API uses (the plain SDK maps 400/401/404/409/503 to its own error types);
 no request ever gets a traceback: an unexpected exception is a 500 with a generic body.
+An unknown path answers 404 (a known path with another method 405) before the token is
+checked; 401 is for known routes only. Livestream, MoQ, recording, track-forwarding and
+VAPI routes are outside an agent workflow: they answer 501 with a message saying so.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .state import agent_sample_rate, room_config
+from .state import RoomFullError, agent_sample_rate, room_config
 
 if TYPE_CHECKING:
     from .server import LocalFishjam
@@ -41,8 +44,17 @@ def error(status: int, errors: str) -> web.Response:
     return web.json_response({"errors": errors}, status=status)
 
 
+#: The WebSocket paths: they authenticate with a message, not a bearer header.
+SOCKETS = ("/socket/agent/websocket", "/socket/peer/websocket", "/socket/server/websocket")
+#: Answer of the routes the local server does not implement.
+NOT_IMPLEMENTED = (
+    "not implemented by the local Fishjam (fishjam_fast.local serves the agent workflow: "
+    "rooms, webrtc and agent peers, notifications, webhooks)"
+)
+
+
 def _is_socket(path: str) -> bool:
-    return path.endswith("/socket/agent/websocket") or path.endswith("/socket/peer/websocket")
+    return path.endswith(SOCKETS)
 
 
 def make_middleware(server: LocalFishjam) -> Any:
@@ -50,6 +62,9 @@ def make_middleware(server: LocalFishjam) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        unrouted = request.match_info.http_exception
+        if unrouted is not None:  # unknown path (404) or method (405): before the token
+            return error(unrouted.status, unrouted.reason)
         if not _is_socket(request.path):
             auth = request.headers.get("Authorization", "")
             if not auth:
@@ -147,23 +162,31 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
         options = body.get("options") or {}
         if not isinstance(options, dict):
             raise ApiError(400, "Invalid request body structure")
-        if kind == "agent":
-            try:
-                rate = agent_sample_rate(options)
-            except ValueError as exc:
-                raise ApiError(400, str(exc)) from None
-            peer = state.add_agent(room.id, rate, options.get("subscribeMode", "auto"))
-            socket = "/socket/agent/websocket"
-        elif kind == "webrtc":
-            metadata = options.get("metadata")
-            if metadata is not None and not isinstance(metadata, dict):
-                raise ApiError(400, "Invalid peer metadata")
-            peer = state.add_webrtc_peer(room.id, metadata, options.get("subscribeMode", "auto"))
-            socket = "/socket/peer/websocket"
-        elif kind is None:
-            raise ApiError(400, "Peer type not provided")
-        else:
-            raise ApiError(400, f"Invalid peer type: {kind}")
+        mode = options.get("subscribeMode", "auto")
+        if mode not in ("auto", "manual"):
+            raise ApiError(400, f"Invalid subscribe mode: {mode}")
+        try:
+            if kind == "agent":
+                try:
+                    rate = agent_sample_rate(options)
+                except ValueError as exc:
+                    raise ApiError(400, str(exc)) from None
+                peer = state.add_agent(room.id, rate, mode)
+                socket = "/socket/agent/websocket"
+            elif kind == "webrtc":
+                metadata = options.get("metadata")
+                if metadata is not None and not isinstance(metadata, dict):
+                    raise ApiError(400, "Invalid peer metadata")
+                peer = state.add_webrtc_peer(room.id, metadata, mode)
+                socket = "/socket/peer/websocket"
+            elif kind == "vapi":
+                raise ApiError(501, f"VAPI peers are {NOT_IMPLEMENTED}")
+            elif kind is None:
+                raise ApiError(400, "Peer type not provided")
+            else:
+                raise ApiError(400, f"Invalid peer type: {kind}")
+        except RoomFullError as exc:
+            raise ApiError(409, str(exc)) from None
         ws_url = server.ws_url + _prefix(request, "/room/") + socket
         data = {"peer": peer.to_json(), "token": peer.token, "peer_websocket_url": ws_url}
         return web.json_response({"data": data}, status=201)
@@ -179,11 +202,49 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
         token = state.refresh_token(peer)
         return web.json_response({"data": {"token": token}}, status=201)
 
+    async def subscribe_peer(request: web.Request) -> web.Response:
+        room_id = request.match_info["room_id"]
+        peer = _peer(state, room_id, request.match_info["peer_id"])
+        target = request.query.get("peer_id")
+        if not target:
+            raise ApiError(400, "peer_id query parameter not provided")
+        _peer(state, room_id, target)
+        if target == peer.id:
+            raise ApiError(400, "A peer cannot subscribe to itself")
+        if target not in peer.subscribed_peers:
+            peer.subscribed_peers.append(target)
+        return web.Response(status=200)
+
+    async def subscribe_tracks(request: web.Request) -> web.Response:
+        room = _room(state, request.match_info["room_id"])
+        peer = _peer(state, room.id, request.match_info["peer_id"])
+        body = await _json_body(request)
+        track_ids = body.get("track_ids")
+        if not isinstance(track_ids, list) or not all(isinstance(t, str) for t in track_ids):
+            raise ApiError(400, "track_ids must be a list of track ids")
+        known = {t["id"] for p in room.peers.values() for t in p.to_json()["tracks"]}
+        unknown = [t for t in track_ids if t not in known]
+        if unknown:
+            raise ApiError(404, f"Tracks not found in room {room.id}: {', '.join(unknown)}")
+        for track_id in track_ids:
+            if track_id not in peer.subscribed_tracks:
+                peer.subscribed_tracks.append(track_id)
+        return web.Response(status=200)
+
     async def validate(request: web.Request) -> web.Response:
         return web.json_response({})
 
+    async def not_implemented(request: web.Request) -> web.Response:
+        raise ApiError(501, f"{request.method} {request.path} is {NOT_IMPLEMENTED}")
+
     async def agent_socket(request: web.Request) -> web.StreamResponse:
         return await server.sockets.handle(request)
+
+    async def server_socket(request: web.Request) -> web.StreamResponse:
+        return await server.server_sockets.handle(request)
+
+    async def peer_socket(request: web.Request) -> web.StreamResponse:
+        return await server.peer_sockets.handle(request)
 
     out: list[web.RouteDef] = []
     for p in ("", PREFIX):
@@ -195,7 +256,20 @@ def routes(server: LocalFishjam) -> list[web.RouteDef]:
             web.post(p + "/room/{room_id}/peer", add_peer),
             web.delete(p + "/room/{room_id}/peer/{peer_id}", delete_peer),
             web.post(p + "/room/{room_id}/peer/{peer_id}/refresh_token", refresh_token),
+            web.post(p + "/room/{room_id}/peer/{peer_id}/subscribe_peer", subscribe_peer),
+            web.post(p + "/room/{room_id}/peer/{peer_id}/subscribe_tracks", subscribe_tracks),
             web.get(p + "/validate", validate),
             web.get(p + "/socket/agent/websocket", agent_socket),
+            web.get(p + "/socket/server/websocket", server_socket),
+            web.get(p + "/socket/peer/websocket", peer_socket),
+            # outside an agent workflow: a clear 501 instead of a bare 404
+            web.route("*", p + "/livestream", not_implemented),
+            web.route("*", p + "/livestream/{tail:.*}", not_implemented),
+            web.route("*", p + "/room/{room_id}/viewer", not_implemented),
+            web.route("*", p + "/room/{room_id}/streamer", not_implemented),
+            web.route("*", p + "/room/{room_id}/track_forwardings", not_implemented),
+            web.route("*", p + "/moq/{tail:.*}", not_implemented),
+            web.route("*", p + "/recordings", not_implemented),
+            web.route("*", p + "/recordings/{tail:.*}", not_implemented),
         ]
     return out

@@ -1,14 +1,17 @@
 """LocalFishjam: the server object, its lifecycle and the programmatic API tests use.
 
 The parts live in their own modules: the registry of rooms, peers, tokens and records
-(:mod:`.state`), the agent socket (:mod:`.agent_socket`), the REST and control routes
-(:mod:`.rest`, :mod:`.control`), polling waits (:mod:`.waits`) and fault injection
-(:mod:`.faults`). This module wires them together and owns the listening socket.
+(:mod:`.state`), the agent socket (:mod:`.agent_socket`), the notification hub, socket
+and webhooks (:mod:`.notifications`, :mod:`.server_socket`, :mod:`.webhooks`), the WebRTC
+peer socket (:mod:`.peer_socket`), the REST and control routes (:mod:`.rest`,
+:mod:`.control`), polling waits (:mod:`.waits`) and fault injection (:mod:`.faults`).
+This module wires them together and owns the listening socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import ssl as ssl_module
@@ -21,16 +24,23 @@ from aiohttp import web
 from .agent_socket import AgentConnection, AgentSockets, SocketOptions
 from .control import control_routes
 from .faults import FaultInjection
-from .peers import SimulatedTrack, SpeakingPeer, speak, video_track
+from .notifications import DEFAULT_MAX_QUEUE, NotificationHub
+from .peer_socket import PeerSockets
+from .peers import Person, SimulatedTrack, SpeakingPeer, speak, video_track
 from .records import AgentRecord, ConnectionRecord
 from .rest import make_middleware, routes
+from .server_socket import ServerSockets
 from .signals import AudioSource
 from .state import AGENT_SAMPLE_RATES, Peer, Room, ServerState, new_id, room_config
 from .waits import Waits
+from .webhooks import WebhookPoster
 
 #: Close reasons of the real server.
 PEER_REMOVED = "Peer removed"
 ROOM_STOPPED = "Room stopped"
+
+#: Seconds :meth:`LocalFishjam.stop` lets queued webhooks go out before dropping them.
+WEBHOOK_DRAIN_TIMEOUT = 1.0
 
 #: Seconds :meth:`LocalFishjam.restart` and :meth:`LocalFishjam.stop` give REST requests
 #: in flight to finish before their connections are closed.
@@ -57,6 +67,10 @@ class LocalFishjam(FaultInjection, Waits):
         record_chunks: bool = True,
         record_requests: bool = True,
         ssl: ssl_module.SSLContext | None = None,
+        webhook_secret: str | None = None,
+        webhook_timeout: float = 5.0,
+        webhook_retries: int = 3,
+        notification_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         """Configure (nothing listens until :meth:`start`).
 
@@ -71,6 +85,12 @@ class LocalFishjam(FaultInjection, Waits):
                 (off: counts only). Turn both off for benchmarks with huge traffic.
             ssl: A server-side SSL context: serve HTTPS and WSS instead (the URLs below
                 become ``https://`` and ``wss://``).
+            webhook_secret: Sign every webhook body (header ``x-fishjam-signature-256:
+                sha256=<hex HMAC-SHA256 of the body>``); None: unsigned.
+            webhook_timeout: Seconds one webhook POST may take.
+            webhook_retries: Further attempts after a failed webhook POST.
+            notification_queue: Notifications a notification-socket subscriber may have
+                waiting; one that lets more pile up is disconnected (1011).
         """
         self.host = "127.0.0.1"
         self.port = port
@@ -89,6 +109,23 @@ class LocalFishjam(FaultInjection, Waits):
             heartbeat, auth_timeout, max_message_size, record_chunks, record_requests
         )
         self.sockets = AgentSockets(self.state, options)
+        #: Posts room notifications to their ``webhookUrl``.
+        self.webhooks = WebhookPoster(
+            webhook_secret, timeout=webhook_timeout, retries=webhook_retries
+        )
+        self.state.notifications.webhooks = self.webhooks
+        #: The notification socket endpoint (``/socket/server/websocket``).
+        self.server_sockets = ServerSockets(
+            self.state.notifications,
+            self.management_token,
+            heartbeat=heartbeat,
+            auth_timeout=auth_timeout,
+            max_queue=notification_queue,
+        )
+        #: The WebRTC peer socket endpoint (``/socket/peer/websocket``).
+        self.peer_sockets = PeerSockets(
+            self.state, self.state.notifications, heartbeat=heartbeat, auth_timeout=auth_timeout
+        )
         #: How many times :meth:`restart` reopened the listening socket.
         self.restarts = 0
         self._tasks: set[asyncio.Task[Any]] = set()  # speaking loops, restarts
@@ -112,6 +149,16 @@ class LocalFishjam(FaultInjection, Waits):
     def agent_socket_url(self) -> str:
         """``ws(s)://127.0.0.1:PORT/socket/agent/websocket``."""
         return self.ws_url + "/socket/agent/websocket"
+
+    @property
+    def notification_socket_url(self) -> str:
+        """``ws(s)://127.0.0.1:PORT/socket/server/websocket``."""
+        return self.ws_url + "/socket/server/websocket"
+
+    @property
+    def notifications(self) -> NotificationHub:
+        """The notification hub (``.history``: the latest notifications emitted)."""
+        return self.state.notifications
 
     @property
     def running(self) -> bool:
@@ -163,7 +210,9 @@ class LocalFishjam(FaultInjection, Waits):
         return self
 
     async def stop(self) -> None:
-        """Stop: end every loop, close agent sockets (1001 going away), stop listening."""
+        """Stop: end every loop, close agent, notification and peer sockets (1001 going
+        away), give queued webhooks up to :data:`WEBHOOK_DRAIN_TIMEOUT` seconds, stop
+        listening."""
         async with self._lifecycle:
             if not self._running:
                 return
@@ -174,6 +223,11 @@ class LocalFishjam(FaultInjection, Waits):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.sockets.close_all(1001, "server shutdown", timeout=2.0)
+            await self.server_sockets.close_all(1001, "server shutdown", timeout=2.0)
+            await self.peer_sockets.close_all(1001, "server shutdown", timeout=2.0)
+            with contextlib.suppress(TimeoutError):  # the last webhooks, boundedly
+                await self.webhooks.drain(WEBHOOK_DRAIN_TIMEOUT)
+            await self.webhooks.close()
             runner, self._runner = self._runner, None
             if runner is not None:
                 await runner.cleanup()
@@ -202,6 +256,8 @@ class LocalFishjam(FaultInjection, Waits):
                 for site in list(runner.sites):
                     await site.stop()  # no new connection from here on
             self.sockets.drop_all()
+            self.server_sockets.drop_all()
+            self.peer_sockets.drop_all()
             if runner is not None:
                 await runner.cleanup()
             if downtime:
@@ -279,6 +335,11 @@ class LocalFishjam(FaultInjection, Waits):
                 for p in room.peers.values()
                 if p.connection is not None
             ),
+            *(
+                p.peer_socket.close(1000, ROOM_STOPPED)
+                for p in room.peers.values()
+                if p.peer_socket is not None
+            ),
             return_exceptions=True,
         )
 
@@ -318,6 +379,8 @@ class LocalFishjam(FaultInjection, Waits):
             speaker.stop()
         if peer.connection is not None:
             await peer.connection.close(1000, PEER_REMOVED)
+        if peer.peer_socket is not None:
+            await peer.peer_socket.close(1000, PEER_REMOVED)
 
     async def kick(self, peer_id: str) -> None:
         """Kick an agent: the same as removing its peer (close 1000 ``Peer removed``).
@@ -398,8 +461,9 @@ class LocalFishjam(FaultInjection, Waits):
         elif not isinstance(source, AudioSource):
             source = AudioSource.from_array(source, source_sample_rate)
         peer = self.state.add_webrtc_peer(room_id, simulated=True)
-        track = SimulatedTrack(id=new_id(), type="audio", metadata=metadata)
-        peer.tracks.append(track)
+        track = self._publish(
+            peer, room, SimulatedTrack(id=new_id(), type="audio", metadata=metadata)
+        )
         speaker = SpeakingPeer(
             peer=peer, track=track, source=source, realtime=realtime, loop=loop, chunks=chunks
         )
@@ -407,6 +471,146 @@ class LocalFishjam(FaultInjection, Waits):
         if start:
             self.start_speaking(speaker)
         return speaker
+
+    def _publish(self, peer: Peer, room: Room, track: SimulatedTrack) -> SimulatedTrack:
+        """A simulated peer connects (at once) and publishes ``track``, with the
+        notifications of both."""
+        hub = self.state.notifications
+        if not hub.is_connected(peer.id):
+            hub.peer_connected(peer, room)
+        peer.tracks.append(track)
+        hub.track_added(peer, room, track.proto())
+        return track
+
+    async def join_person(
+        self,
+        room_id: str,
+        *,
+        audio: AudioSource | npt.ArrayLike | None = None,
+        metadata: dict[str, Any] | None = None,
+        source_sample_rate: int = 16000,
+        realtime: bool = True,
+        track_metadata: Any = None,
+    ) -> Person:
+        """A simulated WebRTC person joins a room: its peer is added (``PeerAdded``),
+        connects (``PeerConnected``) and publishes an audio track (``TrackAdded``); given
+        ``audio``, it speaks it to the room's agents at once, in real time, with voice
+        activity notifications (``VadNotification`` SPEECH / SILENCE) from what it plays.
+
+        Args:
+            room_id: The room.
+            audio: What it says: an :class:`AudioSource`, or mono int16 samples at
+                ``source_sample_rate``; None: it stays silent.
+            metadata: Peer metadata (the ``server`` part of the metadata REST shows).
+            source_sample_rate: Rate of ``audio`` when it is an array.
+            realtime: Pace at 20 ms per chunk (False: as fast as possible).
+            track_metadata: The audio track's metadata (JSON-encodable).
+
+        Returns:
+            The person (``.peer_id``, ``.track_id``, ``wait_done(timeout)``).
+
+        Raises:
+            KeyError: If there is no such room.
+            RoomFullError: If the room has ``maxPeers`` peers already.
+            TypeError: If ``metadata`` is not a dict.
+        """
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict or None, not {type(metadata).__name__}")
+        room = self.state.room(room_id)
+        if audio is not None and not isinstance(audio, AudioSource):
+            audio = AudioSource.from_array(audio, source_sample_rate)
+        peer = self.state.add_webrtc_peer(room_id, metadata, simulated=True)
+        track = self._publish(
+            peer, room, SimulatedTrack(id=new_id(), type="audio", metadata=track_metadata)
+        )
+        person = Person(peer=peer, track=track)
+        if audio is not None:
+            speaker = SpeakingPeer(peer=peer, track=track, source=audio, realtime=realtime)
+            room.speakers[peer.id] = person.speaker = speaker
+            self.start_speaking(speaker)
+        self.log.info("local Fishjam: person %s joined room %s", peer.id, room_id)
+        return person
+
+    async def leave_person(self, peer_id: str) -> None:
+        """A simulated person leaves: it stops speaking, its track goes
+        (``TrackRemoved``), it disconnects (``PeerDisconnected``) and its peer is deleted
+        (``PeerDeleted``). Works for any peer, as :meth:`remove_peer` does.
+
+        Args:
+            peer_id: The person's peer id.
+
+        Raises:
+            KeyError: If no room has that peer.
+        """
+        await self.remove_peer(self.peer(peer_id).room_id, peer_id)
+
+    def update_track_metadata(self, peer_id: str, track_id: str, metadata: Any) -> None:
+        """Change the metadata of a simulated peer's track (``TrackMetadataUpdated``).
+
+        Args:
+            peer_id: The simulated peer.
+            track_id: Its track.
+            metadata: The new metadata (JSON-encodable).
+
+        Raises:
+            KeyError: If the peer has no such track.
+        """
+        peer = self.peer(peer_id)
+        track = next((t for t in peer.tracks if t.id == track_id), None)
+        if track is None:
+            raise KeyError(f"peer {peer_id} has no track {track_id}")
+        track.metadata = metadata
+        room = self.state.room(peer.room_id)
+        self.state.notifications.track_metadata_updated(peer, room, track_id, metadata)
+
+    async def flood_notifications(self, count: int, *, yield_every: int = 100) -> int:
+        """Emit ``count`` notifications as fast as the loop allows, for tests of a
+        notifier under load: ``PeerMetadataUpdated`` of room ``"flood"``, peer
+        ``"flood-<i>"``, metadata ``{"i": i}`` (i from 0: a receiver can tell what it
+        missed). They reach socket subscribers only (no room, no webhook). The loop is
+        given back every ``yield_every`` notifications, so subscribers that read keep up
+        and one that does not overflows (see :mod:`.notifications`).
+
+        Args:
+            count: How many.
+            yield_every: Notifications between two yields to the loop.
+
+        Returns:
+            ``count``.
+
+        Raises:
+            ValueError: If ``count`` is negative or ``yield_every`` below 1.
+        """
+        if count < 0 or yield_every < 1:
+            raise ValueError(f"count must be >= 0 and yield_every >= 1, got {count}, {yield_every}")
+        hub = self.state.notifications
+        message = hub.flood_message
+        for i in range(count):
+            hub.emit(message(i), None)
+            if (i + 1) % yield_every == 0:
+                await asyncio.sleep(0)
+        return count
+
+    def drop_notification_sockets(self) -> int:
+        """Drop every notification socket without a close frame (clients see 1006), as
+        a network failure would; notifications emitted until a client resubscribes are
+        not delivered to it.
+
+        Returns:
+            How many sockets were dropped.
+        """
+        return self.server_sockets.drop_all()
+
+    async def wait_webhooks(self, timeout: float = 5.0) -> None:
+        """Wait until every webhook notification queued so far was posted or given up on.
+
+        Args:
+            timeout: Seconds.
+
+        Raises:
+            TimeoutError: If some are still pending.
+        """
+        await self.webhooks.drain(timeout)
 
     def start_speaking(self, speaker: SpeakingPeer) -> None:
         """Start (or restart from the beginning) a speaking peer's stream.
@@ -420,7 +624,9 @@ class LocalFishjam(FaultInjection, Waits):
         room = self.state.room(speaker.peer.room_id)
         speaker.stop()
         speaker.done.clear()
-        speaker.task = self._spawn(speak(speaker, room, lambda: self._running))
+        speaker.task = self._spawn(
+            speak(speaker, room, lambda: self._running, self.state.notifications)
+        )
 
     async def add_video_peer(
         self,
@@ -449,11 +655,11 @@ class LocalFishjam(FaultInjection, Waits):
         Raises:
             KeyError: If there is no such room.
         """
+        room = self.state.room(room_id)
         peer = self.state.add_webrtc_peer(room_id, simulated=True)
-        seed = len(self.state.room(room_id).peers)
+        seed = len(room.peers)
         track = video_track(new_id(), width, height, seed, image, content_type, metadata)
-        peer.tracks.append(track)
-        return track
+        return self._publish(peer, room, track)
 
     # ----------------------------------------------------------------- inspection
 

@@ -17,10 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .notifications import NotificationHub
 from .records import AgentRecord, AuthAttempt, ConnectionRecord
 
 if TYPE_CHECKING:
     from .agent_socket import AgentConnection
+    from .peer_socket import PeerConnection
     from .peers import SimulatedTrack, SpeakingPeer
 
 PeerType = Literal["agent", "webrtc"]
@@ -38,6 +40,16 @@ ROOM_TYPES = (
 AGENT_SAMPLE_RATES = (16000, 24000)
 
 
+class RoomFullError(ValueError):
+    """A room already has ``maxPeers`` peers (the REST API answers 409)."""
+
+    def __init__(self, room_id: str, max_peers: int) -> None:
+        """Args: room_id: The room. max_peers: Its limit."""
+        super().__init__(f"Reached peer limit in room {room_id} ({max_peers} peers)")
+        self.room_id = room_id
+        self.max_peers = max_peers
+
+
 def new_id() -> str:
     """A fresh id for a room or a peer (hex UUID, as Fishjam ids look)."""
     return uuid.uuid4().hex
@@ -47,8 +59,9 @@ def new_id() -> str:
 class Peer:
     """A peer of a room: an agent (connects over the agent socket) or a WebRTC peer.
 
-    WebRTC peers created through REST stay ``disconnected`` (nobody runs WebRTC here);
-    simulated peers (speaking or video) are WebRTC peers that count as connected.
+    WebRTC peers created through REST are ``disconnected`` until a client authenticates
+    on the peer socket with their token (nobody runs WebRTC here); simulated peers
+    (people, speaking or video peers) are WebRTC peers that count as connected.
     """
 
     #: Peer id.
@@ -59,7 +72,8 @@ class Peer:
     type: PeerType
     #: The token the peer authenticates with.
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    #: Peer metadata (WebRTC peers).
+    #: Peer metadata given at creation (WebRTC peers): the ``server`` part of the
+    #: metadata the REST API shows.
     metadata: dict[str, Any] | None = None
     #: ``"auto"`` or ``"manual"``.
     subscribe_mode: str = "auto"
@@ -67,6 +81,12 @@ class Peer:
     output_sample_rate: int = 16000
     #: The live agent connection, if any.
     connection: AgentConnection | None = None
+    #: The live peer socket of a WebRTC peer, if any.
+    peer_socket: PeerConnection | None = None
+    #: Peers this one subscribed to (``subscribe_peer``; manual subscribe mode).
+    subscribed_peers: list[str] = field(default_factory=list)
+    #: Tracks this one subscribed to (``subscribe_tracks``; manual subscribe mode).
+    subscribed_tracks: list[str] = field(default_factory=list)
     #: Simulated tracks this peer publishes (speaking and video peers).
     tracks: list[SimulatedTrack] = field(default_factory=list)
     #: Whether this is a simulated (always connected) WebRTC peer.
@@ -77,7 +97,21 @@ class Peer:
     @property
     def connected(self) -> bool:
         """Whether the peer counts as connected."""
-        return self.simulated or self.connection is not None
+        return self.simulated or self.connection is not None or self.peer_socket is not None
+
+    def hears(self, peer_id: str, track_id: str) -> bool:
+        """Whether this peer receives track ``track_id`` of peer ``peer_id``: always in
+        ``auto`` subscribe mode; in ``manual`` mode only once subscribed to the peer or
+        to the track."""
+        if self.subscribe_mode != "manual":
+            return True
+        return peer_id in self.subscribed_peers or track_id in self.subscribed_tracks
+
+    def metadata_json(self) -> dict[str, Any]:
+        """The peer's metadata as the REST API and ``PeerMetadataUpdated`` show it:
+        ``{"peer": <what the peer itself set: always {} here>, "server": <metadata
+        given at creation, {} when none>}``."""
+        return {"peer": {}, "server": dict(self.metadata) if self.metadata else {}}
 
     def to_json(self) -> dict[str, Any]:
         """The ``Peer`` object of the REST API."""
@@ -93,10 +127,13 @@ class Peer:
                 tracks.append({"id": rec.track_id, "type": "audio", "metadata": meta})
         return {
             "id": self.id,
-            "metadata": self.metadata,
+            "metadata": self.metadata_json(),
             "status": "connected" if self.connected else "disconnected",
             "subscribeMode": self.subscribe_mode,
-            "subscriptions": {"peers": [], "tracks": []},
+            "subscriptions": {
+                "peers": list(self.subscribed_peers),
+                "tracks": list(self.subscribed_tracks),
+            },
             "tracks": tracks,
             "type": self.type,
         }
@@ -148,17 +185,15 @@ def room_config(body: dict[str, Any]) -> dict[str, Any]:
     webhook = body.get("webhookUrl")
     if webhook is not None and not isinstance(webhook, str):
         raise ValueError("webhookUrl must be a string")
-    config: dict[str, Any] = {
+    # the real server answers maxPeers 0 (no limit) and videoCodec "h264" by default
+    return {
         "batchWebhookNotifications": bool(body.get("batchWebhookNotifications", False)),
-        "maxPeers": max_peers,
+        "maxPeers": max_peers or 0,
         "public": bool(body.get("public", False)),
         "roomType": room_type,
+        "videoCodec": codec or "h264",
         "webhookUrl": webhook,
     }
-    if codec is not None:
-        # the SDK parses videoCodec only when present, and rejects null
-        config["videoCodec"] = codec
-    return config
 
 
 def agent_sample_rate(options: dict[str, Any]) -> int:
@@ -196,7 +231,9 @@ class ServerState:
     """
 
     def __init__(self) -> None:
-        """An empty registry."""
+        """An empty registry (and its notification hub)."""
+        #: Every change of a room, peer or track is notified through it.
+        self.notifications = NotificationHub()
         #: Rooms by id.
         self.rooms: dict[str, Room] = {}
         #: Agent records by peer id, kept after the peer or its room is deleted.
@@ -214,6 +251,7 @@ class ServerState:
         """Add a room with a validated ``config`` (see :func:`room_config`)."""
         room = Room(id=new_id(), config=config)
         self.rooms[room.id] = room
+        self.notifications.room_created(room)
         return room
 
     def room(self, room_id: str) -> Room:
@@ -243,8 +281,10 @@ class ServerState:
 
         Raises:
             KeyError: If there is no such room.
+            RoomFullError: If the room has ``maxPeers`` peers already.
         """
         room = self.rooms[room_id]
+        self._check_room_space(room)
         peer = Peer(id=new_id(), room_id=room.id, type="agent", subscribe_mode=subscribe_mode)
         peer.output_sample_rate = sample_rate
         peer.record = self.agents[peer.id] = AgentRecord(peer_id=peer.id, room_id=room.id)
@@ -262,16 +302,25 @@ class ServerState:
 
         Raises:
             KeyError: If there is no such room.
+            RoomFullError: If the room has ``maxPeers`` peers already.
         """
         room = self.rooms[room_id]
+        self._check_room_space(room)
         peer = Peer(id=new_id(), room_id=room.id, type="webrtc", subscribe_mode=subscribe_mode)
         peer.metadata = metadata
         peer.simulated = simulated
         return self._add_peer(room, peer)
 
+    @staticmethod
+    def _check_room_space(room: Room) -> None:
+        limit = room.config.get("maxPeers") or 0
+        if limit and len(room.peers) >= limit:
+            raise RoomFullError(room.id, limit)
+
     def _add_peer(self, room: Room, peer: Peer) -> Peer:
         room.peers[peer.id] = peer
         self._tokens[peer.token] = (peer.room_id, peer.id)
+        self.notifications.peer_added(peer, room)
         return peer
 
     def pop_peer(self, room_id: str, peer_id: str) -> tuple[Peer, SpeakingPeer | None]:
@@ -285,7 +334,9 @@ class ServerState:
             KeyError: If there is no such room or peer.
         """
         room = self.rooms[room_id]
-        peer = room.peers.pop(peer_id)
+        peer = room.peers[peer_id]
+        self.notifications.peer_deleted(peer, room)
+        del room.peers[peer_id]
         return peer, room.speakers.pop(peer_id, None)
 
     def pop_room(self, room_id: str) -> Room:
@@ -294,6 +345,8 @@ class ServerState:
         Raises:
             KeyError: If there is no such room.
         """
+        room = self.rooms[room_id]
+        self.notifications.room_deleted(room)
         return self.rooms.pop(room_id)
 
     def agent(self, peer_id: str) -> AgentRecord:
@@ -370,6 +423,30 @@ class ServerState:
         if record is not None:
             record.auth_attempts.append(attempt)
         return peer, reason
+
+    def authenticate_peer(self, token: str) -> tuple[Peer | None, str]:
+        """Check a WebRTC peer socket's token (not recorded).
+
+        Returns:
+            The WebRTC peer it authenticates, or None and the close reason (as for
+            agents; an agent's token is ``invalid token`` here).
+        """
+        ids = self._tokens.get(token)
+        if not token:
+            return None, "missing token"
+        if ids is None or token in self._revoked:
+            return None, "invalid token"
+        room = self.rooms.get(ids[0])
+        if room is None:
+            return None, "room not found"
+        peer = room.peers.get(ids[1])
+        if peer is None:
+            return None, "peer not found"
+        if peer.type != "webrtc" or peer.simulated:
+            return None, "invalid token"
+        if peer.peer_socket is not None:
+            return None, "peer already connected"
+        return peer, ""
 
     def _check(self, token: str, ids: tuple[str, str] | None) -> tuple[Peer | None, str]:
         if not token:
