@@ -275,7 +275,8 @@ fishjam_fast.uninstall()
 assert fishjam.FishjamNotifier.__module__.startswith("fishjam.")
 print("ok")
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
 
 
