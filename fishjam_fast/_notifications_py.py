@@ -10,6 +10,8 @@ its error messages name the byte offset.
 
 from __future__ import annotations
 
+import functools
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
@@ -33,23 +35,35 @@ def decode_server_message(frame: Buffer) -> list[Any]:
         AgentProtocolError: ``frame`` is not a valid ServerMessage.
         TypeError: ``frame`` is not a buffer.
     """
-    from ._proto.server_notifications_pb2 import ServerMessage
-
     try:
         data = bytes(memoryview(frame))
     except TypeError:
         raise TypeError(f"frame must be a bytes-like object, not {type(frame).__name__}") from None
     try:
-        message = ServerMessage.FromString(data)
+        message = _server_message().FromString(data)
     except DecodeError as exc:
         raise AgentProtocolError(f"malformed ServerMessage: {exc}") from None
     result = _content(message, 0)
     return result if type(result) is list else [result]
 
 
-def _content(message: Message, depth: int) -> Any:
-    from . import events
+@functools.cache
+def _server_message() -> Any:
+    # imported on first use: fishjam_fast._codec imports this module at start-up
+    from ._proto.server_notifications_pb2 import ServerMessage
 
+    return ServerMessage
+
+
+@functools.cache
+def _events() -> ModuleType:
+    from . import events  # it imports fishjam_fast._codec, which imports this module
+
+    return events
+
+
+def _content(message: Message, depth: int) -> Any:
+    events = _events()
     which = message.WhichOneof("content")
     if which is None:
         unknown = UnknownFieldSet(message)
