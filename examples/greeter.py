@@ -20,8 +20,10 @@ it prints). It ends after ``--seconds`` and prints who it greeted.
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from fishjam_fast import AsyncFishjamClient, FishjamNotifier, OutgoingAudioTrackOptions
 from fishjam_fast.events import (
@@ -33,21 +35,21 @@ from fishjam_fast.events import (
     ServerMessageVadNotificationStatus,
 )
 
-from _fishjam import arguments, fishjam
+from _fishjam import Fishjam, arguments, fishjam
 
-RATE = 16000
+RATE: Final = 16000
 
 
-def greeting() -> np.ndarray:
+def greeting() -> npt.NDArray[np.float32]:
     """Two short tones, rising: a stand-in for a TTS "hello"."""
     t = np.arange(int(0.15 * RATE)) / RATE
     tones = [0.2 * np.sin(2 * np.pi * f * t) for f in (660.0, 880.0)]
     return np.concatenate(tones).astype(np.float32)
 
 
-async def person_comes_and_goes(where: object, room_id: str) -> None:
+async def person_comes_and_goes(where: Fishjam, room_id: str) -> None:
     """Locally: a simulated person joins, says something and leaves."""
-    local = getattr(where, "local", None)
+    local = where.local
     if local is None:
         return
     from fishjam_fast.local import AudioSource
