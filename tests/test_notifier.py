@@ -277,7 +277,8 @@ async def test_close_while_reconnecting_returns_promptly() -> None:
 
 
 async def test_the_plain_sdk_notifier_sees_the_same_notifications() -> None:
-    from fishjam import FishjamNotifier as PlainNotifier
+    plain_sdk = pytest.importorskip("fishjam", reason="the plain SDK (the sdk extra)")
+    plain_notifier = plain_sdk.FishjamNotifier
 
     messages = [
         ServerMessage(room_created=ServerMessage.RoomCreated(room_id="r")),
@@ -298,7 +299,7 @@ async def test_the_plain_sdk_notifier_sees_the_same_notifications() -> None:
 
     async with HostileServer(serve) as server:
         plain_seen: list[Any] = []
-        plain = PlainNotifier(server.url, "management-token")
+        plain = plain_notifier(server.url, "management-token")
         plain.on_server_notification(plain_seen.append)
         plain_task = asyncio.create_task(plain.connect())
         async with notifier(server.url) as ours:
