@@ -316,3 +316,31 @@ async def test_the_plain_sdk_notifier_sees_the_same_notifications() -> None:
     for mine, theirs in zip(ours_seen, plain_seen, strict=True):
         assert mine.room_id == theirs.room_id
     assert ours_seen[2].track.id == plain_seen[2].track.id == "t"
+
+
+async def test_close_with_a_stuck_handler_is_bounded_by_close_timeout() -> None:
+    async def serve(peer: Peer) -> None:
+        await subscribe(peer)
+        await peer.send(frame(BINARY, peer_added(0)))
+        await peer.serve_pings()
+
+    async with HostileServer(serve) as server:
+        client = notifier(server.url, close_timeout=0.2)
+        entered = asyncio.Event()
+        cancelled = asyncio.Event()
+
+        @client.on_server_notification
+        async def stuck(notification: Any) -> None:
+            entered.set()
+            try:
+                await asyncio.Event().wait()  # never returns by itself
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        task = asyncio.create_task(client.connect())
+        await asyncio.wait_for(entered.wait(), 5)
+        async with asyncio.timeout(3):
+            await client.close()
+            await task  # closed on purpose: connect() returns
+    assert cancelled.is_set() and client.state == "closed"
