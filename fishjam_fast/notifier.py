@@ -466,7 +466,7 @@ class FishjamNotifier:
             except TimeoutError:
                 runner.cancel()
                 await finished.wait()
-        if self._background is not None:
+        if self._background is not None and self._background is not asyncio.current_task():
             try:
                 await self._background
             except Exception:  # already raised to whoever waited on it, and logged
@@ -617,6 +617,8 @@ class FishjamNotifier:
         unknown = events.UnknownNotification
         control = events.CONTROL_MESSAGES
         while True:
+            if self._closing:  # close() was called (from a handler, maybe): deliver no more
+                return TransportClosed(1000, "", True, by_client=True)
             try:
                 frame = transport.recv_nowait()
                 if frame is None:
@@ -637,6 +639,8 @@ class FishjamNotifier:
                     )
                 continue
             for notification in notifications:
+                if self._closing:
+                    break
                 if type(notification) is unknown:
                     stats.skipped += 1
                 elif not isinstance(notification, control):

@@ -344,3 +344,25 @@ async def test_close_with_a_stuck_handler_is_bounded_by_close_timeout() -> None:
             await client.close()
             await task  # closed on purpose: connect() returns
     assert cancelled.is_set() and client.state == "closed"
+
+
+async def test_a_handler_may_close_the_notifier() -> None:
+    async def serve(peer: Peer) -> None:
+        await subscribe(peer)
+        await peer.send(*(frame(BINARY, peer_added(i)) for i in range(3)))
+        await peer.serve_pings()
+
+    async with HostileServer(serve) as server:
+        client = notifier(server.url)
+        seen: list[Any] = []
+
+        @client.on_server_notification
+        async def close_on_first(notification: Any) -> None:
+            seen.append(notification)
+            await client.close()
+
+        async with asyncio.timeout(5):
+            async with client:
+                await client._finished.wait()
+    assert len(seen) == 1 and client.state == "closed"
+    assert server.peers[0].close_received() is not None  # a clean closing handshake
