@@ -76,9 +76,10 @@ Notification: TypeAlias = Any
 Handler: TypeAlias = Callable[[Notification], None] | Callable[[Notification], Awaitable[None]]
 
 
-class NotifierAuthError(AgentAuthError):
+class NotifierAuthError(AgentAuthError, RuntimeError):
     """Fishjam refused the management token (``reason``: the server's close reason,
-    e.g. ``"invalid token"``)."""
+    e.g. ``"invalid token"``). Also a RuntimeError: what the plain SDK's notifier
+    raises, so its callers' ``except RuntimeError`` still catches it after install()."""
 
     def __str__(self) -> str:
         return f"the notifier failed to authenticate: {self.reason}"

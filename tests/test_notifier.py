@@ -95,6 +95,7 @@ async def test_an_invalid_token_is_a_typed_error_with_the_reason() -> None:
         with pytest.raises(NotifierAuthError) as caught:
             await client.connect()
     assert isinstance(caught.value, AgentAuthError)
+    assert isinstance(caught.value, RuntimeError)  # what the plain SDK raises
     assert caught.value.reason == "invalid token"
     assert "invalid token" in str(caught.value)
     assert client.state == "closed"
