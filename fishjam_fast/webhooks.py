@@ -43,11 +43,11 @@ WebhookHandler: TypeAlias = Callable[[Any], None] | Callable[[Any], Awaitable[No
 _NOT_PROTOBUF = ("text/", "application/json", "application/x-www-form-urlencoded", "multipart/")
 
 
-def decode_server_notifications(body: Buffer) -> list[Any]:
+def decode_server_notifications(binary: Buffer) -> list[Any]:
     """Decodes a webhook body (one notification, or a batch) into notifications.
 
     Args:
-        body: The raw request body.
+        binary: The raw request body (the plain SDK's parameter name).
 
     Returns:
         The notifications (``fishjam_fast.events``), in order; a batch is unpacked.
@@ -56,10 +56,10 @@ def decode_server_notifications(body: Buffer) -> list[Any]:
 
     Raises:
         AgentProtocolError: (a ValueError) the body is not a valid ServerMessage.
-        TypeError: ``body`` is not a bytes-like object.
+        TypeError: ``binary`` is not a bytes-like object.
     """
     skip = (events.UnknownNotification, *events.CONTROL_MESSAGES)
-    return [n for n in _codec.decode_server_message(body) if not isinstance(n, skip)]
+    return [n for n in _codec.decode_server_message(binary) if not isinstance(n, skip)]
 
 
 def verify_webhook_signature(body: Buffer, signature: str, secret: str) -> bool:

@@ -87,6 +87,15 @@ def test_voice_activity_and_forwarding_are_kept() -> None:
     assert isinstance(peer, events.ServerMessagePeerAdded)
 
 
+def test_the_plain_sdk_s_parameter_names() -> None:
+    body = PEER.SerializeToString()
+    assert fishjam_fast.decode_server_notifications(binary=body) == (
+        fishjam_fast.decode_server_notifications(body)
+    )
+    signature = sign(body, "s")
+    assert fishjam_fast.verify_webhook_signature(body=body, signature=signature, secret="s")
+
+
 def test_malformed_bodies_raise_a_value_error() -> None:
     with pytest.raises(AgentProtocolError, match="malformed ServerMessage"):
         fishjam_fast.decode_server_notifications(b"\xa2\x01\x80")
