@@ -39,7 +39,9 @@ from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, Ses
 
 if TYPE_CHECKING:
     from .client import FishjamClient
+    from .notifier import FishjamNotifier, NotifierAuthError, NotifierConnectionError
     from .rest import AsyncFishjamClient, FishjamApiError
+    from .webhooks import decode_server_notifications, verify_webhook_signature
 
 __version__ = "0.1.0"
 
@@ -54,9 +56,12 @@ __all__ = [
     "AgentWouldBlockError",
     "AsyncFishjamClient",
     "FishjamApiError",
+    "FishjamNotifier",
     "IncomingTrackData",
     "IncomingTrackImage",
     "NativeExtensionWarning",
+    "NotifierAuthError",
+    "NotifierConnectionError",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
     "ReconnectPolicy",
@@ -65,11 +70,13 @@ __all__ = [
     "Track",
     "TrackEncoding",
     "TrackType",
+    "decode_server_notifications",
     "install",
     "logs",
     "pcm",
     "run",
     "uninstall",
+    "verify_webhook_signature",
 ]
 
 
@@ -95,4 +102,13 @@ def __getattr__(name: str) -> Any:
         from . import rest
 
         return getattr(rest, name)
+    # the notifier and webhooks import the REST client and google.protobuf: on use only
+    if name in ("FishjamNotifier", "NotifierAuthError", "NotifierConnectionError"):
+        from . import notifier
+
+        return getattr(notifier, name)
+    if name in ("decode_server_notifications", "verify_webhook_signature"):
+        from . import webhooks
+
+        return getattr(webhooks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

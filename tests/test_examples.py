@@ -48,13 +48,24 @@ def _number(pattern: str, out: str) -> int:
 
 
 def test_every_example_has_a_test_and_a_docstring_saying_how_to_run_it() -> None:
-    tested = {"echo_bot.py", "one_line.py", "voice_bot.py", "fleet.py"}
+    tested = {"echo_bot.py", "one_line.py", "voice_bot.py", "fleet.py", "greeter.py"}
     programs = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
     assert programs == tested
     for name in programs:
         source = (EXAMPLES / name).read_text()
         assert source.startswith('"""'), name
         assert f"python examples/{name} --seconds" in source, name
+
+
+def test_greeter() -> None:
+    out = _run("greeter.py", "--seconds", "4")
+    hello = re.findall(r"^hello, (\w+)!$", out, re.MULTILINE)
+    assert len(hello) == 1, out  # the simulated person, not the agent
+    person = hello[0]
+    assert f"{person} is speaking" in out and f"goodbye, {person}" in out, out
+    assert out.index("hello") < out.index("is speaking") < out.index("goodbye"), out
+    # the greeting (2 x 150 ms) reached the server: 15 chunks of 20 ms
+    assert _number(r"^the local Fishjam recorded (\d+) chunks", out) == 15, out
 
 
 def test_echo_bot() -> None:
