@@ -511,3 +511,43 @@ async def test_a_killed_workers_jobs_get_a_new_peer_or_end_with_their_room(
     assert lost_peer.agent_peer_id not in (None, old_peer)
     assert agent_peers(local_fishjam, lost_peer.request.room_id) == [lost_peer.agent_peer_id]
     assert len(server.supervisor.jobs()) == 3
+
+
+async def test_serve_without_a_url_starts_a_local_fishjam_and_follows_it(tmp_path: Any) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FISHJAM_")},
+        "PYTHONPATH": os.pathsep.join(filter(None, [APPS, os.environ.get("PYTHONPATH")])),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-P", "-m", "fishjam_fast", "serve", "server_apps:idle",
+        "--workers", "1", "--metrics-port", "0", "--drain-timeout", "0",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            line = (await process.stdout.readline()).decode()
+        assert line.startswith("local Fishjam at http://127.0.0.1:"), line
+        url = line.split()[3]
+        token = line.rsplit("management token: ", 1)[1].rstrip(")\n")
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            log = ""
+            async with asyncio.timeout(30):
+                while "agent server ready" not in log:
+                    log += (await process.stderr.readline()).decode()
+            room = (await client.post("/room", json={})).json()["data"]["room"]["id"]
+            joined = await client.post(f"/local/room/{room}/person", json={})
+            assert joined.status_code == 201, joined.text
+            async with asyncio.timeout(15):
+                while f"started in room {room}" not in log:
+                    log += (await process.stderr.readline()).decode()
+            process.send_signal(signal.SIGTERM)
+            rest = await asyncio.wait_for(process.stderr.read(), 30)
+            assert await process.wait() == 0, log + rest.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert token not in log + rest.decode()  # printed once on stdout, never logged
