@@ -103,6 +103,7 @@ async def test_rooms_spread_over_workers_within_one_job(
     assert {j.request.room_id for j in server.supervisor.jobs()} == set(rooms)
 
 
+@pytest.mark.slow  # processes and seconds of waiting
 async def test_a_killed_worker_has_its_jobs_back_elsewhere_with_the_same_peers(
     make_server: Factory, local_fishjam: Any
 ) -> None:
@@ -142,6 +143,7 @@ async def test_a_killed_worker_has_its_jobs_back_elsewhere_with_the_same_peers(
     assert sample["fishjam_fast_server_jobs_replaced_total"] == len(victims)
 
 
+@pytest.mark.slow  # processes and seconds of waiting
 async def test_a_worker_that_stops_answering_is_replaced(
     make_server: Factory, local_fishjam: Any
 ) -> None:
@@ -226,6 +228,7 @@ async def test_a_full_server_makes_jobs_wait_then_runs_or_refuses_them(
     assert sample['fishjam_fast_server_jobs_started_total{worker="0"}'] == 2
 
 
+@pytest.mark.slow  # processes and seconds of waiting
 async def test_stop_drains_running_jobs_that_end_by_themselves(
     make_server: Factory, local_fishjam: Any
 ) -> None:
@@ -242,6 +245,7 @@ async def test_stop_drains_running_jobs_that_end_by_themselves(
         await server.dispatch(room_id)
 
 
+@pytest.mark.slow  # a server process, signalled
 @pytest.mark.parametrize(
     ("signals", "drain_timeout", "limit", "said"),
     [
@@ -513,6 +517,7 @@ async def test_a_killed_workers_jobs_get_a_new_peer_or_end_with_their_room(
     assert len(server.supervisor.jobs()) == 3
 
 
+@pytest.mark.slow  # processes and seconds of waiting
 async def test_serve_without_a_url_starts_a_local_fishjam_and_follows_it(tmp_path: Any) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FISHJAM_")},
