@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .client import FishjamClient
     from .notifier import FishjamNotifier, NotifierAuthError, NotifierConnectionError
     from .rest import AsyncFishjamClient, FishjamApiError
+    from .server import AgentServer, ServerOptions
+    from .server.job import Job
     from .webhooks import decode_server_notifications, verify_webhook_signature
 
 __version__ = "0.1.0"
@@ -59,6 +61,7 @@ __all__ = [
     "FishjamNotifier",
     "IncomingTrackData",
     "IncomingTrackImage",
+    "Job",
     "NativeExtensionWarning",
     "NotifierAuthError",
     "NotifierConnectionError",
@@ -80,15 +83,21 @@ __all__ = [
 ]
 
 
-def _plain_sdk_installed() -> bool:
+def _installed(name: str) -> bool:
     try:
-        return importlib.util.find_spec("fishjam") is not None
+        return importlib.util.find_spec(name) is not None
     except ImportError:  # a finder that refuses it outright
         return False
 
 
+def _plain_sdk_installed() -> bool:
+    return _installed("fishjam")
+
+
 if _plain_sdk_installed():  # the sdk extra; without it `import *` must work all the same
     __all__ += ["FishjamClient"]
+if all(_installed(name) for name in ("aiohttp", "prometheus_client")):  # the server extra
+    __all__ += ["AgentServer", "ServerOptions"]
 
 
 def __getattr__(name: str) -> Any:
@@ -102,6 +111,14 @@ def __getattr__(name: str) -> Any:
         from . import rest
 
         return getattr(rest, name)
+    if name == "Job":  # light: the agent server's other parts are not imported
+        from .server.job import Job
+
+        return Job
+    if name in ("AgentServer", "ServerOptions"):  # the server extra
+        from . import server
+
+        return getattr(server, name)
     # the notifier and webhooks import the REST client and google.protobuf: on use only
     if name in ("FishjamNotifier", "NotifierAuthError", "NotifierConnectionError"):
         from . import notifier

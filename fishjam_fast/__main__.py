@@ -1,5 +1,6 @@
-"""``python -m fishjam_fast``: the demo, the local Fishjam server, and ``run`` (a
-plain-SDK program made fast: ``fishjam_fast._launch``).
+"""``python -m fishjam_fast``: the demo, the local Fishjam server, ``serve`` (the agent
+server: ``fishjam_fast.server``), and ``run`` (a plain-SDK program made fast:
+``fishjam_fast._launch``).
 
 The demo and the local server need optional dependencies (extras). Without them the
 command says what to install and exits with status 2; ``--help`` prints the help in any
@@ -29,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"needs {install_hint('demo')}",
     )
     demo_module.add_arguments(demo)
+    from .server import cli as serve_cli  # imports nothing optional at load
+
+    serve = commands.add_parser(
+        "serve",
+        help="the agent server: run an entrypoint for every job, on every core",
+        epilog=f"needs {install_hint('server')}",
+    )
+    serve_cli.add_arguments(serve)
     commands.add_parser(
         "local",
         help="run the local Fishjam server (see python -m fishjam_fast local -h)",
@@ -66,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             needs = ()  # a real Fishjam: no local server
         if args.chart is not None:
             needs += ("matplotlib",)
+        if args.server:
+            extra, needs = EXTRAS["serve"]
     missing = missing_modules(needs)
     if missing:
         print(
@@ -74,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.command == "serve":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        from .server import cli as serve_cli
+
+        return serve_cli.main(args)
     if args.command == "local":
         from .local.__main__ import main as local_main
 

@@ -9,6 +9,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     # command: (extra, modules it needs)
     "demo": ("demo", ("aiohttp",)),
     "local": ("local", ("aiohttp",)),
+    "serve": ("server", ("aiohttp", "prometheus_client")),
 }
 """What each command needs. The demo also uses the plain SDK (to compare) and matplotlib
 (for ``--chart``) when they are there, and says what to install when they are not."""

@@ -255,6 +255,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--agents", type=int, default=100, help="echo agents at once (a room each)")
     parser.add_argument("--no-compare", action="store_true", help="skip the plain SDK run")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="the agent server instead: simulated people join, speak and leave --agents "
+        "rooms for --seconds while the server dispatches an echo agent to each room with "
+        "someone in it (needs pip install 'fishjam-fast[server]')",
+    )
     parser.add_argument("--asyncio", action="store_true", help="run on asyncio, not uvloop")
     parser.add_argument(
         "--chart", type=Path, default=None, metavar="PATH", help="write a PNG comparison"
@@ -280,6 +287,11 @@ def main(args: argparse.Namespace) -> int:
         except ImportError:
             print(f"error: --chart needs matplotlib: {CHART_EXTRA}", file=sys.stderr)
             return 2
+    if args.server:
+        from .runner import run
+        from .server.demo import run_demo
+
+        return run(run_demo(args.agents, args.seconds, "auto", sys.stdout))
     if args.fishjam_id:
         if not args.management_token:
             print("error: a real Fishjam needs FISHJAM_MANAGEMENT_TOKEN too", file=sys.stderr)

@@ -28,6 +28,7 @@ from .errors import AgentError
 
 __all__ = [
     "AgentOptions",
+    "AgentPeer",
     "AsyncFishjamClient",
     "FishjamApiError",
     "Peer",
@@ -119,6 +120,23 @@ class Peer:
     status: str
     metadata: Any = None
     tracks: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AgentPeer:
+    """An agent peer just created: what an :class:`~fishjam_fast.Agent` needs to connect.
+
+    Attributes:
+        id: The peer's id.
+        room_id: Its room.
+        token: Its authentication token (a secret: never logged).
+        fishjam_url: The URL its agent connects to.
+    """
+
+    id: str
+    room_id: str
+    token: str = field(repr=False)
+    fishjam_url: str
 
 
 @dataclass(frozen=True)
@@ -323,6 +341,19 @@ class AsyncFishjamClient:
         room: Room = _parsed(_room, await self._request("GET", path), None, "GET", path)
         return room
 
+    async def list_rooms(self) -> list[Room]:
+        """Describes every room and its peers.
+
+        Returns:
+            The rooms.
+
+        Raises:
+            FishjamApiError: Fishjam refused (e.g. 401 for a wrong management token).
+        """
+        data = await self._request("GET", "/room")
+        rooms: list[Room] = _parsed(lambda d: [_room(r) for r in d], data, None, "GET", "/room")
+        return rooms
+
     async def delete_room(self, room_id: str) -> None:
         """Deletes a room; its peers' sessions end (agents' ``receive()`` loops stop).
 
@@ -356,6 +387,26 @@ class AsyncFishjamClient:
             ValueError: The options are invalid (nothing is sent).
             FishjamApiError: Fishjam refused (404: no such room).
         """
+        peer = await self.create_agent_peer(room_id, options)
+        return Agent(peer.id, room_id, peer.token, peer.fishjam_url, **agent_options)
+
+    async def create_agent_peer(
+        self, room_id: str, options: AgentOptions | Any = None
+    ) -> AgentPeer:
+        """Adds an agent peer to a room and returns what connects it, not an Agent: for
+        a process that hands the peer to another one (the agent server's workers).
+
+        Args:
+            room_id: The room.
+            options: As in :meth:`create_agent`.
+
+        Returns:
+            The peer's id, token and the URL its agent connects to.
+
+        Raises:
+            ValueError: The options are invalid (nothing is sent).
+            FishjamApiError: Fishjam refused (404: no such room).
+        """
         body = _agent_body(options or AgentOptions())
         path = f"/room/{room_id}/peer"
         data = await self._request("POST", path, body)
@@ -364,7 +415,7 @@ class AsyncFishjamClient:
         except (KeyError, TypeError):
             raise FishjamApiError(None, f"unexpected answer: {data!r:.200}", "POST", path) from None
         socket_base = self._socket_base_url(data.get("peer_websocket_url"))
-        return Agent(peer_id, room_id, token, socket_base, **agent_options)
+        return AgentPeer(str(peer_id), room_id, str(token), socket_base)
 
     def _socket_base_url(self, peer_websocket_url: str | None) -> str:
         # as the plain SDK (>= 0.29): the URL Fishjam gives, less the socket path

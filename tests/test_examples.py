@@ -48,7 +48,14 @@ def _number(pattern: str, out: str) -> int:
 
 
 def test_every_example_has_a_test_and_a_docstring_saying_how_to_run_it() -> None:
-    tested = {"echo_bot.py", "one_line.py", "voice_bot.py", "fleet.py", "greeter.py"}
+    tested = {
+        "echo_bot.py",
+        "one_line.py",
+        "voice_bot.py",
+        "fleet.py",
+        "greeter.py",
+        "agent_server.py",
+    }
     programs = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
     assert programs == tested
     for name in programs:
@@ -150,3 +157,19 @@ def test_fleet() -> None:
     # send_chunk_nowait writes before it returns, and every session closed before the
     # count: the server has exactly what the agents counted
     assert _number(r"^the local Fishjam recorded (\d+) chunks", out) == echoed, out
+
+
+def test_agent_server() -> None:
+    pytest.importorskip("prometheus_client", reason="the agent server (the server extra)")
+    out = _run("agent_server.py", "--seconds", "3", "--rooms", "4")
+    # one job per room with a person in it, spread over the workers
+    jobs = _number(r"^(\d+) jobs in 4 rooms", out)
+    assert jobs == 4, out
+    per_worker = re.search(r"jobs per worker: \[([\d, ]+)\]", out)
+    assert per_worker, out
+    counts = [int(n) for n in per_worker.group(1).split(",")]
+    assert sum(counts) == 4 and max(counts) - min(counts) <= 1, out
+    # the people left: every job ended; every agent heard its room and echoed it
+    assert _number(r"^after the people left: (\d+) jobs running", out) == 0, out
+    assert _number(r"chunks echoed by (\d+) agents", out) == 4, out
+    assert _number(r"^the local Fishjam recorded (\d+) chunks", out) > 4 * 50, out
