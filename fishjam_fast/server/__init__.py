@@ -1,7 +1,7 @@
 """The agent server: dispatch agents from Fishjam's notifications across every core.
 
 A supervisor process places jobs on worker processes (one per core by default), each
-running many jobs as tasks on uvloop; see ``docs/server.md``. Needs the ``server``
+running many jobs as tasks on uvloop; see the README, "The agent server". Needs the ``server``
 extra (``pip install 'fishjam-fast[server]'``). Tooling on top of the public API: the
 core never imports it.
 
