@@ -129,7 +129,7 @@ class Cluster:
             self._scripts[name] = self._redis.register_script(getattr(leases, name))
         self._scripts["MIN_LOAD"] = self._redis.register_script(leases.MIN_LOAD)
         self._scripts["RESTORE"] = self._redis.register_script(leases.RESTORE)
-        self._epoch = (await self._script("RESTORE", uuid.uuid4().hex, 0, ""))[0]
+        self._epoch = (await self._script("RESTORE", self.box_id, uuid.uuid4().hex, 0, ""))[0]
         await self._ensure_group()
         await self._renew()
         self.healthy = True
@@ -451,11 +451,13 @@ class Cluster:
         """Redis lost its data (restarted without persistence): this box's jobs are
         registered again, the consumer group made again, then the rule reconciled."""
         logger.warning("Redis lost its data: registering this box's %d jobs", len(self._owned))
-        self._epoch = (await self._script("RESTORE", uuid.uuid4().hex, self._ttl_ms, ""))[0]
+        self._epoch = (
+            await self._script("RESTORE", self.box_id, uuid.uuid4().hex, self._ttl_ms, "")
+        )[0]
         for key in list(self._owned):
             record = self._records.get(key, {})
             epoch, status = await self._script(
-                "RESTORE", self._epoch, self._ttl_ms, key, *_flat(record)
+                "RESTORE", self.box_id, self._epoch, self._ttl_ms, key, *_flat(record)
             )
             self._epoch = epoch
             if status == "lost":
