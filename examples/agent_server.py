@@ -84,7 +84,7 @@ async def main(seconds: float, rooms: int) -> None:
                 while people and server.supervisor.jobs() and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
                 if people:
-                    print(f"jobs left after the people left: {len(server.supervisor.jobs())}")
+                    print(f"after the people left: {len(server.supervisor.jobs())} jobs running")
             for room_id in room_ids:
                 await client.delete_room(room_id)
         recorded = [where.chunks_recorded(peer_id) for peer_id in agents]

@@ -39,9 +39,11 @@ from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, Ses
 
 if TYPE_CHECKING:
     from .client import FishjamClient
+    from .notifier import FishjamNotifier, NotifierAuthError, NotifierConnectionError
     from .rest import AsyncFishjamClient, FishjamApiError
     from .server import AgentServer, ServerOptions
     from .server.job import Job
+    from .webhooks import decode_server_notifications, verify_webhook_signature
 
 __version__ = "0.1.0"
 
@@ -56,10 +58,13 @@ __all__ = [
     "AgentWouldBlockError",
     "AsyncFishjamClient",
     "FishjamApiError",
+    "FishjamNotifier",
     "IncomingTrackData",
     "IncomingTrackImage",
     "Job",
     "NativeExtensionWarning",
+    "NotifierAuthError",
+    "NotifierConnectionError",
     "OutgoingAudioTrackOptions",
     "OutgoingTrack",
     "ReconnectPolicy",
@@ -68,11 +73,13 @@ __all__ = [
     "Track",
     "TrackEncoding",
     "TrackType",
+    "decode_server_notifications",
     "install",
     "logs",
     "pcm",
     "run",
     "uninstall",
+    "verify_webhook_signature",
 ]
 
 
@@ -112,4 +119,13 @@ def __getattr__(name: str) -> Any:
         from . import server
 
         return getattr(server, name)
+    # the notifier and webhooks import the REST client and google.protobuf: on use only
+    if name in ("FishjamNotifier", "NotifierAuthError", "NotifierConnectionError"):
+        from . import notifier
+
+        return getattr(notifier, name)
+    if name in ("decode_server_notifications", "verify_webhook_signature"):
+        from . import webhooks
+
+        return getattr(webhooks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

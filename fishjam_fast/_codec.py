@@ -1,5 +1,6 @@
 """The one selector of native or fallback code: the compiled extension ``_ext``, or the
-pure-Python reference (``_messages_py``, ``_codec_py``, ``_pcm_py``, ``_session_py``).
+pure-Python reference (``_messages_py``, ``_codec_py``, ``_pcm_py``, ``_session_py``,
+``_notifications_py``).
 
 Both export exactly :data:`NAMES` (tests/test_build.py checks it), so choosing is
 taking those names from one side. Set ``FISHJAM_FAST_NO_EXTENSIONS=1`` to force the
@@ -58,7 +59,10 @@ SESSION_NAMES = (
 )
 """The per-message path of a session (``_session_py`` and ``_playout`` in the fallback)."""
 
-NAMES = MESSAGE_NAMES + CODEC_NAMES + PCM_NAMES + SESSION_NAMES
+NOTIFICATION_NAMES = ("decode_server_message",)
+"""The ServerMessage decoder (``_notifications_py`` in the fallback: google.protobuf)."""
+
+NAMES = MESSAGE_NAMES + CODEC_NAMES + PCM_NAMES + SESSION_NAMES + NOTIFICATION_NAMES
 """Everything either implementation exports, besides the ``NATIVE`` flag."""
 
 BUILD_HINT = (
@@ -70,7 +74,7 @@ BUILD_HINT = (
 
 
 def _fallback() -> dict[str, Any]:
-    from . import _codec_py, _messages_py, _pcm_py, _playout, _session_py
+    from . import _codec_py, _messages_py, _notifications_py, _pcm_py, _playout, _session_py
 
     exported = {
         **vars(_messages_py),
@@ -78,6 +82,7 @@ def _fallback() -> dict[str, Any]:
         **vars(_pcm_py),
         **vars(_playout),
         **vars(_session_py),
+        **vars(_notifications_py),
     }
     return {name: exported[name] for name in NAMES}
 

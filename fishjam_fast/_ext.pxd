@@ -17,6 +17,7 @@ cdef extern from "ext_debug.h":
 include "buffer.pxd"     # read cursor (rcur_*), exact-size writers (wbuf_*)
 include "messages.pxd"   # the decoded message classes and their fields
 include "codec.pxd"      # AgentRequest keys; the track_data framing loop (frame_*)
+include "notifications.pxd"  # the ServerMessage decoder's field kinds (NK_*)
 include "pcm.pxd"        # PCM16 kernels (pcm_*)
 include "playout.pxd"      # the playout clock (PlayoutClock)
 include "session_hot.pxd"  # the per-message path of a session (Dispatcher)

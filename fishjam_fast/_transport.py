@@ -422,8 +422,9 @@ def transport_factory(name: str) -> TransportFactory:
     raise ValueError(f"unknown transport {name!r}: use one of {', '.join(TRANSPORT_NAMES)}")
 
 
-def websocket_url(fishjam_url: str) -> str:
-    """Returns the agent socket URL for a Fishjam URL, keeping any path prefix.
+def websocket_url(fishjam_url: str, path: str = "/socket/agent/websocket") -> str:
+    """Returns the agent socket URL (or the socket at ``path``) for a Fishjam URL,
+    keeping any path prefix.
 
     ``http://`` becomes ``ws://`` and ``https://`` becomes ``wss://``; only the scheme is
     rewritten (the plain SDK replaces every ``http`` in the URL).
@@ -437,4 +438,4 @@ def websocket_url(fishjam_url: str) -> str:
     schemes = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
     if scheme.lower() not in schemes:
         raise ValueError(f"unsupported fishjam_url scheme {scheme!r}: use http, https, ws or wss")
-    return f"{schemes[scheme.lower()]}://{rest}/socket/agent/websocket"
+    return f"{schemes[scheme.lower()]}://{rest}{path}"

@@ -1,5 +1,10 @@
 """Fuzz harness of the native codec (atheris), cross-checked against the fallback.
 
+The ServerMessage decoder (server notifications) is checked against google.protobuf,
+its fallback: it may raise AgentProtocolError only, it may refuse what upb accepts (it is
+stricter: groups, varints past 64 bits, deep nesting), and what it accepts upb accepts
+with the same result.
+
 Decoding may raise AgentProtocolError only; encoding TypeError/ValueError only; and
 wherever both implementations accept an input they must agree exactly (decode: same
 result; errors: same message). Run it (see README.md in this folder):
@@ -25,6 +30,7 @@ except ImportError:  # the smoke test runs without it
 with atheris.instrument_imports(include=["fishjam_fast"]) if atheris else nullcontext():
     from fishjam_fast import _codec_py as fallback
     from fishjam_fast import _ext as native
+    from fishjam_fast import _notifications_py as notifications_fallback
     from fishjam_fast._proto.agent_pb2 import AgentRequest
     from fishjam_fast.errors import AgentProtocolError
 
@@ -81,6 +87,18 @@ def _check_decode(frame: bytes) -> None:
     assert type(result).__name__ == type(reference).__name__
 
 
+def _check_notifications(frame: bytes) -> None:
+    try:
+        result = native.decode_server_message(frame)
+    except AgentProtocolError:
+        return  # stricter than upb where upb is lax: nothing to compare
+    try:
+        reference = notifications_fallback.decode_server_message(frame)
+    except AgentProtocolError as exc:
+        raise AssertionError(f"only google.protobuf rejects {frame!r}: {exc}") from None
+    assert repr(result) == repr(reference), (frame, result, reference)
+
+
 def _check_encoders(fdp: Any) -> None:
     track_id = fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 8))
     data = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300))
@@ -125,10 +143,13 @@ def _check_encoders(fdp: Any) -> None:
 
 
 def test_one_input(data: bytes) -> None:
-    """One fuzz input: its first byte picks decode or encode."""
+    """One fuzz input: its first byte picks the decoder (odd: 3 for notifications) or
+    the encoders (even)."""
     if not data:
         return
-    if data[0] & 1:
+    if data[0] & 3 == 3:
+        _check_notifications(data[1:])
+    elif data[0] & 1:
         _check_decode(data[1:])
     else:
         provider = atheris.FuzzedDataProvider(data[1:]) if atheris else BytesProvider(data[1:])

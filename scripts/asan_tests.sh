@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the extension with AddressSanitizer and the debug-only invariants (FJ_DEBUG:
 # every encoder checks it wrote exactly the size it computed) in a virtual environment
-# of its own (.venv-asan), then runs the codec, PCM, fuzz-smoke and transport framing
-# tests (the picows listener parses frames in C too) under ASan.
+# of its own (.venv-asan), then runs the codec (agent messages and server notifications),
+# PCM, fuzz-smoke and transport framing tests (the picows listener parses frames in C
+# too) under ASan.
 # Any ASan report fails the run. Extra arguments go to pytest. For CI (.ci/run):
 #
 #     bash scripts/asan_tests.sh
@@ -54,4 +55,5 @@ export PYTHONMALLOC=malloc
 export FISHJAM_FAST_EXPECT_NATIVE=1
 exec "$VENV/bin/pytest" -q -p no:cacheprovider \
   tests/test_codec_encode.py tests/test_codec_decode.py tests/test_codec_malformed.py \
+  tests/test_notifications_codec.py \
   tests/test_pcm.py tests/test_fuzz_smoke.py tests/test_transport_framing.py "$@"

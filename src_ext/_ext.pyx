@@ -8,6 +8,7 @@ fishjam_fast/_ext.pxd, the module's declarations, includes those .pxd files:
     buffer    read cursor (rcur_*) and exact-size writers (wbuf_*); every read checked
     messages  the decoded message classes (Track, IncomingTrackData, ...)
     codec     AgentRequest encoders, AgentResponse decoder
+    notifications  the ServerMessage decoder (server notifications, webhooks)
     pcm       PCM16 packing kernels
     playout   the playout clock of an outgoing track
     session_hot  the per-message path of a session (receive loop, chunk sending)
@@ -31,6 +32,7 @@ NATIVE = True
 include "buffer.pyx"
 include "messages.pyx"
 include "codec.pyx"
+include "notifications.pyx"
 
 include "pcm.pyx"
 

@@ -12,7 +12,16 @@ from pathlib import Path
 from types import ModuleType
 
 import fishjam_fast
-from fishjam_fast import _codec, _codec_py, _messages_py, _pcm, _pcm_py, _playout, _session_py
+from fishjam_fast import (
+    _codec,
+    _codec_py,
+    _messages_py,
+    _notifications_py,
+    _pcm,
+    _pcm_py,
+    _playout,
+    _session_py,
+)
 from tests.conftest import native_extension
 
 
@@ -55,7 +64,8 @@ def test_extension_defines_exactly_the_selected_names() -> None:
 
 
 def test_fallback_defines_exactly_the_selected_names() -> None:
-    assert _defined(_messages_py, _codec_py, _pcm_py, _playout, _session_py) == set(_codec.NAMES)
+    fallback = (_messages_py, _codec_py, _pcm_py, _playout, _session_py, _notifications_py)
+    assert _defined(*fallback) == set(_codec.NAMES)
 
 
 def test_extension_stub_declares_exactly_the_selected_names() -> None:

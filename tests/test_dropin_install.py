@@ -221,8 +221,8 @@ async def test_the_plain_sdk_works_again_after_uninstall(local_fishjam: LocalFis
 
 
 def test_install_maps_the_notifier_names_when_fishjam_fast_has_them(tmp_path: Path) -> None:
-    # the notifier (fishjam_fast.events, FishjamNotifier, ...) comes from another
-    # branch: a stand-in module with two of its names shows the mapping is generic
+    # a stand-in events module with two names shows the mapping is generic (the real
+    # one: test_install_maps_the_real_notifier)
     (tmp_path / "events_stand_in.py").write_text(
         "class ServerMessageRoomCreated:\n    pass\n\n"
         "class ServerMessageNotInThePlainSdk:\n    pass\n\n"
@@ -242,8 +242,9 @@ assert isinstance(ours(), Plain)  # a name bound before install()
 assert not hasattr(fishjam.events, "ServerMessageNotInThePlainSdk")
 import fishjam
 assert fishjam.FishjamNotifier is notifier
-assert fishjam.decode_server_notifications.__module__.startswith("fishjam.")
+assert fishjam.decode_server_notifications is fishjam_fast.decode_server_notifications
 fishjam_fast.uninstall()
+assert fishjam.decode_server_notifications.__module__.startswith("fishjam.")
 assert fishjam.events.ServerMessageRoomCreated is Plain and not isinstance(ours(), Plain)
 assert fishjam.FishjamNotifier.__module__.startswith("fishjam.")
 print("ok")
@@ -251,6 +252,31 @@ print("ok")
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
+
+
+def test_install_maps_the_real_notifier() -> None:
+    code = """
+import fishjam, fishjam.events, fishjam_fast
+from fishjam_fast import events
+fishjam_fast.install()
+assert fishjam.FishjamNotifier is fishjam_fast.FishjamNotifier
+assert fishjam.events.ServerMessagePeerAdded is events.ServerMessagePeerAdded
+assert fishjam.events.ServerMessagePeerType is events.ServerMessagePeerType
+assert fishjam.verify_webhook_signature is fishjam_fast.verify_webhook_signature
+body = bytes.fromhex("a2010a0a0472")  # a truncated PeerAdded: refused
+try:
+    fishjam.decode_server_notifications(body)
+except fishjam_fast.AgentProtocolError:  # ours: a ValueError naming the offset
+    pass
+else:
+    raise SystemExit("a truncated body was accepted")
+fishjam_fast.uninstall()
+assert fishjam.FishjamNotifier.__module__.startswith("fishjam.")
+print("ok")
+"""
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
 
 

@@ -37,18 +37,30 @@ SEEDS = [
     field_len(1, b""),
 ]
 
+PEER = field_len(1, b"room") + field_len(2, b"peer") + field_varint(3, 1)
+NOTIFICATION_SEEDS = [
+    field_len(20, PEER),
+    field_len(17, field_len(1, b"r") + field_len(2, b"p") + field_len(4, TRACK)),
+    field_len(33, field_len(1, field_len(20, PEER)) + field_len(1, field_len(32, PEER))),
+    field_len(30, PEER + field_len(5, TRACK)),
+]
+
 
 def test_fuzz_harness_smoke() -> None:
     harness = _harness()
     rng = random.Random(20261121)
-    for i in range(3000):
+    for i in range(6000):
         if i % 3 == 0:
-            seed = bytearray(rng.choice(SEEDS))
+            notification = rng.random() < 0.5
+            seed = bytearray(rng.choice(NOTIFICATION_SEEDS if notification else SEEDS))
             for _ in range(rng.randint(1, 3)):
                 seed[rng.randrange(len(seed))] = rng.randrange(256)
-            data = b"\x01" + bytes(seed[: rng.randint(0, len(seed))])
+            data = (b"\x03" if notification else b"\x01") + bytes(seed[: rng.randint(0, len(seed))])
         else:
             data = rng.randbytes(rng.randint(0, 80))
         harness.test_one_input(data)
     # the seeds themselves decode
     assert all(type(harness.native.decode_response(s)).__name__ != "UnknownResponse" for s in SEEDS)
+    for seed in NOTIFICATION_SEEDS:
+        decoded = harness.native.decode_server_message(seed)
+        assert decoded and "Unknown" not in repr(decoded)

@@ -1,7 +1,8 @@
 """The server's HTTP port: ``/metrics``, ``/health`` and ``POST /dispatch``.
 
-``POST /webhook`` (the webhook source) takes Fishjam's webhook bodies (see
-:mod:`.webhooks`) and answers 204, or 401/400/413 having dispatched nothing.
+``POST /webhook`` (the webhook source) takes Fishjam's webhook bodies: it is
+:func:`fishjam_fast.webhooks.webhook_handler` (200; 401 unsigned and 403 wrongly signed
+when a secret is set, 400 not a notification, 413 too large: nothing dispatched).
 
 ``POST /dispatch`` takes ``{"room_id": "...", "metadata": ...}`` with
 ``Authorization: Bearer <dispatch token>`` and answers 202 ``{"job_id": "..."}``.
@@ -22,7 +23,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import ServerMetrics
 from .supervisor import ServerDrainingError, ServerFullError, Supervisor
-from .webhooks import SIGNATURE_HEADER, WebhookRefused, notifications_of
 
 __all__ = ["make_app"]
 
@@ -91,22 +91,6 @@ def make_app(
             return _error(503, str(exc))
         return web.json_response({"job_id": job_id}, status=202)
 
-    async def post_webhook(request: web.Request) -> web.Response:
-        assert feed is not None
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"body larger than {max_body_size} bytes")
-        try:
-            notifications = notifications_of(
-                body, request.headers.get(SIGNATURE_HEADER), webhook_secret
-            )
-        except WebhookRefused as refused:
-            return _error(refused.status, str(refused))
-        for notification in notifications:
-            feed(notification)
-        return web.Response(status=204)
-
     app.add_routes(
         [
             web.get("/metrics", get_metrics),
@@ -115,7 +99,9 @@ def make_app(
         ]
     )
     if feed is not None:
-        app.add_routes([web.post("/webhook", post_webhook)])
+        from ..webhooks import webhook_handler
+
+        app.router.add_post("/webhook", webhook_handler(feed, secret=webhook_secret))
     return app
 
 
