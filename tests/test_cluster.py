@@ -231,3 +231,44 @@ async def test_a_box_cut_from_redis_stops_its_agents_within_the_lease(
     await watch.stop()
     assert watch.longest_overlap == 0.0, watch.overlaps
     assert "Redis unreachable" in cut.text()
+
+
+async def test_notifications_seen_by_every_box_start_one_job_per_room(
+    local_fishjam: Any, redis_server: RedisServer, redis: Any, boxes: list[Box], tmp_path: Path
+) -> None:
+    # both boxes follow the notification socket: each sees every person join, and the
+    # fleet still runs one job per room; leaving ends it everywhere
+    socket_source = ("--source", "socket")
+    await launch(boxes, 2, local_fishjam, redis_server.url, tmp_path, extra=socket_source)
+    watch = AgentWatch(local_fishjam)
+    watch.start()
+    rooms = [await local_fishjam.create_room() for _ in range(10)]
+    people = [await local_fishjam.join_person(room_id) for room_id in rooms]
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, rooms), 30, "10 agents")
+    held = await owners(redis, rooms)  # the default rule's key is the room id
+    assert {pid_of(o) for o in held.values()} == {b.pid for b in boxes}, held
+    for person in people:
+        await local_fishjam.leave_person(person.peer_id)
+    await wait_for(
+        lambda: not any(
+            p.type == "agent" for r in rooms for p in local_fishjam.rooms[r].peers.values()
+        ),
+        10,
+        "every agent peer deleted",
+    )
+    assert await redis.scard("fishjam_fast:rooms") == 0
+    await watch.stop()
+    assert watch.longest_overlap == 0.0, watch.overlaps
+
+
+def test_redis_options_are_checked() -> None:
+    from fishjam_fast.server import ServerOptions
+
+    with pytest.raises(ValueError, match="redis://"):
+        ServerOptions(redis_url="http://127.0.0.1:6379")
+    with pytest.raises(ValueError, match="lease_ttl must be at least 0.5"):
+        ServerOptions(redis_url="redis://127.0.0.1:6379/0", lease_ttl=0.1)
+    with pytest.raises(ValueError, match="redis_prefix"):
+        ServerOptions(redis_url="redis://127.0.0.1:6379/0", redis_prefix="a b")
+    shown = repr(ServerOptions(redis_url="redis://:s3cret@127.0.0.1:6379/0"))
+    assert "s3cret" not in shown
