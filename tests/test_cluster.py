@@ -178,6 +178,14 @@ async def test_sigterm_hands_rooms_over_and_none_is_dropped(
     assert "handing" in leaving.text()
     await watch.stop()
     assert watch.longest_overlap == 0.0, watch.overlaps
+    # the last box alive hands nothing over: it drains as one box does
+    staying.kill(signal.SIGTERM)
+    assert await asyncio.wait_for(staying.process.wait(), 20) == 0, staying.text()
+    assert not any(
+        p.type == "agent" for r in rooms for p in local_fishjam.rooms[r].peers.values()
+    )
+    assert await redis.scard("fishjam_fast:rooms") == 0
+    assert "no other box is alive" in staying.text()
 
 
 async def test_a_restarted_redis_keeps_the_agents_and_takes_jobs_again(
@@ -250,8 +258,8 @@ async def test_notifications_seen_by_every_box_start_one_job_per_room(
     for person in people:
         await local_fishjam.leave_person(person.peer_id)
     await wait_for(
-        lambda: not any(
-            p.type == "agent" for r in rooms for p in local_fishjam.rooms[r].peers.values()
+        lambda: (
+            not any(p.type == "agent" for r in rooms for p in local_fishjam.rooms[r].peers.values())
         ),
         10,
         "every agent peer deleted",
@@ -266,7 +274,7 @@ def test_redis_options_are_checked() -> None:
 
     with pytest.raises(ValueError, match="redis://"):
         ServerOptions(redis_url="http://127.0.0.1:6379")
-    with pytest.raises(ValueError, match="lease_ttl must be at least 0.5"):
+    with pytest.raises(ValueError, match=r"lease_ttl must be at least 0\.5"):
         ServerOptions(redis_url="redis://127.0.0.1:6379/0", lease_ttl=0.1)
     with pytest.raises(ValueError, match="redis_prefix"):
         ServerOptions(redis_url="redis://127.0.0.1:6379/0", redis_prefix="a b")

@@ -57,6 +57,13 @@ reconciliation brings their rooms back in line."""
 POLL = 0.05
 """Seconds between looks at the stream while this box is full or not the least loaded."""
 
+FULL = 2.0
+"""The load a box publishes while it cannot take a job (loads are fractions of capacity)."""
+
+CONSUMER_IDLE_LEASES = 20
+"""Consumers idle for this many leases with nothing pending (boxes gone) are removed
+from the consumer group."""
+
 STOP_MARGIN = 0.25
 """Fraction of ``lease_ttl`` before a lease can expire at which a box cut off from Redis
 stops its agents (so no room ever has this box's agent and another's at once)."""
@@ -105,6 +112,7 @@ class Cluster:
         self.taken = 0
         self.taken_over = 0
         self.handed_over = 0
+        self._ticks = 0
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,13 +157,20 @@ class Cluster:
     async def handover(self, timeout: float) -> None:
         """Takes no more jobs and hands every job of this box over to the others: each
         agent stops (its peer kept), then the job's lease is released and the job queued
-        again; waits up to ``timeout`` seconds for that."""
+        again; waits up to ``timeout`` seconds for that. The last box alive hands nothing
+        over: its jobs end as on one box (the caller drains them)."""
         self._closing = True
         for task in self._loops:
             task.cancel()
+        others = 1
         with contextlib.suppress(Exception):
             await self._call(self._redis.delete(f"{self._p}:box:{self.box_id}"))
             await self._call(self._redis.hdel(f"{self._p}:load", self.box_id))
+            await self._call(self._redis.xgroup_delconsumer(self._stream, self._group, self.box_id))
+            _, others = await self._script("MIN_LOAD")
+        if not others:
+            logger.warning("no other box is alive: this box's jobs end here (drained)")
+            return
         jobs = [job_id for job_id in self._owned.values() if job_id]
         if jobs:
             logger.info("handing %d rooms over to the other boxes", len(jobs))
@@ -169,8 +184,12 @@ class Cluster:
             await asyncio.wait(pending, timeout=max(0.1, deadline - time.monotonic()))
 
     async def close(self) -> None:
-        """Stops every loop and closes the Redis connection."""
+        """Stops every loop and closes the Redis connection (updates in flight get a
+        second to land)."""
         self._closing = True
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
         for task in [*self._loops, *self._tasks]:
             task.cancel()
         if self._redis is not None:
@@ -487,9 +506,24 @@ class Cluster:
         self.waiting = next(
             (int(g.get("lag") or 0) for g in groups if g.get("name") == self._group), 0
         )
+        self._ticks += 1
+        if self._ticks % CONSUMER_IDLE_LEASES == 0:
+            # consumers of boxes that died (SIGKILL): nothing pending, long idle
+            idle_ms = CONSUMER_IDLE_LEASES * self._ttl_ms
+            for consumer in await self._call(
+                self._redis.xinfo_consumers(self._stream, self._group)
+            ):
+                if consumer.get("pending") == 0 and int(consumer.get("idle", 0)) > idle_ms:
+                    await self._call(
+                        self._redis.xgroup_delconsumer(self._stream, self._group, consumer["name"])
+                    )
 
     # -- helpers ---------------------------------------------------------------------
     def _load(self) -> float:
+        # a full box (no job slot, or every worker at max_load) says so: the others
+        # must not wait for it to take first
+        if not self._supervisor.has_room():
+            return FULL
         return len(self._owned) / max(1, self._supervisor.capacity())
 
     async def _script(self, name: str, *args: Any) -> Any:
