@@ -64,6 +64,10 @@ CONSUMER_IDLE_LEASES = 20
 """Consumers idle for this many leases with nothing pending (boxes gone) are removed
 from the consumer group."""
 
+NEXT_TURN = 0.005
+"""Seconds before a box one job ahead of the least loaded looks again (during a burst
+the boxes take jobs in turn: this is the turn's length)."""
+
 STOP_MARGIN = 0.25
 """Fraction of ``lease_ttl`` before a lease can expire at which a box cut off from Redis
 stops its agents (so no room ever has this box's agent and another's at once)."""
@@ -300,8 +304,11 @@ class Cluster:
                     await asyncio.sleep(POLL)
                     continue
                 lowest, _ = await self._script("MIN_LOAD")
-                if self._load() > float(lowest) + 1e-9:
-                    await asyncio.sleep(POLL)  # a less loaded box takes first
+                behind = (self._load() - float(lowest)) * self._supervisor.capacity()
+                if behind > 1e-6:
+                    # a less loaded box takes first; one job ahead (a burst, boxes taking
+                    # in turn) looks again soon, further ahead at the slower pace
+                    await asyncio.sleep(NEXT_TURN if behind <= 1.0 + 1e-6 else POLL)
                     continue
                 entries: list[Any] = []
                 if time.monotonic() - last_autoclaim > self._ttl:
