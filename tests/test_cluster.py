@@ -181,9 +181,7 @@ async def test_sigterm_hands_rooms_over_and_none_is_dropped(
     # the last box alive hands nothing over: it drains as one box does
     staying.kill(signal.SIGTERM)
     assert await asyncio.wait_for(staying.process.wait(), 20) == 0, staying.text()
-    assert not any(
-        p.type == "agent" for r in rooms for p in local_fishjam.rooms[r].peers.values()
-    )
+    assert not any(p.type == "agent" for r in rooms for p in local_fishjam.rooms[r].peers.values())
     assert await redis.scard("fishjam_fast:rooms") == 0
     assert "no other box is alive" in staying.text()
 
