@@ -278,3 +278,28 @@ def test_redis_options_are_checked() -> None:
         ServerOptions(redis_url="redis://127.0.0.1:6379/0", redis_prefix="a b")
     shown = repr(ServerOptions(redis_url="redis://:s3cret@127.0.0.1:6379/0"))
     assert "s3cret" not in shown
+
+
+async def test_a_rolling_restart_of_every_box_keeps_every_room_served(
+    local_fishjam: Any, redis_server: RedisServer, redis: Any, boxes: list[Box], tmp_path: Path
+) -> None:
+    await launch(boxes, 3, local_fishjam, redis_server.url, tmp_path, lease_ttl=LEASE)
+    watch = AgentWatch(local_fishjam)
+    watch.start()
+    rooms = [await local_fishjam.create_room() for _ in range(12)]
+    keys = await dispatch(boxes[0], rooms)
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, rooms), 30, "12 agents")
+    peers = {r: connected_agents(local_fishjam)[r][0] for r in rooms}
+    for old in list(boxes[:3]):
+        # as a deploy does: the new box first, then SIGTERM on the old one
+        await launch(boxes, 1, local_fishjam, redis_server.url, tmp_path, lease_ttl=LEASE)
+        old.kill(signal.SIGTERM)
+        assert await asyncio.wait_for(old.process.wait(), 20) == 0, old.text()
+        await wait_for(lambda: each_room_has_one_agent(local_fishjam, rooms), LEASE, "served")
+    held = await owners(redis, keys)
+    assert {pid_of(o) for o in held.values()} <= {b.pid for b in boxes[3:]}, held
+    # every room kept its agent peer across the three handovers, and none was dropped
+    assert {r: connected_agents(local_fishjam)[r][0] for r in rooms} == peers
+    assert set(await redis.smembers("fishjam_fast:rooms")) == set(keys)
+    await watch.stop()
+    assert watch.longest_overlap == 0.0, watch.overlaps
