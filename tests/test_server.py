@@ -103,6 +103,7 @@ async def test_rooms_spread_over_workers_within_one_job(
     assert {j.request.room_id for j in server.supervisor.jobs()} == set(rooms)
 
 
+@pytest.mark.slow  # processes and seconds of waiting
 async def test_a_killed_worker_has_its_jobs_back_elsewhere_with_the_same_peers(
     make_server: Factory, local_fishjam: Any
 ) -> None:
@@ -142,6 +143,7 @@ async def test_a_killed_worker_has_its_jobs_back_elsewhere_with_the_same_peers(
     assert sample["fishjam_fast_server_jobs_replaced_total"] == len(victims)
 
 
+@pytest.mark.slow  # processes and seconds of waiting
 async def test_a_worker_that_stops_answering_is_replaced(
     make_server: Factory, local_fishjam: Any
 ) -> None:
@@ -226,6 +228,7 @@ async def test_a_full_server_makes_jobs_wait_then_runs_or_refuses_them(
     assert sample['fishjam_fast_server_jobs_started_total{worker="0"}'] == 2
 
 
+@pytest.mark.slow  # processes and seconds of waiting
 async def test_stop_drains_running_jobs_that_end_by_themselves(
     make_server: Factory, local_fishjam: Any
 ) -> None:
@@ -242,6 +245,7 @@ async def test_stop_drains_running_jobs_that_end_by_themselves(
         await server.dispatch(room_id)
 
 
+@pytest.mark.slow  # a server process, signalled
 @pytest.mark.parametrize(
     ("signals", "drain_timeout", "limit", "said"),
     [
@@ -511,3 +515,44 @@ async def test_a_killed_workers_jobs_get_a_new_peer_or_end_with_their_room(
     assert lost_peer.agent_peer_id not in (None, old_peer)
     assert agent_peers(local_fishjam, lost_peer.request.room_id) == [lost_peer.agent_peer_id]
     assert len(server.supervisor.jobs()) == 3
+
+
+@pytest.mark.slow  # processes and seconds of waiting
+async def test_serve_without_a_url_starts_a_local_fishjam_and_follows_it(tmp_path: Any) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FISHJAM_")},
+        "PYTHONPATH": os.pathsep.join(filter(None, [APPS, os.environ.get("PYTHONPATH")])),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-P", "-m", "fishjam_fast", "serve", "server_apps:idle",
+        "--workers", "1", "--metrics-port", "0", "--drain-timeout", "0",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            line = (await process.stdout.readline()).decode()
+        assert line.startswith("local Fishjam at http://127.0.0.1:"), line
+        url = line.split()[3]
+        token = line.rsplit("management token: ", 1)[1].rstrip(")\n")
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            log = ""
+            async with asyncio.timeout(30):
+                while "agent server ready" not in log:
+                    log += (await process.stderr.readline()).decode()
+            room = (await client.post("/room", json={})).json()["data"]["room"]["id"]
+            joined = await client.post(f"/local/room/{room}/person", json={})
+            assert joined.status_code == 201, joined.text
+            async with asyncio.timeout(15):
+                while f"started in room {room}" not in log:
+                    log += (await process.stderr.readline()).decode()
+            process.send_signal(signal.SIGTERM)
+            rest = await asyncio.wait_for(process.stderr.read(), 30)
+            assert await process.wait() == 0, log + rest.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert token not in log + rest.decode()  # printed once on stdout, never logged

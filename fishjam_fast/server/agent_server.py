@@ -171,6 +171,9 @@ class AgentServer:
             self._local = local
             url, token = local.url, local.token
             logger.info("started a local Fishjam at %s", url)
+            # a throwaway development server with a random token: the developer needs
+            # it to make rooms, so it goes to stdout once (never to the log)
+            print(f"local Fishjam at {url} (management token: {token})", flush=True)
         assert token is not None
         self._rest = AsyncFishjamClient(url, token, timeout=options.rest_timeout)
         self._supervisor = Supervisor(
