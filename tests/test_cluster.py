@@ -25,10 +25,12 @@ from tests.cluster_helpers import (
     RedisServer,
     connected_agents,
     find_redis_server,
+    free_port,
     start_box,
     stop_boxes,
     wait_for,
 )
+from tests.server_helpers import APPS, metrics
 
 pytest.importorskip("prometheus_client")
 pytest.importorskip("aiohttp")
@@ -129,6 +131,18 @@ async def test_boxes_share_rooms_one_agent_each_and_a_killed_box_rooms_move(
     # least-loaded first: the spread is within one job of even (10 each)
     assert max(per_box.values()) - min(per_box.values()) <= 1, per_box
     peers_before = {r: connected_agents(local_fishjam)[r][0] for r in rooms}
+    # the fleet's gauges are as of the box's last renewal (every third of a lease)
+    samples: dict[str, float] = {}
+
+    async def fleet_seen() -> bool:
+        nonlocal samples
+        samples = await metrics(boxes[2].url)
+        return samples["fishjam_fast_server_cluster_jobs_wanted"] == 30
+
+    await until_async(fleet_seen, LEASE, "the fleet's gauges")
+    assert samples["fishjam_fast_server_cluster_boxes_alive"] == 3
+    assert samples["fishjam_fast_server_cluster_leases"] == per_box[boxes[2].pid]
+    assert samples["fishjam_fast_server_cluster_redis_connected"] == 1
 
     victim = boxes[1]
     moved = [k for k, o in held.items() if pid_of(o) == victim.pid]
@@ -303,3 +317,26 @@ async def test_a_rolling_restart_of_every_box_keeps_every_room_served(
     assert set(await redis.smembers("fishjam_fast:rooms")) == set(keys)
     await watch.stop()
     assert watch.longest_overlap == 0.0, watch.overlaps
+
+
+async def test_a_box_that_cannot_reach_redis_does_not_start(
+    local_fishjam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fishjam_fast.server import AgentServer
+
+    monkeypatch.syspath_prepend(APPS)
+    closed = free_port()  # nothing listens there
+    server = AgentServer(
+        "server_apps:idle",
+        fishjam_url=local_fishjam.url,
+        management_token=local_fishjam.management_token,
+        workers=1,
+        metrics_port=None,
+        source="none",
+        redis_url=f"redis://127.0.0.1:{closed}/0",
+    )
+    with pytest.raises(
+        ConnectionError, match=f"cannot join the fleet on Redis at 127.0.0.1:{closed}"
+    ):
+        await server.start()
+    assert all(w.process is None or not w.process.is_alive() for w in server.supervisor.workers)

@@ -64,6 +64,8 @@ CONSUMER_IDLE_LEASES = 20
 """Consumers idle for this many leases with nothing pending (boxes gone) are removed
 from the consumer group."""
 
+SCRIPTS = ("SUBMIT", "CLAIM", "RECORD", "END", "RELEASE", "RENEW", "ORPHANS", "MIN_LOAD", "RESTORE")
+
 NEXT_TURN = 0.005
 """Seconds before a box one job ahead of the least loaded looks again (during a burst
 the boxes take jobs in turn: this is the turn's length)."""
@@ -123,7 +125,7 @@ class Cluster:
         """Connects, registers the box and starts taking jobs.
 
         Raises:
-            redis.RedisError, OSError: Redis cannot be reached.
+            ConnectionError: Redis cannot be reached (or refuses the box).
         """
         from redis.asyncio import Redis
         from redis.backoff import NoBackoff
@@ -137,13 +139,19 @@ class Cluster:
             socket_connect_timeout=interval,
             retry=Retry(NoBackoff(), 1),
         )
-        for name in ("SUBMIT", "CLAIM", "RECORD", "END", "RELEASE", "RENEW", "ORPHANS"):
+        # EVALSHA, loaded again by the client after a Redis restart emptied the cache
+        for name in SCRIPTS:
             self._scripts[name] = self._redis.register_script(getattr(leases, name))
-        self._scripts["MIN_LOAD"] = self._redis.register_script(leases.MIN_LOAD)
-        self._scripts["RESTORE"] = self._redis.register_script(leases.RESTORE)
-        self._epoch = (await self._script("RESTORE", self.box_id, uuid.uuid4().hex, 0, ""))[0]
-        await self._ensure_group()
-        await self._renew()
+        try:
+            self._epoch = (await self._script("RESTORE", self.box_id, uuid.uuid4().hex, 0, ""))[0]
+            await self._ensure_group()
+            await self._renew()
+        except Exception as exc:
+            where = self._redis.connection_pool.connection_kwargs
+            raise ConnectionError(
+                f"cannot join the fleet on Redis at {where.get('host', '?')}:"
+                f"{where.get('port', '?')} (redis_url): {exc}"
+            ) from None
         self.healthy = True
         self._loops = [
             asyncio.create_task(self._renew_loop()),
