@@ -340,3 +340,31 @@ async def test_a_box_that_cannot_reach_redis_does_not_start(
     ):
         await server.start()
     assert all(w.process is None or not w.process.is_alive() for w in server.supervisor.workers)
+
+
+@pytest.mark.slow  # 300 people, 300 agents, three boxes
+async def test_three_boxes_300_rooms_filled_by_people_one_agent_each_spread_evenly(
+    local_fishjam: Any, redis_server: RedisServer, redis: Any, boxes: list[Box], tmp_path: Path
+) -> None:
+    socket_source = ("--source", "socket")
+    await launch(boxes, 3, local_fishjam, redis_server.url, tmp_path, extra=socket_source)
+    watch = AgentWatch(local_fishjam)
+    watch.start()
+    rooms = [await local_fishjam.create_room() for _ in range(300)]
+    people = [await local_fishjam.join_person(room_id) for room_id in rooms]
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, rooms), 90, "300 agents")
+    held = await owners(redis, rooms)
+    per_box = {b.pid: sum(1 for o in held.values() if pid_of(o) == b.pid) for b in boxes}
+    assert sum(per_box.values()) == 300, per_box
+    assert all(90 <= n <= 110 for n in per_box.values()), per_box  # within 10% of even
+    for person in people:
+        await local_fishjam.leave_person(person.peer_id)
+    await wait_for(
+        lambda: (
+            not any(p.type == "agent" for r in rooms for p in local_fishjam.rooms[r].peers.values())
+        ),
+        30,
+        "every agent peer deleted",
+    )
+    await watch.stop()
+    assert watch.longest_overlap == 0.0, watch.overlaps
