@@ -251,6 +251,11 @@ async def test_a_box_cut_from_redis_stops_its_agents_within_the_lease(
     await watch.stop()
     assert watch.longest_overlap == 0.0, watch.overlaps
     assert "Redis unreachable" in cut.text()
+    # explicit dispatch through the cut box is refused, not lost silently
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {DISPATCH_TOKEN}"}) as client:
+        answer = await client.post(cut.url + "/dispatch", json={"room_id": rooms[0]})
+    assert answer.status_code == 503, answer.text
+    assert "Redis unreachable" in answer.json()["errors"], answer.text
 
 
 async def test_notifications_seen_by_every_box_start_one_job_per_room(

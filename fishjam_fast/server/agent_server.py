@@ -360,6 +360,7 @@ class AgentServer:
             ServerFullError: Every worker is full and the server refuses (see
                 ``when_full``), or too many jobs wait.
             ServerDrainingError: The server is draining.
+            FleetUnavailableError: With ``redis_url``: Redis cannot be reached.
             ValueError: ``room_id`` is empty.
         """
         request = JobRequest(room_id, peer_id, metadata)

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import AgentError
 from ..rest import AgentPeer, AsyncFishjamClient, FishjamApiError
 from . import leases
 from .dispatch import EndJob, StartJob
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from .options import ServerOptions
     from .supervisor import JobInfo, Supervisor
 
-__all__ = ["Cluster"]
+__all__ = ["Cluster", "FleetUnavailableError"]
 
 logger = logging.getLogger("fishjam_fast.server.cluster")
 
@@ -73,6 +74,10 @@ the boxes take jobs in turn: this is the turn's length)."""
 STOP_MARGIN = 0.25
 """Fraction of ``lease_ttl`` before a lease can expire at which a box cut off from Redis
 stops its agents (so no room ever has this box's agent and another's at once)."""
+
+
+class FleetUnavailableError(AgentError):
+    """Redis cannot be reached: the job was not queued for the fleet (retry later)."""
 
 
 class Cluster:
@@ -224,7 +229,8 @@ class Cluster:
 
         Raises:
             ServerDrainingError: This box is stopping.
-            redis.RedisError, OSError: Redis cannot be reached.
+            FleetUnavailableError: Redis cannot be reached.
+            TypeError: The metadata is not JSON-serialisable.
         """
         if self._closing:
             raise ServerDrainingError(f"the box is stopping: job in room {request.room_id} refused")
@@ -235,7 +241,12 @@ class Cluster:
             "metadata": json.dumps(request.metadata),
             "submitted": repr(time.time()),
         }
-        await self._script("SUBMIT", key, self._ttl_ms, STREAM_MAXLEN, *_flat(fields))
+        try:
+            await self._script("SUBMIT", key, self._ttl_ms, STREAM_MAXLEN, *_flat(fields))
+        except Exception as exc:
+            raise FleetUnavailableError(
+                f"job in room {request.room_id} not queued: Redis unreachable ({exc})"
+            ) from None
         return key
 
     async def end(self, key: str) -> None:
