@@ -71,6 +71,12 @@ NEXT_TURN = 0.005
 """Seconds before a box one job ahead of the least loaded looks again (during a burst
 the boxes take jobs in turn: this is the turn's length)."""
 
+ACTION_BATCH = 500
+"""Most dispatch actions sent to Redis in one pipeline."""
+
+BURST_WINDOW = 0.5
+"""Seconds after this box took a job during which it looks again every NEXT_TURN."""
+
 STOP_MARGIN = 0.25
 """Fraction of ``lease_ttl`` before a lease can expire at which a box cut off from Redis
 stops its agents (so no room ever has this box's agent and another's at once)."""
@@ -124,6 +130,7 @@ class Cluster:
         self.taken_over = 0
         self.handed_over = 0
         self._ticks = 0
+        self._last_take = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -234,6 +241,16 @@ class Cluster:
         """
         if self._closing:
             raise ServerDrainingError(f"the box is stopping: job in room {request.room_id} refused")
+        key, args = self._submit_args(request)
+        try:
+            await self._script("SUBMIT", *args)
+        except Exception as exc:
+            raise FleetUnavailableError(
+                f"job in room {request.room_id} not queued: Redis unreachable ({exc})"
+            ) from None
+        return key
+
+    def _submit_args(self, request: JobRequest) -> tuple[str, list[Any]]:
         key = request.key or f"dispatch:{uuid.uuid4().hex}"
         fields = {
             "room_id": request.room_id,
@@ -241,13 +258,7 @@ class Cluster:
             "metadata": json.dumps(request.metadata),
             "submitted": repr(time.time()),
         }
-        try:
-            await self._script("SUBMIT", key, self._ttl_ms, STREAM_MAXLEN, *_flat(fields))
-        except Exception as exc:
-            raise FleetUnavailableError(
-                f"job in room {request.room_id} not queued: Redis unreachable ({exc})"
-            ) from None
-        return key
+        return key, [key, self._ttl_ms, STREAM_MAXLEN, *_flat(fields)]
 
     async def end(self, key: str) -> None:
         """Ends the job under ``key`` fleet-wide (its owner stops it within a renewal)."""
@@ -302,17 +313,32 @@ class Cluster:
 
     # -- loops -----------------------------------------------------------------------
     async def _action_loop(self) -> None:
+        # the actions queued meanwhile go in one pipeline, in order: a burst of
+        # notifications costs one round trip per batch, not one per action
         while True:
-            action = await self._actions.get()
+            batch = [await self._actions.get()]
+            while len(batch) < ACTION_BATCH and not self._actions.empty():
+                batch.append(self._actions.get_nowait())
+            if self._closing:
+                continue
             try:
-                if isinstance(action, StartJob):
-                    await self.submit(action.request)
-                else:
-                    await self.end(action.key)
-            except ServerDrainingError:
-                pass
+                pipe = self._redis.pipeline(transaction=False)
+                for action in batch:
+                    if isinstance(action, StartJob):
+                        _, args = self._submit_args(action.request)
+                        script, args = self._scripts["SUBMIT"], [self._p, *args]
+                    else:
+                        script, args = self._scripts["END"], [self._p, self.box_id, action.key]
+                    await script(keys=[], args=args, client=pipe)
+                self.operations += len(batch)
+                await pipe.execute()
             except Exception as exc:  # Redis unreachable: reconciliation heals it later
-                logger.warning("dispatch action %r not applied: %s", action, exc)
+                logger.warning("%d dispatch actions not applied: %s", len(batch), exc)
+                continue
+            for action in batch:
+                job_id = self._owned.get(action.key) if isinstance(action, EndJob) else None
+                if job_id:
+                    self._supervisor.cancel(job_id)
 
     async def _consume_loop(self) -> None:
         block_ms = max(10, int(min(0.2, self._ttl / 6) * 1000))
@@ -325,9 +351,11 @@ class Cluster:
                 lowest, _ = await self._script("MIN_LOAD")
                 behind = (self._load() - float(lowest)) * self._supervisor.capacity()
                 if behind > 1e-6:
-                    # a less loaded box takes first; one job ahead (a burst, boxes taking
-                    # in turn) looks again soon, further ahead at the slower pace
-                    await asyncio.sleep(NEXT_TURN if behind <= 1.0 + 1e-6 else POLL)
+                    # a less loaded box takes first; one job ahead during a burst (boxes
+                    # taking in turn) looks again soon, else at the slower pace
+                    in_burst = time.monotonic() - self._last_take < BURST_WINDOW
+                    close = behind <= 1.0 + 1e-6
+                    await asyncio.sleep(NEXT_TURN if in_burst and close else POLL)
                     continue
                 entries: list[Any] = []
                 if time.monotonic() - last_autoclaim > self._ttl:
@@ -401,6 +429,7 @@ class Cluster:
         if key in self._owned:
             self._owned[key] = job_id
         self.taken += 1
+        self._last_take = time.monotonic()
         logger.info(
             "took job %s in room %s (%s)",
             key,
