@@ -4,8 +4,10 @@
   each, in this process) follow the notifications of a local Fishjam (another process);
   a person joins each of a burst of rooms at once. Reported: latency from the join
   request to the agent authenticated (p50/p99) through Redis, the spread of the jobs
-  over the boxes (largest deviation from even, %), and the Redis commands per job
-  (``INFO stats``: every command the burst cost, polling included).
+  over the boxes (largest deviation from even, %), and per job the Redis commands
+  (``INFO stats``: every command the burst cost, those run inside the boxes' scripts and
+  their polling included) and the boxes' Redis calls (a script, a read or a pipelined
+  action each; polling included).
   Beside it, ``one-box``: the same burst on one box without Redis (same run).
 - ``cluster-failover``: three boxes as real ``serve --redis`` processes, 30 rooms; a
   box is SIGKILLed, the time until every one of its rooms is owned by another box and
@@ -138,9 +140,11 @@ async def _dispatch_burst(
 
     try:
         before = await _commands(client) if redis_url else 0
+        calls_before = sum(b.cluster.operations for b in boxes if b.cluster is not None)
         await asyncio.gather(*(loop.run_in_executor(None, join, r) for r in rooms))
         await _until(lambda: connected() == BURST, 300)
         commands = await _commands(client) - before if redis_url else 0
+        calls = sum(b.cluster.operations for b in boxes if b.cluster is not None) - calls_before
         latencies = []
         for room_id in rooms:
             (job,) = [j for b in boxes if (j := b.supervisor.job_for_key(room_id))]
@@ -159,6 +163,7 @@ async def _dispatch_burst(
         "p99_s": percentile(latencies, 0.99),
         "spread_max_deviation_pct": 100 * max(abs(n - even) for n in per_box) / even,
         "redis_commands_per_job": commands / BURST,
+        "redis_calls_per_job": calls / BURST,
     }
 
 
