@@ -1,9 +1,10 @@
 """The agent server: dispatch agents from Fishjam's notifications across every core.
 
 A supervisor process places jobs on worker processes (one per core by default), each
-running many jobs as tasks on uvloop; see the README, "The agent server". Needs the ``server``
-extra (``pip install 'fishjam-fast[server]'``). Tooling on top of the public API: the
-core never imports it.
+running many jobs as tasks on uvloop; see the README, "The agent server"; several
+boxes share the rooms through Redis (``redis_url``; the README, "Beyond one box").
+Needs the ``server`` extra (``pip install 'fishjam-fast[server]'``). Tooling on top of the
+public API: the core never imports it.
 
     async def entry(job: fishjam_fast.Job) -> None:
         async with job.agent.connect() as session:
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .agent_server import AgentServer
+    from .cluster import FleetUnavailableError
     from .dispatch import DispatchRule, EndJob, OneAgentPerRoom, StartJob
     from .job import Job, JobRequest
     from .options import DEFAULT_DRAIN_TIMEOUT, ServerOptions
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "AgentServer": "agent_server",
+    "FleetUnavailableError": "cluster",
     "DispatchRule": "dispatch",
     "EndJob": "dispatch",
     "OneAgentPerRoom": "dispatch",
@@ -56,6 +59,7 @@ __all__ = [
     "AgentServer",
     "DispatchRule",
     "EndJob",
+    "FleetUnavailableError",
     "Job",
     "JobInfo",
     "JobRequest",

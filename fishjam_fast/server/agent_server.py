@@ -120,6 +120,7 @@ class AgentServer:
         self._held: list[Any] | None = None
         self.http_url: str | None = None
         self._notifications: NotificationSource | None = None
+        self._cluster: Any = None  # a Cluster when options.redis_url is set
 
     def __repr__(self) -> str:  # the token is never shown
         return f"AgentServer({self._entry!r}, fishjam_url={self.fishjam_url!r})"
@@ -186,6 +187,8 @@ class AgentServer:
         self.metrics.supervisor = self._supervisor
         try:
             await self._supervisor.start()
+            if options.redis_url is not None:
+                await self._start_cluster()
             if options.metrics_port is not None:
                 await self._start_http()
             if self._source == "socket":
@@ -203,6 +206,23 @@ class AgentServer:
             self._rest.fishjam_url,
             self.http_url or "off",
         )
+
+    async def _start_cluster(self) -> None:
+        """Joins the fleet on Redis (several boxes sharing the rooms)."""
+        from .cluster import Cluster
+
+        assert self._rest is not None
+        reset = self.reconcile if self._source != "none" else None
+        cluster = Cluster(self.options, self.supervisor, self._rest, on_reset=reset)
+        self._cluster = cluster
+        self.metrics.registry.register(_ClusterCollector(cluster))
+        await cluster.start()
+
+    @property
+    def cluster(self) -> Any:
+        """The box's :class:`~fishjam_fast.server.cluster.Cluster` (with ``redis_url``),
+        else None."""
+        return self._cluster
 
     async def _start_http(self) -> None:
         from aiohttp import web
@@ -236,6 +256,8 @@ class AgentServer:
         await source.start()
 
     def _event(self, kind: str, data: dict[str, Any]) -> None:
+        if self._cluster is not None:
+            self._cluster.on_event(kind, data)
         if kind == "latency":
             self.metrics.dispatch_latency.observe(data["seconds"])
 
@@ -246,9 +268,14 @@ class AgentServer:
         if source is not None:
             await source.close()
             self._notifications = None
+        if self._cluster is not None:
+            # the rooms go to the other boxes rather than end with this one
+            await self._cluster.handover(max(1.0, self.options.drain_timeout))
         if self._supervisor is not None:
             timeout = self.options.drain_timeout if drain else 0.0
             await self._supervisor.drain(timeout)
+        if self._cluster is not None:
+            await self._cluster.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -326,15 +353,20 @@ class AgentServer:
             peer_id: What :attr:`Job.peer_id` says (None by default).
 
         Returns:
-            The job's id.
+            The job's id (with ``redis_url``: its fleet-wide key; the job runs on
+            whichever box takes it).
 
         Raises:
             ServerFullError: Every worker is full and the server refuses (see
                 ``when_full``), or too many jobs wait.
             ServerDrainingError: The server is draining.
+            FleetUnavailableError: With ``redis_url``: Redis cannot be reached.
             ValueError: ``room_id`` is empty.
         """
-        return self.supervisor.submit(JobRequest(room_id, peer_id, metadata))
+        request = JobRequest(room_id, peer_id, metadata)
+        if self._cluster is not None:
+            return str(await self._cluster.submit(request))
+        return self.supervisor.submit(request)
 
     def feed(self, notification: Any) -> None:
         """Hands one server notification to the dispatch rule and applies its answer.
@@ -360,6 +392,9 @@ class AgentServer:
             self._apply(action)
 
     def _apply(self, action: StartJob | EndJob) -> None:
+        if self._cluster is not None:
+            self._cluster.apply(action)
+            return
         supervisor = self.supervisor
         if isinstance(action, StartJob):
             with contextlib.suppress(Exception):  # refusals are counted and logged
@@ -378,6 +413,7 @@ class AgentServer:
             # listing changes nothing), so none is lost between the two
             self._held = []
             listed_at = time.monotonic()
+            listed_wall = time.time()
             try:
                 rooms = await self._rest.list_rooms()
             except FishjamApiError as exc:
@@ -393,6 +429,12 @@ class AgentServer:
             for notification in held:
                 self.rule.on_notification(notification)
             desired = self.rule.desired()
+            if self._cluster is not None:
+                try:
+                    await self._cluster.reconcile(desired, listed_wall)
+                except Exception as exc:  # Redis unreachable: the next one heals it
+                    logger.error("fleet reconciliation failed: %s", exc)
+                return
             existing = {room.id for room in rooms}
             started = ended = 0
             for job in supervisor.jobs():
@@ -419,6 +461,16 @@ class AgentServer:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _ClusterCollector:
+    """The fleet's gauges in the box's registry."""
+
+    def __init__(self, cluster: Any) -> None:
+        self._cluster = cluster
+
+    def collect(self) -> Any:
+        return self._cluster.collect()
 
 
 def _fields(options: ServerOptions) -> dict[str, Any]:

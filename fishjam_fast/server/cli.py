@@ -104,6 +104,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between REST reconciliations (default: at start and after a "
         "notification gap only)",
     )
+    parser.add_argument(
+        "--redis",
+        default=None,
+        help="redis://host:6379/0: boxes running with the same Redis share the rooms "
+        "(one agent per room across them, failover, handover on SIGTERM; default: this "
+        "box alone)",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=defaults.lease_ttl,
+        help=f"with --redis: seconds a dead or cut-off box keeps its rooms (default "
+        f"{defaults.lease_ttl:g})",
+    )
+    parser.add_argument(
+        "--redis-prefix",
+        default=defaults.redis_prefix,
+        help=f"with --redis: the prefix of every key (default {defaults.redis_prefix})",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
@@ -139,6 +158,9 @@ def main(args: argparse.Namespace) -> int:
             dispatch_token=os.environ.get("FISHJAM_FAST_DISPATCH_TOKEN") or None,
             webhook_secret=os.environ.get("FISHJAM_FAST_WEBHOOK_SECRET") or None,
             reconcile_interval=args.reconcile_interval,
+            redis_url=args.redis,
+            lease_ttl=args.lease_ttl,
+            redis_prefix=args.redis_prefix,
         )
     except (ValueError, TypeError) as exc:
         print(f"python -m fishjam_fast serve: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..errors import AgentError
 from .metrics import ServerMetrics
 from .supervisor import ServerDrainingError, ServerFullError, Supervisor
 
@@ -88,6 +89,8 @@ def make_app(
         try:
             job_id = await dispatch(room_id, body.get("metadata"))
         except (ServerFullError, ServerDrainingError) as exc:
+            return _error(503, str(exc))
+        except AgentError as exc:  # the fleet's Redis unreachable (cluster.py)
             return _error(503, str(exc))
         return web.json_response({"job_id": job_id}, status=202)
 

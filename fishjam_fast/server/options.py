@@ -57,6 +57,13 @@ class ServerOptions:
         agent_options: Keyword options for every job's :class:`fishjam_fast.Agent`
             (``reconnect``, ``max_queue``, ...); must be picklable.
         use_uvloop: Run the workers (and ``run()``) on uvloop where installed.
+        redis_url: ``redis://host:6379/0``: boxes sharing this Redis share the rooms
+            (one agent per room across them, failover, handover on SIGTERM); None
+            runs one box alone.
+        lease_ttl: With ``redis_url``: seconds a box's lease on a room lasts without
+            renewal; a dead or cut-off box's rooms move after at most this long.
+        redis_prefix: With ``redis_url``: the prefix of every Redis key (separate
+            fleets sharing one Redis use different prefixes).
     """
 
     workers: int | Literal["auto"] = "auto"
@@ -80,6 +87,9 @@ class ServerOptions:
     max_message_size: int = 1024 * 1024
     agent_options: dict[str, Any] = field(default_factory=dict)
     use_uvloop: bool = True
+    redis_url: str | None = None
+    lease_ttl: float = 3.0
+    redis_prefix: str = "fishjam_fast"
 
     def __post_init__(self) -> None:
         if self.workers != "auto" and (
@@ -119,6 +129,10 @@ class ServerOptions:
             raise ValueError("dispatch_token must be None (route disabled) or non-empty")
         if self.webhook_secret is not None and not self.webhook_secret:
             raise ValueError("webhook_secret must be None (unsigned accepted) or non-empty")
+        if self.redis_url is not None:
+            from .leases import check_cluster_options
+
+            check_cluster_options(self.redis_url, self.lease_ttl, self.redis_prefix)
         if self.reconcile_interval is not None and not self.reconcile_interval > 0:
             raise ValueError(
                 f"reconcile_interval must be positive or None, not {self.reconcile_interval!r}"
@@ -140,4 +154,6 @@ class ServerOptions:
         for secret in ("dispatch_token", "webhook_secret"):
             if shown[secret] is not None:
                 shown[secret] = "***"
+        if shown["redis_url"] is not None and "@" in shown["redis_url"]:
+            shown["redis_url"] = "***"  # it may carry a password
         return "ServerOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"

@@ -85,6 +85,8 @@ class JobInfo:
     connected_at: float | None = field(default=None, repr=False)
     wait_deadline: float = field(default=0.0, repr=False)
     cancel_requested: bool = field(default=False, repr=False)
+    # set by release(): the job ends here but its agent peer is kept for another box
+    keep_peer: bool = field(default=False, repr=False)
 
 
 @dataclass
@@ -461,8 +463,13 @@ class Supervisor:
         """Jobs waiting for a worker with room."""
         return len(self._waiting)
 
-    def submit(self, request: JobRequest) -> str:
+    def submit(self, request: JobRequest, peer: AgentPeer | None = None) -> str:
         """Queues a job; it is placed as soon as a worker has room.
+
+        Args:
+            request: What the job is.
+            peer: An existing agent peer for it (a room taken over from another box);
+                None creates one.
 
         Returns:
             The job's id (for a key that already has a job: that job's id).
@@ -481,6 +488,9 @@ class Supervisor:
             return self._by_key[request.key].id
         now = time.monotonic()
         job = JobInfo(f"job-{next(self._ids)}", request, submitted_at=now)
+        if peer is not None:
+            job.peer = peer
+            job.agent_peer_id = peer.id
         job.wait_deadline = now + self._options.job_wait_timeout
         if self._find_worker() is None:
             if self._options.when_full == "refuse":
@@ -513,6 +523,7 @@ class Supervisor:
         if job.request.key is not None and self._by_key.get(job.request.key) is job:
             del self._by_key[job.request.key]
         logger.warning("job %s in room %s refused: %s", job.id, job.request.room_id, reason)
+        self._on_event("job_refused", {"job": job, "reason": reason})
         self._changed.set()
 
     def end_key(self, key: str) -> None:
@@ -520,6 +531,21 @@ class Supervisor:
         job = self._by_key.get(key)
         if job is not None:
             self.cancel(job.id)
+
+    def has_room(self) -> bool:
+        """Whether a worker could take a job now (and the server is not draining)."""
+        return not self._draining and self._find_worker() is not None
+
+    def capacity(self) -> int:
+        """The jobs the ready workers could hold at once (``max_jobs`` each)."""
+        return sum(self._options.max_jobs for w in self.workers if w.ready and w.process)
+
+    def release(self, job_id: str) -> None:
+        """Ends a job here but keeps its agent peer (another box takes the room over)."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.keep_peer = True
+            self.cancel(job_id)
 
     def cancel(self, job_id: str) -> None:
         """Ends a job: a waiting one is dropped, a running one cancelled in its worker."""
@@ -606,6 +632,7 @@ class Supervisor:
             return
         job.state = "running"
         self.started[worker.index] += 1
+        self._on_event("job_started", {"job": job})
         logger.info(
             "job %s started in room %s on worker %d (agent %s, attempt %d)",
             job.id,
@@ -636,8 +663,9 @@ class Supervisor:
             f" ({error})" if error else "",
         )
         job.state = "ended"
-        if delete_peer and job.peer is not None:
+        if delete_peer and job.peer is not None and not job.keep_peer:
             self._background(self._delete_peer(job.peer))
+        self._on_event("job_ended", {"job": job, "outcome": outcome})
         self._changed.set()
         self._pump()
 
