@@ -20,7 +20,7 @@ _BINARY = WSMsgType.BINARY
 
 
 class FrameListener(WSListener):
-    def __init__(self, max_queue: int) -> None:
+    def __init__(self, max_queue: int, max_size: int) -> None:
         self._loop = asyncio.get_running_loop()
         self._messages: deque[bytes] = deque()
         self._reader: asyncio.Future[bytes] | None = None
@@ -28,6 +28,7 @@ class FrameListener(WSListener):
         self._fragments: bytearray | None = None
         self._reading_paused = False
         self._max_queue = max_queue
+        self._max_size = max_size
         self._resume_at = max(1, max_queue // 4)
         self._write_paused = False
         self._ws: WSTransport | None = None
@@ -39,6 +40,12 @@ class FrameListener(WSListener):
             and frame.fin
             and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
             and self._fragments is None
+            # nothing is delivered once the connection ended: after the server's close
+            # frame, after we failed it, after picows did (it sends its close, 1009 for
+            # a frame over max_frame_size, yet goes on parsing what follows)
+            and self._closed is None
+            and not transport.is_close_frame_sent
+            and frame.payload_size <= self._max_size
         ):
             dispatcher = self._dispatcher
             if dispatcher is None:  # authenticating: the agent reads the answer itself

@@ -106,7 +106,9 @@ class _PicowsTransport(TransportBase):
         def writing_paused(self) -> bool: ...
 
     def __init__(self, options: TransportOptions) -> None:
-        super().__init__(options.max_queue)  # type: ignore[call-arg]  # the FrameListener
+        super().__init__(  # type: ignore[call-arg]  # the FrameListener
+            options.max_queue, options.max_message_size
+        )
         self._options = options
         self._socket: Any = None  # the asyncio transport under picows
         self._drainers: list[asyncio.Future[None]] = []
@@ -126,8 +128,26 @@ class _PicowsTransport(TransportBase):
         self._schedule_ping()
 
     def _on_other_frame(self, frame: Any) -> None:
-        """Every frame but a whole binary one outside a fragmented message."""
+        """Every frame but a whole binary one outside a fragmented message, and every
+        frame once the connection ended (only the answer to our close is read then)."""
         msg_type = frame.msg_type
+        if self._closed is None:
+            ws = self._ws
+            if ws is not None and ws.is_close_frame_sent:
+                self._failed_by_picows(ws)
+            elif msg_type in (_BINARY, _CONTINUATION) and frame.payload_size > (
+                limit := self._options.max_message_size
+            ):
+                # picows refuses it already (max_frame_size): never delivered, whatever
+                # order picows reports it in
+                self._fail(1009, f"a frame of {frame.payload_size} bytes exceeds the limit {limit}")
+                return
+        if self._closed is not None:
+            # RFC 6455 section 5.5.1: nothing after a close frame; nothing after a
+            # failure either, on both transports
+            if msg_type == _CLOSE:
+                self._on_close(frame.get_payload_as_memoryview())
+            return
         if frame.rsv1 or frame.rsv2 or frame.rsv3:
             self._fail(1002, "reserved bits set: no extension was negotiated")
         elif msg_type == _BINARY:
@@ -150,6 +170,19 @@ class _PicowsTransport(TransportBase):
             self._on_pong()
         elif msg_type == _CLOSE:
             self._on_close(frame.get_payload_as_memoryview())
+
+    def _failed_by_picows(self, ws: WSTransport) -> None:
+        """picows failed the connection itself (sent its close: a frame over
+        max_frame_size, a malformed frame) but goes on parsing what follows: take its
+        code and reason as the cause now, before any later frame is looked at."""
+        handshake = ws.close_handshake
+        sent = handshake.sent if handshake is not None else None
+        code = int(cast(int, sent.code)) if sent is not None else 1002
+        self._closed = failed(code, (sent.reason or "") if sent is not None else "")
+        self._fragments = None
+        self._cancel_keepalive()
+        self._abort_later(self._options.close_timeout)
+        self._wake_all()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self._cancel_timers()

@@ -179,6 +179,7 @@ class WebsocketsTransport(TransportBase):
         self._closed: TransportClosed | None = None
         self._drainers: list[asyncio.Future[None]] = []
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._failed_reading = False  # recv() failed the connection: it reads no more
         self._dispatcher = None  # websockets reads the frames: the session dispatches
         ws.owner = self
         self._keepalive: asyncio.Task[None] | None = None
@@ -245,6 +246,20 @@ class WebsocketsTransport(TransportBase):
             self._tell_closed()
         return self._closed_now()
 
+    def _fail_reading(self, code: int, reason: str) -> TransportClosed:
+        """Fails the connection on a message read that violates the protocol. The
+        violation came first: it is the cause even if the server's close frame (read in
+        the same slice of bytes) was seen before the message was taken."""
+        self._failed_reading = True
+        closed = self._closed
+        if closed is not None and not closed.by_client:
+            self._closed = failed(code, reason)
+            self._socket.close()
+            self._abort_later(self._options.close_timeout)
+            self._tell_closed()
+            return self._closed_copy()
+        return self._fail(code, reason)
+
     def _abort_later(self, delay: float) -> None:
         if self._abort_timer is None:
             self._abort_timer = self._loop.call_later(delay, self.abort)
@@ -290,6 +305,10 @@ class WebsocketsTransport(TransportBase):
         return None
 
     async def recv(self) -> bytes:
+        if self._failed_reading:
+            # websockets still holds what it parsed along with the offending frame:
+            # nothing after a failure is delivered (as on picows)
+            raise self._closed_now()
         limit = self._options.max_fragments
         parts: list[bytes] = []
         try:
@@ -297,10 +316,14 @@ class WebsocketsTransport(TransportBase):
             async with contextlib.aclosing(stream) as fragments:
                 async for fragment in fragments:
                     if isinstance(fragment, str):
-                        raise self._fail(1003, "text frames are not part of the agent protocol")
+                        raise self._fail_reading(
+                            1003, "text frames are not part of the agent protocol"
+                        )
                     parts.append(fragment)
                     if len(parts) > limit:
-                        raise self._fail(1009, f"message spans more than {limit} fragments")
+                        raise self._fail_reading(
+                            1009, f"message spans more than {limit} fragments"
+                        )
         except ConnectionClosed:
             raise self._closed_now() from None
         except ConcurrencyError:

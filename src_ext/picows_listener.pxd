@@ -9,6 +9,7 @@ cdef class FrameListener(WSListener):
         public object _fragments     # bytearray of a fragmented message, or None
         public bint _reading_paused  # reading stopped: max_queue messages unread
         public Py_ssize_t _max_queue # unread messages before reading pauses
+        public Py_ssize_t _max_size  # max_message_size: a bigger frame is never delivered
         public Py_ssize_t _resume_at # unread messages at which paused reading resumes
         public bint _write_paused    # the write buffer is above its high-water mark
         public WSTransport _ws       # picows' transport, set in on_ws_connected

@@ -27,7 +27,7 @@ NATIVE = True
 
 
 cdef class FrameListener(WSListener):
-    def __init__(self, Py_ssize_t max_queue):
+    def __init__(self, Py_ssize_t max_queue, Py_ssize_t max_size):
         self._loop = get_running_loop()
         self._messages = deque()
         self._reader = None
@@ -35,6 +35,7 @@ cdef class FrameListener(WSListener):
         self._fragments = None
         self._reading_paused = False
         self._max_queue = max_queue
+        self._max_size = max_size
         self._resume_at = max(1, max_queue // 4)
         self._write_paused = False
         self._ws = None
@@ -46,6 +47,12 @@ cdef class FrameListener(WSListener):
             and frame.fin
             and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
             and self._fragments is None
+            # nothing is delivered once the connection ended: after the server's close
+            # frame, after we failed it, after picows did (it sends its close, 1009 for
+            # a frame over max_frame_size, yet goes on parsing what follows)
+            and self._closed is None
+            and not transport.is_close_frame_sent
+            and frame.payload_size <= self._max_size
         ):
             dispatcher = self._dispatcher
             if dispatcher is None:  # authenticating: the agent reads the answer itself

@@ -1,0 +1,154 @@
+"""What the second hostile-server run of issue 24 found, each against a server written here.
+
+Every test runs on both transports (picows with each per-frame listener, websockets)
+and both loops, with frames built byte by byte (tests/hostile.py), and asserts what the
+application sees: no message over the limit, nothing after a failure or after the
+server's close frame, the true cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from fishjam_fast import Agent, AgentConnectionError, IncomingTrackData, OutgoingAudioTrackOptions
+from fishjam_fast.session import AgentSession
+from tests.conftest import ALL_TRANSPORTS
+from tests.hostile import (
+    BINARY,
+    CLOSE,
+    RSV1,
+    TEXT,
+    HostileServer,
+    Peer,
+    close_payload,
+    frame,
+    track_data,
+)
+
+pytestmark = [pytest.mark.usefixtures("transport"), ALL_TRANSPORTS]
+
+SLOW = 30.0
+"""A timeout set long on purpose: the test proves it was not waited for."""
+HANG = 5.0
+"""Generous bound for "did not hang"."""
+MiB = 1024 * 1024
+
+
+def _agent(server: HostileServer, **options: Any) -> Agent:
+    return Agent("agent", "room", "token", server.url, reconnect=False, **options)
+
+
+async def _drain(session: AgentSession) -> tuple[list[Any], Exception | None]:
+    """Everything ``receive()`` yields, and what it raised (None: it ended cleanly)."""
+    got: list[Any] = []
+    try:
+        async with asyncio.timeout(HANG):
+            async for message in session.receive():
+                got.append(message)
+    except AgentConnectionError as exc:
+        return got, exc
+    return got, None
+
+
+async def _hold(peer: Peer) -> None:
+    """Stops reading, keeps the socket open (until the handler's limit)."""
+    await asyncio.sleep(SLOW)
+
+
+# -- 1. a frame just over max_message_size, then a normal close -------------------------
+
+
+@pytest.mark.parametrize("limit", [4 * MiB, 64 * 1024])
+@pytest.mark.parametrize("then", ["close", "nothing"])
+async def test_1_a_frame_just_over_the_limit_never_reaches_the_application(
+    limit: int, then: str
+) -> None:
+    # the frame's header and payload in one write, then (at once) a normal close: picows
+    # used to send 1009 but go on parsing, delivering the frame and taking the close as
+    # the end
+    payload = track_data(b"\0" * (limit + 21 - 16))
+    assert len(payload) > limit
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await peer.read_until(BINARY)  # add_track: the session is up
+        tail = [frame(CLOSE, close_payload(1000))] if then == "close" else []
+        await peer.send(frame(BINARY, payload), *tail)
+        await _hold(peer)
+
+    async with HostileServer(handler) as server:
+        async with _agent(server, max_message_size=limit, close_timeout=SLOW).connect() as session:
+            await session.add_track(OutgoingAudioTrackOptions())
+            got, error = await _drain(session)
+    assert got == []
+    assert isinstance(error, AgentConnectionError), error
+    assert error.code == 1009
+    assert str(limit) in error.reason
+
+
+# -- 5. the transports agree on protocol violations ----------------------------------------
+
+
+@pytest.mark.parametrize("violation", ["reserved-bits", "text"])
+async def test_5_nothing_is_delivered_after_the_connection_was_failed(violation: str) -> None:
+    bad = {
+        "reserved-bits": frame(BINARY, track_data(b"\1\1"), rsv=RSV1),
+        "text": frame(TEXT, b"{}"),
+    }[violation]
+    code = 1002 if violation == "reserved-bits" else 1003
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        # one write: the valid frames after the bad one are parsed in the same read
+        await peer.send(
+            frame(BINARY, track_data(b"\0\1")),
+            bad,
+            *(frame(BINARY, track_data(bytes([2, n]))) for n in range(5)),
+            frame(CLOSE, close_payload(1000)),
+        )
+        await _hold(peer)
+
+    async with HostileServer(handler) as server:
+        async with _agent(server, close_timeout=SLOW).connect() as session:
+            got, error = await _drain(session)
+    assert [m.data for m in got if isinstance(m, IncomingTrackData)] == [b"\0\1"]
+    assert isinstance(error, AgentConnectionError), error
+    assert error.code == code
+
+
+async def test_5_data_after_the_servers_close_frame_is_ignored() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await peer.send(
+            frame(BINARY, track_data(b"\0\1")),
+            frame(CLOSE, close_payload(1000, b"bye")),
+            *(frame(BINARY, track_data(bytes([2, n]))) for n in range(5)),
+        )
+        await peer.read_until(CLOSE)
+
+    async with HostileServer(handler) as server:
+        async with _agent(server, close_timeout=SLOW).connect() as session:
+            got, error = await _drain(session)
+            assert error is None
+            assert session.close_code == 1000 and session.close_reason == "bye"
+    assert [m.data for m in got if isinstance(m, IncomingTrackData)] == [b"\0\1"]
+
+
+async def test_5_a_text_frame_then_a_normal_close_is_1003() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await peer.send(frame(TEXT, b"{}"), frame(CLOSE, close_payload(1000)))
+        await _hold(peer)
+
+    async with HostileServer(handler) as server:
+        async with _agent(server, close_timeout=SLOW).connect() as session:
+            started = time.monotonic()
+            got, error = await _drain(session)
+            assert time.monotonic() - started < HANG
+    assert got == []
+    assert isinstance(error, AgentConnectionError), error
+    assert error.code == 1003 and "text" in error.reason
