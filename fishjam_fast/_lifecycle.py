@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 from . import logs
@@ -70,6 +70,11 @@ class SessionLifecycle:
         self._reconnector: asyncio.Task[None] | None = None
         # the application ended the session (disconnect()): a drop now ends it too
         self._disconnected = False
+        # when the current connection was made (time.monotonic()), and the outage it ended, if
+        # it was a reconnection: (loop time of the first drop, the policy's delays). A
+        # drop before ReconnectPolicy.stable_after continues that outage
+        self._connected_at = time.monotonic()
+        self._last_outage: tuple[float, Iterator[float]] | None = None
 
     @property
     def closed(self) -> bool:
@@ -181,18 +186,45 @@ class SessionLifecycle:
         )
         # one line per agent at DEBUG; WARNING gets fishjam_fast.logs' aggregated line
         logger.debug("agent %s: %s; reconnecting (budget %g s)", self.agent.id, drop, policy.budget)
+        now, lasted = loop.time(), time.monotonic() - self._connected_at
+        last, self._last_outage = self._last_outage, None
+        if last is not None and lasted < policy.stable_after:
+            # the connection did not stay up: the same outage, budget and backoff go on
+            logger.debug(
+                "agent %s: the connection lasted %.3f s (< stable_after %g s): "
+                "the outage goes on",
+                self.agent.id,
+                lasted,
+                policy.stable_after,
+            )
+            since, delays = last
+        else:
+            since, delays = now, policy.delays()
         self._set_state("reconnecting", drop)
-        self._reconnector = loop.create_task(self._reconnect(closed, loop.time()))
+        self._reconnector = loop.create_task(self._reconnect(closed, since, delays))
 
-    async def _reconnect(self, cause: TransportClosed, since: float) -> None:
-        """The outage: reconnect, then hand the new connection to everyone waiting."""
+    async def _reconnect(
+        self, cause: TransportClosed, since: float, delays: Iterator[float] | None = None
+    ) -> None:
+        """The outage: reconnect, then hand the new connection to everyone waiting.
+
+        ``since`` is when the outage began (loop time); ``delays`` the policy's delays
+        still to come (None: from the start)."""
         policy = self.agent._reconnect_policy
         assert policy is not None
         stats = self.stats
         attempts = stats.reconnect_attempts
         try:
+            if delays is None:
+                delays = policy.delays()
             transport, first = await reopen(
-                self.agent, policy, cause, stats, lambda: list(self._tracks.values())
+                self.agent,
+                policy,
+                cause,
+                stats,
+                lambda: list(self._tracks.values()),
+                since=since,
+                delays=delays,
             )
         except Exception as error:  # AgentError; a token_provider's TypeError
             logger.debug("agent %s: gave up reconnecting: %s", self.agent.id, error)
@@ -201,6 +233,8 @@ class SessionLifecycle:
             return
         # disconnect() cancels this task; it never gets here once it was called
         await self._use_transport(transport)
+        self._connected_at = time.monotonic()
+        self._last_outage = (since, delays)
         if first is not None:
             self._backlog.append(first)
         stats.reconnects += 1

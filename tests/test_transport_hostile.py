@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from fishjam_fast import Agent, AgentConnectionError, IncomingTrackData, OutgoingAudioTrackOptions
+from fishjam_fast import (
+    Agent,
+    AgentConnectionError,
+    IncomingTrackData,
+    OutgoingAudioTrackOptions,
+    ReconnectPolicy,
+)
 from fishjam_fast.session import AgentSession
 from tests.conftest import ALL_TRANSPORTS
 from tests.hostile import (
@@ -152,3 +158,67 @@ async def test_5_a_text_frame_then_a_normal_close_is_1003() -> None:
     assert got == []
     assert isinstance(error, AgentConnectionError), error
     assert error.code == 1003 and "text" in error.reason
+
+
+# -- 2. a server that drops every connection right after accepting it ------------------------
+
+STORM = {
+    "close-1001": lambda: [frame(CLOSE, close_payload(1001))],
+    "close-1011": lambda: [frame(CLOSE, close_payload(1011, b"oops"))],
+    "partial-frame-then-eof": lambda: [frame(BINARY, track_data(b"\0" * 100))[:7]],
+    "reset": lambda: [],
+}
+
+
+@pytest.mark.parametrize("how", list(STORM))
+async def test_2_a_reconnection_storm_ends_within_the_budget(how: str) -> None:
+    budget = 1.5
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await peer.send(*STORM[how]())
+        if how == "reset":
+            peer.writer.transport.abort()
+            return
+        await peer.writer.drain()
+        peer.writer.close()  # EOF after the bytes (or the close frame)
+
+    policy = ReconnectPolicy(budget=budget, first_delay=0.05, max_delay=0.2, jitter=0)
+    async with HostileServer(handler) as server:
+        agent = Agent("agent", "room", "token", server.url, reconnect=policy, close_timeout=0.5)
+        async with agent.connect() as session:
+            started = time.monotonic()
+            with pytest.raises(AgentConnectionError) as info:
+                # each connection is authenticated: without stable_after the budget
+                # and the backoff restarted every time, and this never ended
+                async with asyncio.timeout(budget + HANG):
+                    async for _ in session.receive():
+                        pass
+            elapsed = time.monotonic() - started
+        connections = len(server.peers)
+    assert budget * 0.8 < elapsed < budget + 2.0
+    assert "could not reconnect within 1.5 s" in str(info.value)
+    expected = {"close-1001": 1001, "close-1011": 1011}.get(how, 1006)
+    assert info.value.code == expected, info.value
+    # the backoff went on growing: 0.05, 0.1, 0.2, 0.2 ... within 1.5 s, not 0.05 each
+    assert connections <= 12, connections
+    assert session.stats.reconnects == connections - 1
+
+
+async def test_2_a_connection_that_stays_up_starts_a_new_outage() -> None:
+    # each connection lasts longer than stable_after: every drop is a new outage with a
+    # fresh budget, so the session outlives the budget many times over
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await asyncio.sleep(0.4)
+        await peer.send(frame(CLOSE, close_payload(1011)))
+        peer.writer.close()
+
+    policy = ReconnectPolicy(budget=0.3, first_delay=0.02, max_delay=0.05, stable_after=0.2)
+    async with HostileServer(handler) as server:
+        agent = Agent("agent", "room", "token", server.url, reconnect=policy, close_timeout=0.5)
+        async with agent.connect() as session:
+            async with asyncio.timeout(HANG):
+                while session.stats.reconnects < 4:
+                    assert session.state != "closed"
+                    await asyncio.sleep(0.05)
