@@ -391,9 +391,11 @@ async def _attempt(
         AgentConnectionError: the connection failed or dropped.
     """
     transport = await agent._open()
+    authenticated = False
     try:
         try:
             first = await agent._authenticate(transport, token, stats)
+            authenticated = True
         except AgentAuthError as refused:
             if transport.close_code == 1000:
                 raise _Refused(refused.reason) from None
@@ -411,7 +413,12 @@ async def _attempt(
         await transport.close()
         raise connection_error(closed, "the connection dropped while re-adding tracks") from None
     except BaseException:
-        await transport.close()
+        if authenticated:
+            await transport.close()
+        else:
+            # a server that never answered the authentication would not answer a close
+            # either: an attempt costs open_timeout, not open_timeout + close_timeout
+            transport.abort()
         raise
     agent._token = token
     return transport, first

@@ -362,6 +362,11 @@ class _PicowsTransport(TransportBase):
             if self._ws is not None:
                 self._ws.send_close(_code(1000))
             self._wake_all()
+        if self._reading_paused and self._socket is not None and not self._disconnected.done():
+            # the answer to our close waits behind messages the application did not
+            # read: read on (frames after the close are not delivered), so the
+            # handshake completes without waiting out close_timeout
+            self._socket.resume_reading()
         try:
             async with asyncio.timeout(self._options.close_timeout):
                 await asyncio.shield(self._disconnected)

@@ -66,13 +66,14 @@ class _ReadGate:
         self._resume = resume
         self.for_queue = False  # websockets' max_queue: the application does not read
         self.for_writes = False  # the peer does not read what we write
+        self.closing = False  # close() waits for the answer: read whatever is unread
         self.paused = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
     def apply(self) -> None:
-        paused = self.for_queue or self.for_writes
+        paused = (self.for_queue and not self.closing) or self.for_writes
         if paused != self.paused and not self._transport.is_closing():
             self.paused = paused
             if paused:
@@ -351,6 +352,11 @@ class WebsocketsTransport(TransportBase):
             self._closed = TransportClosed(1000, "", True, by_client=True)
             self._tell_closed()
         self._stop_keepalive()
+        # the answer to our close may wait behind messages the application did not read
+        # (websockets' max_queue paused reading): read on until it comes, within
+        # close_timeout (the session reads no more messages after disconnect())
+        self._gate.closing = True
+        self._gate.apply()
         try:
             # websockets' close() first waits for the write buffer to drain
             async with asyncio.timeout(self._options.close_timeout):

@@ -222,3 +222,60 @@ async def test_2_a_connection_that_stays_up_starts_a_new_outage() -> None:
                 while session.stats.reconnects < 4:
                     assert session.state != "closed"
                     await asyncio.sleep(0.05)
+
+
+# -- 6. closing without the application's help; silent re-authentications ------------------
+
+
+async def test_6_disconnect_completes_the_handshake_while_the_application_does_not_read() -> None:
+    answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        # more than max_queue messages: the client stops reading the socket
+        await peer.send(*(frame(BINARY, track_data(bytes([n]) * 64)) for n in range(50)))
+        got = await peer.read_until(CLOSE)
+        await peer.send(frame(CLOSE, got.payload[:2]))
+        answered.set_result(got.close_code)
+        peer.writer.close()  # as a server does after the handshake (RFC 6455 7.1.1)
+
+    async with HostileServer(handler) as server:
+        agent = _agent(server, max_queue=4, close_timeout=SLOW)
+        async with agent.connect() as session:
+            async with asyncio.timeout(HANG):
+                while not session._transport.reading_paused:
+                    await asyncio.sleep(0.01)
+            started = time.monotonic()
+            await session.disconnect()
+            assert time.monotonic() - started < HANG  # not close_timeout, not a reset
+            assert session.close_code == 1000
+        assert await asyncio.wait_for(answered, HANG) == 1000
+
+
+async def test_6_a_silent_reauthentication_costs_open_timeout_only() -> None:
+    async def handler(peer: Peer) -> None:
+        if len(server.peers) == 1:
+            await peer.authenticate()
+            await peer.send(frame(CLOSE, close_payload(1011)))
+            peer.writer.close()
+            return
+        await peer.handshake()
+        await peer.read_until(BINARY)  # the auth request, never answered, nothing read
+        await _hold(peer)
+
+    policy = ReconnectPolicy(budget=2.0, first_delay=0.05, max_delay=0.1, jitter=0)
+    async with HostileServer(handler) as server:
+        agent = Agent(
+            "agent", "room", "token", server.url, reconnect=policy,
+            open_timeout=0.3, close_timeout=SLOW,
+        )  # fmt: skip
+        async with agent.connect() as session:
+            started = time.monotonic()
+            with pytest.raises(AgentConnectionError) as info:
+                async with asyncio.timeout(HANG):
+                    async for _ in session.receive():
+                        pass
+            assert time.monotonic() - started < 2.0 + 1.0
+        # about budget / (open_timeout + delay) attempts, each aborted at once
+        assert len(server.peers) - 1 >= 4, len(server.peers)
+    assert "no answer within open_timeout" in str(info.value)
