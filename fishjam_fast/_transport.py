@@ -30,7 +30,8 @@ Both give the same guarantees, which the session relies on:
   :class:`TransportOptions`).
 - **Bounds.** Whole messages, fragments assembled into one buffer, up to
   ``max_message_size``; at most ``max_fragments`` frames per message; at most
-  ``max_queue`` unread messages, then reading pauses; pong replies coalesced while
+  ``max_queue`` unread messages or ``max_queue_bytes`` of them (picows), then reading
+  pauses; pong replies coalesced while
   writing is paused; text frames fail the connection with 1003 (the agent protocol is
   binary only).
 """
@@ -64,6 +65,10 @@ DEFAULT_MAX_FRAGMENTS = 1024
 
 DEFAULT_MAX_QUEUE = 64
 """Messages buffered before the transport stops reading from the socket."""
+
+DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
+"""Bytes of unread messages buffered before the transport stops reading (picows counts
+each message's frame size; websockets bounds frames only: ``max_queue`` of them)."""
 
 DEFAULT_WRITE_LIMIT = 64 * 1024
 """Write-buffer high-water mark above which sending waits."""
@@ -108,6 +113,9 @@ class TransportOptions:
             proxy up in the environment (``https_proxy``, ``no_proxy``, ...) on every
             connect; a proxy URL connects through that proxy; None connects directly
             (False is taken as None).
+        max_queue_bytes: Bytes of unread messages buffered before reading from the
+            socket pauses, as ``max_queue`` (picows: the frames' sizes; websockets
+            bounds only the count, ``max_queue`` frames of ``max_message_size``).
     """
 
     ssl: ssl_module.SSLContext | None = None
@@ -120,6 +128,7 @@ class TransportOptions:
     ping_interval: float | None = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT
     proxy: str | bool | None = True
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
 
     def __post_init__(self) -> None:
         proxy = self.proxy
@@ -134,7 +143,13 @@ class TransportOptions:
             )
         if proxy is False:
             object.__setattr__(self, "proxy", None)  # one spelling of "direct" downstream
-        for name in ("max_message_size", "max_fragments", "max_queue", "write_limit"):
+        for name in (
+            "max_message_size",
+            "max_fragments",
+            "max_queue",
+            "max_queue_bytes",
+            "write_limit",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -107,7 +107,7 @@ class _PicowsTransport(TransportBase):
 
     def __init__(self, options: TransportOptions) -> None:
         super().__init__(  # type: ignore[call-arg]  # the FrameListener
-            options.max_queue, options.max_message_size
+            options.max_queue, options.max_message_size, options.max_queue_bytes
         )
         self._options = options
         self._socket: Any = None  # the asyncio transport under picows
@@ -247,7 +247,7 @@ class _PicowsTransport(TransportBase):
             if dispatcher is not None:
                 message = dispatcher.dispatch(message)
             if message is not None:
-                self.deliver(message)
+                self.deliver(message, len(fragments))
 
     def _resume_for_queue(self) -> None:
         self._reading_paused = False

@@ -279,3 +279,54 @@ async def test_6_a_silent_reauthentication_costs_open_timeout_only() -> None:
         # about budget / (open_timeout + delay) attempts, each aborted at once
         assert len(server.peers) - 1 >= 4, len(server.peers)
     assert "no answer within open_timeout" in str(info.value)
+
+
+# -- 4. memory bounded in bytes: a child process's RSS ----------------------------------------
+
+_CHILD = """
+import asyncio, os, sys
+from fishjam_fast import Agent
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+async def main():
+    agent = Agent("a", "r", "t", sys.argv[1], reconnect=False, close_timeout=0.2,
+                  max_message_size=1 << 20, max_queue=64, max_queue_bytes=4 << 20)
+    base = rss()
+    async with agent.connect() as session:
+        async with asyncio.timeout(20):
+            while not session._transport.reading_paused:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)  # whatever is still in flight arrives
+        print(rss() - base, session._transport.queued_messages, flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_4_unread_messages_are_bounded_in_bytes(transport: str) -> None:
+    if transport == "websockets":
+        pytest.skip("websockets bounds unread frames by count only (max_queue), documented")
+    import sys
+
+    message = track_data(b"\7" * ((1 << 20) - 64))
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        for _ in range(80):  # 80 MiB offered: 64 messages would fit the count bound
+            await peer.send(frame(BINARY, message))
+        await _hold(peer)
+
+    async with HostileServer(handler) as server:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CHILD, server.url, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(child.communicate(), 30)
+    assert child.returncode == 0
+    growth, queued = (int(x) for x in out.split())
+    # 4 MiB of queued messages and what picows had read before the pause (12-21 MiB
+    # measured in all): well under the 64 MiB the count alone allowed
+    assert queued <= 16, queued  # 4 MiB, plus what picows had read before the pause
+    assert growth < 40 * MiB, f"RSS grew {growth / MiB:.1f} MiB"
