@@ -321,8 +321,8 @@ async def test_4_unread_messages_are_bounded_in_bytes(transport: str) -> None:
 
     async with HostileServer(handler) as server:
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _CHILD, server.url, stdout=asyncio.subprocess.PIPE
-        )
+            sys.executable, "-c", _CHILD, server.url, stdout=asyncio.subprocess.PIPE, cwd="/"
+        )  # cwd: the installed package, not the source tree
         out, _ = await asyncio.wait_for(child.communicate(), 30)
     assert child.returncode == 0
     growth, queued = (int(x) for x in out.split())
@@ -330,3 +330,79 @@ async def test_4_unread_messages_are_bounded_in_bytes(transport: str) -> None:
     # measured in all): well under the 64 MiB the count alone allowed
     assert queued <= 16, queued  # 4 MiB, plus what picows had read before the pause
     assert growth < 40 * MiB, f"RSS grew {growth / MiB:.1f} MiB"
+
+
+_SENDER = """
+import asyncio, sys
+import numpy as np
+from fishjam_fast import Agent, OutgoingAudioTrackOptions
+
+def status(field):
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # the peak (VmHWM) restarts from the current RSS
+
+async def main():
+    agent = Agent("a", "r", "t", sys.argv[1], reconnect=False, close_timeout=0.5)
+    pattern = (np.arange(2000) - 1000).astype(np.int16)
+    samples = np.resize(pattern, int(sys.argv[2]) * 16000)
+    if sys.argv[3] == "bytes":
+        samples = samples.tobytes()
+    async with agent.connect() as session:
+        track = await session.add_track(OutgoingAudioTrackOptions())
+        await track.send_pcm(samples[:64000])  # warm: the first send's allocations
+        reset_peak()
+        base = status("VmRSS")
+        sent = await track.send_pcm(samples)
+        print(status("VmHWM") - base, sent, flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("kind", ["bytes", "array"])
+async def test_4_send_pcm_memory_does_not_grow_with_the_input(kind: str) -> None:
+    import sys
+
+    seconds = 600  # 19 MB of int16: framed whole, the frames alone were as much again
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        while await peer.reader.read(1 << 20):  # reads (and drops) everything
+            pass
+
+    async with HostileServer(handler) as server:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _SENDER, server.url, str(seconds), kind,
+            stdout=asyncio.subprocess.PIPE, cwd="/",  # the installed package
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0
+    growth, sent = (int(x) for x in out.split())
+    assert sent == seconds * 50
+    assert growth < 8 * MiB, f"peak RSS grew {growth / MiB:.1f} MiB"
+
+
+async def test_4_a_bad_sample_late_in_a_long_input_sends_nothing() -> None:
+    import numpy as np
+
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await peer.serve_pings()
+
+    samples = np.zeros(16000 * 25, dtype=np.float32)  # 25 s: three pieces
+    samples[-5] = np.nan
+    async with HostileServer(handler) as server:
+        async with _agent(server).connect() as session:
+            track = await session.add_track(OutgoingAudioTrackOptions())
+            before = session.stats.messages_sent
+            with pytest.raises(ValueError, match="NaN"):
+                await track.send_pcm(samples)
+            assert session.stats.messages_sent == before
+            samples[-5] = 0.5
+            assert await track.send_pcm(samples) == 25 * 50
+            assert session.stats.messages_sent == before + 25 * 50
