@@ -14,8 +14,8 @@ import asyncio
 import math
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from . import logs
@@ -191,12 +191,21 @@ class SessionStateChange:
             drop (``.code``, ``.reason``); for ``"closed"`` the error that ended the
             session (None after a normal close); None for ``"connected"``.
         at: ``time.monotonic()`` of the transition.
+        lost_audio: On a drop (to ``"reconnecting"``, or to ``"closed"`` after an
+            abnormal end): for each track that had audio queued at the server, the
+            seconds of it (by the track's playout clock) that the server dropped with
+            the connection; empty otherwise.
+        unsent_bytes: On a drop: bytes written to the connection that died that the
+            server never got (its write buffer and the kernel's send queue); 0
+            otherwise (``disconnect()`` returns what it could not send).
     """
 
     state: SessionState
     previous: SessionState
     cause: Exception | None
     at: float
+    lost_audio: Mapping[str, float] = field(default_factory=dict)
+    unsent_bytes: int = 0
 
 
 def connection_error(closed: TransportClosed, what: str) -> AgentConnectionError:

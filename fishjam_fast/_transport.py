@@ -237,6 +237,11 @@ class Transport(Protocol):
     def reading_paused(self) -> bool:
         """True while reading from the socket is paused (``max_queue`` unread messages)."""
 
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes written that the server never got: measured when the connection ended
+        abnormally, or when :meth:`close` had to abort (0 otherwise)."""
+
     def get_extra_info(self, name: str) -> Any:
         """The socket transport's ``get_extra_info(name)`` (``ssl_object``, ``peername``)."""
 
@@ -310,6 +315,36 @@ class Transport(Protocol):
         """Drops the socket at once (no closing handshake)."""
 
 
+try:  # the kernel's send queue (Linux, BSD, macOS): bytes written but not acknowledged
+    import fcntl
+    import struct
+    import termios
+
+    _OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+except ImportError:  # pragma: no cover - Windows
+    _OUTQ = None
+
+
+def unsent_bytes(socket: Any) -> int:
+    """Bytes written to ``socket`` (an asyncio transport) that its peer has not got:
+    the transport's write buffer, plus the kernel's send queue where the platform
+    tells it (unsent or unacknowledged). 0 once the socket is gone."""
+    if socket is None:
+        return 0
+    try:
+        size = int(socket.get_write_buffer_size())
+    except (AttributeError, RuntimeError):
+        size = 0
+    sock = socket.get_extra_info("socket")
+    if sock is not None and _OUTQ is not None:
+        try:
+            queued = fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0")
+            size += struct.unpack("i", queued)[0]
+        except (OSError, ValueError):
+            pass  # closed meanwhile
+    return size
+
+
 class TransportBase:
     """What both transports share: why the connection ended, and waiting to write.
 
@@ -324,6 +359,17 @@ class TransportBase:
     _dispatcher: Dispatcher | None
 
     _close_told = False
+    _unsent_noted = False
+    unsent_bytes = 0
+    """Bytes written to this connection that the server had not got when it ended
+    abnormally, or that ``close()`` could not send within ``close_timeout`` (see
+    :func:`unsent_bytes`); 0 while open and after a complete close."""
+
+    def _note_unsent(self) -> None:
+        """Measures :attr:`unsent_bytes` once, as the connection is found ended."""
+        if not self._unsent_noted:
+            self._unsent_noted = True
+            self.unsent_bytes = unsent_bytes(getattr(self, "_socket", None))
 
     def set_dispatcher(self, dispatcher: Dispatcher | None) -> None:
         self._dispatcher = dispatcher
@@ -334,6 +380,9 @@ class TransportBase:
         """Tells the session, once, that the connection ended (``_closed`` is set), soon
         but not from inside a picows or websockets callback: a session that is not
         reading learns of a drop at once, and reconnects."""
+        closed = self._closed
+        if closed is not None and not (closed.ok and closed.by_client):
+            self._note_unsent()  # close() measures its own, after its flush
         dispatcher = self._dispatcher
         if self._close_told or dispatcher is None or dispatcher.on_closed is None:
             return

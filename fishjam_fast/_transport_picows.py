@@ -371,6 +371,7 @@ class _PicowsTransport(TransportBase):
             async with asyncio.timeout(self._options.close_timeout):
                 await asyncio.shield(self._disconnected)
         except TimeoutError:
+            self._note_unsent()  # what the flush did not get out: reported, not silent
             self.abort()
             await asyncio.shield(self._disconnected)
 

@@ -362,6 +362,7 @@ class WebsocketsTransport(TransportBase):
             async with asyncio.timeout(self._options.close_timeout):
                 await self._ws.close()
         except TimeoutError:
+            self._note_unsent()  # what the flush did not get out: reported, not silent
             self.abort()
             await self._ws.wait_closed()
 

@@ -9,6 +9,7 @@ server's close frame, the true cause.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -17,9 +18,11 @@ import pytest
 from fishjam_fast import (
     Agent,
     AgentConnectionError,
+    AgentWouldBlockError,
     IncomingTrackData,
     OutgoingAudioTrackOptions,
     ReconnectPolicy,
+    SessionStateChange,
 )
 from fishjam_fast.session import AgentSession
 from tests.conftest import ALL_TRANSPORTS
@@ -406,3 +409,85 @@ async def test_4_a_bad_sample_late_in_a_long_input_sends_nothing() -> None:
             samples[-5] = 0.5
             assert await track.send_pcm(samples) == 25 * 50
             assert session.stats.messages_sent == before + 25 * 50
+
+
+# -- 3. loss is reported, never silent -----------------------------------------------------------
+
+
+async def _fill(track: Any) -> int:
+    """Sends 100 ms chunks without waiting until the write buffer is full; how many."""
+    sent = 0
+    with pytest.raises(AgentWouldBlockError):
+        for _ in range(100_000):  # bounded: the kernel buffers fill long before
+            track.send_chunk_nowait(b"\1\0" * 1600)
+            sent += 1
+    return sent
+
+
+async def test_3_a_drop_reports_the_audio_queued_and_the_bytes_never_read() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        if len(server.peers) == 1:
+            await _hold(peer)  # stops reading: the keepalive fails the connection
+        else:
+            await peer.serve_pings()
+
+    policy = ReconnectPolicy(budget=10.0, first_delay=0.05, max_delay=0.1)
+    changes: list[SessionStateChange] = []
+    async with HostileServer(handler) as server:
+        agent = Agent(
+            "agent", "room", "token", server.url, reconnect=policy,
+            ping_interval=0.2, ping_timeout=0.3, close_timeout=0.5,
+        )  # fmt: skip
+        async with agent.connect() as session:
+            session.on_state_change(changes.append)
+            track = await session.add_track(OutgoingAudioTrackOptions())
+            chunks = await _fill(track)
+            async with asyncio.timeout(HANG):
+                while session.stats.reconnects < 1:
+                    await asyncio.sleep(0.02)
+            stats = session.stats
+    drop = changes[0]
+    assert drop.state == "reconnecting" and drop.cause is not None
+    # by the playout clock, nearly all of it was still queued (0.1 s per chunk)
+    assert chunks * 0.1 - 2.0 < drop.lost_audio[track.id] <= chunks * 0.1
+    assert drop.unsent_bytes > 0
+    assert drop.unsent_bytes <= chunks * 3300  # at most what was written
+    assert stats.audio_lost_seconds == pytest.approx(drop.lost_audio[track.id])
+    assert stats.bytes_unsent == drop.unsent_bytes
+    assert changes[1].state == "connected" and changes[1].unsent_bytes == 0
+
+
+async def test_3_disconnect_returns_and_logs_what_it_could_not_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await _hold(peer)  # never reads again
+
+    changes: list[SessionStateChange] = []
+    async with HostileServer(handler) as server:
+        async with _agent(server, close_timeout=0.3, ping_interval=None).connect() as session:
+            session.on_state_change(changes.append)
+            track = await session.add_track(OutgoingAudioTrackOptions())
+            await _fill(track)
+            with caplog.at_level(logging.WARNING, logger="fishjam_fast"):
+                unsent = await session.disconnect()
+    assert unsent > 0
+    assert session.stats.bytes_unsent == unsent
+    assert [c.state for c in changes] == ["closed"]
+    assert f"could not send {unsent} bytes" in caplog.text
+
+
+async def test_3_a_complete_disconnect_reports_nothing_lost() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await peer.serve_pings()
+
+    async with HostileServer(handler) as server:
+        async with _agent(server, close_timeout=SLOW).connect() as session:
+            track = await session.add_track(OutgoingAudioTrackOptions())
+            for _ in range(20):
+                await track.send_chunk(b"\1\0" * 1600)
+            assert await session.disconnect() == 0
+    assert session.stats.bytes_unsent == 0
