@@ -206,9 +206,9 @@ class SessionLifecycle:
         if self._outage is not None:
             return  # already reconnecting
         policy = self.agent._reconnect_policy
-        if closed.ok and closed.by_client:
-            lost, unsent = {}, 0  # disconnect(): it reports what it could not send
-        else:
+        lost: dict[str, float] = {}
+        unsent = 0  # disconnect() (a normal close of ours) reports what it could not send
+        if not (closed.ok and closed.by_client):
             lost, unsent = self._loss(transport)
         if policy is None or self._disconnected or closed.code not in RECONNECT_CLOSE_CODES:
             self._end(closed, None, lost, unsent)
@@ -234,8 +234,7 @@ class SessionLifecycle:
         if last is not None and lasted < policy.stable_after:
             # the connection did not stay up: the same outage, budget and backoff go on
             logger.debug(
-                "agent %s: the connection lasted %.3f s (< stable_after %g s): "
-                "the outage goes on",
+                "agent %s: the connection lasted %.3f s (< stable_after %g s): the outage goes on",
                 self.agent.id,
                 lasted,
                 policy.stable_after,

@@ -38,7 +38,7 @@ class FrameListener(WSListener):
         self._max_bytes = max_bytes if max_bytes > 0 else PY_SSIZE_T_MAX
         self._resume_bytes = max(1, self._max_bytes // 4)
         self._queued_bytes = 0
-        self._sizes = deque()
+        self._sizes: deque[int] = deque()
         self._write_paused = False
         self._ws: WSTransport | None = None
         self._dispatcher: Any = None

@@ -88,6 +88,7 @@ class _PicowsTransport(TransportBase):
     """
 
     _messages: deque[bytes]
+    _sizes: deque[int]
     _reader: asyncio.Future[bytes] | None
     _closed: TransportClosed | None
     _fragments: bytearray | None
@@ -98,7 +99,7 @@ class _PicowsTransport(TransportBase):
     if TYPE_CHECKING:  # provided by the FrameListener base
 
         def write(self, frame: Buffer) -> None: ...
-        def deliver(self, message: Any) -> None: ...
+        def deliver(self, message: Any, size: int = 0) -> None: ...
         def recv_nowait(self) -> bytes | None: ...
         def recv(self) -> asyncio.Future[bytes]: ...
 

@@ -322,9 +322,7 @@ class WebsocketsTransport(TransportBase):
                         )
                     parts.append(fragment)
                     if len(parts) > limit:
-                        raise self._fail_reading(
-                            1009, f"message spans more than {limit} fragments"
-                        )
+                        raise self._fail_reading(1009, f"message spans more than {limit} fragments")
         except ConnectionClosed:
             raise self._closed_now() from None
         except ConcurrencyError:

@@ -334,7 +334,8 @@ class OutgoingTrack:
         Converts and frames the chunks in one native pass into one buffer, 10 s of
         audio at a time (longer input is framed piece by piece as it goes out, so
         memory does not grow with its length), then hands the frames to the transport
-        in as few writes as it allows (flow control as :meth:`send_chunk`). The server plays the chunks in real time from its queue.
+        in as few writes as it allows (flow control as :meth:`send_chunk`). The server
+        plays the chunks in real time from its queue.
 
         On a track with ``max_queued`` the chunks go out as room frees (a few at a
         time, without blocking the event loop); cancelling the call stops there: what
@@ -396,9 +397,7 @@ class OutgoingTrack:
         # input's length (an hour of audio was framed whole before: +155 MB). Every
         # piece is checked before anything is sent, so bad samples still send nothing
         try:
-            pieces = [
-                piece for block in blocks for piece in _pieces(block, channels, per_chunk)
-            ]
+            pieces = [piece for block in blocks for piece in _pieces(block, channels, per_chunk)]
             first = _frames(self.id, pieces[0], channels, per_chunk) if pieces else []
         except BaseException:
             if stream is not None:
