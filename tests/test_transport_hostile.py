@@ -99,6 +99,27 @@ async def test_1_a_frame_just_over_the_limit_never_reaches_the_application(
     assert str(limit) in error.reason
 
 
+async def test_1_a_message_before_the_oversized_frame_is_still_delivered() -> None:
+    # the same write: picows parses the oversized header while it holds the message
+    # before it, and sends its 1009 first; that message still counts, nothing after
+    async def handler(peer: Peer) -> None:
+        await peer.authenticate()
+        await peer.read_until(BINARY)  # add_track: the session is up
+        await peer.send(
+            frame(BINARY, track_data(b"\0\1")),
+            frame(BINARY, b"\0" * 2000),
+            frame(BINARY, track_data(b"\0\2")),
+        )
+        await _hold(peer)
+
+    async with HostileServer(handler) as server:
+        async with _agent(server, max_message_size=1000, close_timeout=SLOW).connect() as session:
+            await session.add_track(OutgoingAudioTrackOptions())
+            got, error = await _drain(session)
+    assert [m.data for m in got] == [b"\0\1"]
+    assert isinstance(error, AgentConnectionError) and error.code == 1009
+
+
 # -- 5. the transports agree on protocol violations ----------------------------------------
 
 
