@@ -395,7 +395,11 @@ async def open_websockets(url: str, options: TransportOptions) -> WebsocketsTran
             compression=None,
             ssl=options.ssl if options.ssl is not None else secure or None,
             max_size=options.max_message_size,
-            max_queue=options.max_queue,
+            # the byte bound, as websockets counts frames only: max_queue frames of
+            # at most max_message_size bytes each never exceed max_queue_bytes
+            # (max_queue_bytes 0: no byte bound)
+            max_queue=min(options.max_queue, options.max_queue_bytes // options.max_message_size)
+            or (options.max_queue if options.max_queue_bytes == 0 else 1),
             write_limit=options.write_limit,
             open_timeout=options.open_timeout,
             close_timeout=options.close_timeout,
