@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 from . import logs
@@ -70,6 +70,11 @@ class SessionLifecycle:
         self._reconnector: asyncio.Task[None] | None = None
         # the application ended the session (disconnect()): a drop now ends it too
         self._disconnected = False
+        # when the current connection was made (time.monotonic()), and the outage it ended, if
+        # it was a reconnection: (loop time of the first drop, the policy's delays). A
+        # drop before ReconnectPolicy.stable_after continues that outage
+        self._connected_at = time.monotonic()
+        self._last_outage: tuple[float, Iterator[float]] | None = None
 
     @property
     def closed(self) -> bool:
@@ -116,7 +121,13 @@ class SessionLifecycle:
 
         return unregister
 
-    def _set_state(self, state: SessionState, cause: Exception | None) -> None:
+    def _set_state(
+        self,
+        state: SessionState,
+        cause: Exception | None,
+        lost_audio: dict[str, float] | None = None,
+        unsent_bytes: int = 0,
+    ) -> None:
         previous, self._state = self._state, state
         # the process's aggregated outage line (fishjam_fast.logs) counts transitions
         report = logs.report
@@ -129,16 +140,41 @@ class SessionLifecycle:
                 report.gave_up(_give_up_cause(cause))
             else:
                 report.left()  # disconnect() during the outage
-        change = SessionStateChange(state, previous, cause, time.monotonic())
+        change = SessionStateChange(
+            state, previous, cause, time.monotonic(), lost_audio or {}, unsent_bytes
+        )
         for callback in tuple(self._listeners):
             try:
                 callback(change)
             except Exception:
                 logger.exception("a state-change callback of agent %s failed", self.agent.id)
 
-    def _end(self, closed: TransportClosed, error: Exception | None = None) -> None:
+    def _loss(self, transport: Transport) -> tuple[dict[str, float], int]:
+        """What the end of ``transport`` cost: each track's audio queued at the server
+        (by its playout clock) and the bytes written that the server never got; counted
+        in ``stats``, and told in the state change (never silent)."""
+        now = time.monotonic()
+        lost = {
+            track.id: seconds
+            for track in self._tracks.values()
+            if (seconds := track._clock.queued(now)) > 0.0
+        }
+        unsent = transport.unsent_bytes
+        stats = self.stats
+        stats.audio_lost_seconds += sum(lost.values())
+        stats.bytes_unsent += unsent
+        return lost, unsent
+
+    def _end(
+        self,
+        closed: TransportClosed,
+        error: Exception | None = None,
+        lost_audio: dict[str, float] | None = None,
+        unsent_bytes: int = 0,
+    ) -> None:
         """Ends the session for good; ``error``: what ended it, for those waiting out an
-        outage (None: a normal close)."""
+        outage (None: a normal close); ``lost_audio``, ``unsent_bytes``: what the end
+        cost (see :class:`SessionStateChange`)."""
         if self._closed is None:
             self._closed = closed
             self.stats.closed_at = time.monotonic()
@@ -153,7 +189,7 @@ class SessionLifecycle:
             cause: Exception | None = error
             if cause is None and not closed.ok:
                 cause = connection_error(closed, "the connection to Fishjam was lost")
-            self._set_state("closed", cause)
+            self._set_state("closed", cause, lost_audio, unsent_bytes)
 
     def _fail_image_waiters(self, error: AgentConnectionError) -> None:
         for waiter in self._image_waiters.values():
@@ -170,8 +206,12 @@ class SessionLifecycle:
         if self._outage is not None:
             return  # already reconnecting
         policy = self.agent._reconnect_policy
+        lost: dict[str, float] = {}
+        unsent = 0  # disconnect() (a normal close of ours) reports what it could not send
+        if not (closed.ok and closed.by_client):
+            lost, unsent = self._loss(transport)
         if policy is None or self._disconnected or closed.code not in RECONNECT_CLOSE_CODES:
-            self._end(closed)
+            self._end(closed, None, lost, unsent)
             return
         loop = asyncio.get_running_loop()
         self._outage = loop.create_future()
@@ -180,19 +220,53 @@ class SessionLifecycle:
             connection_error(closed, "the connection was lost; the image request was not re-sent")
         )
         # one line per agent at DEBUG; WARNING gets fishjam_fast.logs' aggregated line
-        logger.debug("agent %s: %s; reconnecting (budget %g s)", self.agent.id, drop, policy.budget)
-        self._set_state("reconnecting", drop)
-        self._reconnector = loop.create_task(self._reconnect(closed, loop.time()))
+        logger.debug(
+            "agent %s: %s; reconnecting (budget %g s); lost %.3f s of queued audio, "
+            "%d bytes unsent",
+            self.agent.id,
+            drop,
+            policy.budget,
+            sum(lost.values()),
+            unsent,
+        )
+        now, lasted = loop.time(), time.monotonic() - self._connected_at
+        last, self._last_outage = self._last_outage, None
+        if last is not None and lasted < policy.stable_after:
+            # the connection did not stay up: the same outage, budget and backoff go on
+            logger.debug(
+                "agent %s: the connection lasted %.3f s (< stable_after %g s): the outage goes on",
+                self.agent.id,
+                lasted,
+                policy.stable_after,
+            )
+            since, delays = last
+        else:
+            since, delays = now, policy.delays()
+        self._set_state("reconnecting", drop, lost, unsent)
+        self._reconnector = loop.create_task(self._reconnect(closed, since, delays))
 
-    async def _reconnect(self, cause: TransportClosed, since: float) -> None:
-        """The outage: reconnect, then hand the new connection to everyone waiting."""
+    async def _reconnect(
+        self, cause: TransportClosed, since: float, delays: Iterator[float] | None = None
+    ) -> None:
+        """The outage: reconnect, then hand the new connection to everyone waiting.
+
+        ``since`` is when the outage began (loop time); ``delays`` the policy's delays
+        still to come (None: from the start)."""
         policy = self.agent._reconnect_policy
         assert policy is not None
         stats = self.stats
         attempts = stats.reconnect_attempts
         try:
+            if delays is None:
+                delays = policy.delays()
             transport, first = await reopen(
-                self.agent, policy, cause, stats, lambda: list(self._tracks.values())
+                self.agent,
+                policy,
+                cause,
+                stats,
+                lambda: list(self._tracks.values()),
+                since=since,
+                delays=delays,
             )
         except Exception as error:  # AgentError; a token_provider's TypeError
             logger.debug("agent %s: gave up reconnecting: %s", self.agent.id, error)
@@ -201,6 +275,8 @@ class SessionLifecycle:
             return
         # disconnect() cancels this task; it never gets here once it was called
         await self._use_transport(transport)
+        self._connected_at = time.monotonic()
+        self._last_outage = (since, delays)
         if first is not None:
             self._backlog.append(first)
         stats.reconnects += 1
@@ -269,11 +345,18 @@ class SessionLifecycle:
             return connection_error(closed, "Fishjam closed the session")
         return connection_error(closed, "the connection to Fishjam was lost")
 
-    async def disconnect(self) -> None:
+    async def disconnect(self) -> int:
         """Ends the session by closing the connection normally.
 
         A :meth:`receive` loop in progress then ends cleanly. While reconnecting, it
-        stops the attempts (at once) and ends the session with code 1000.
+        stops the attempts (at once) and ends the session with code 1000. What was
+        written is flushed within ``close_timeout``; what could not be is counted in
+        ``stats.bytes_unsent``, logged (WARNING) and returned.
+
+        Returns:
+            Bytes written that the server never got (0: everything went out). The
+            plain SDK's ``disconnect()`` returns None; code that ignores the result
+            is unaffected.
         """
         if self._closed is None:
             self._disconnected = True
@@ -282,12 +365,23 @@ class SessionLifecycle:
             reconnector.cancel()
             await asyncio.wait((reconnector,))
         transport = self._transport
+        already = self._closed is not None or self._outage is not None
         await transport.close()
+        unsent = 0 if already else transport.unsent_bytes
+        if unsent:
+            self.stats.bytes_unsent += unsent
+            logger.warning(
+                "agent %s: disconnect() could not send %d bytes within close_timeout "
+                "(the server did not read them); the socket was aborted",
+                self.agent.id,
+                unsent,
+            )
         if self._outage is not None:
             self._end(TransportClosed(1000, "", True))
-            return
+            return unsent
         code = transport.close_code or 1000
         self._end(TransportClosed(code, transport.close_reason, code in NORMAL_CLOSE_CODES))
+        return unsent
 
 
 def _cause(error: Exception | None) -> str:

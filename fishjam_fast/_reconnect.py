@@ -14,8 +14,8 @@ import asyncio
 import math
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from . import logs
@@ -59,6 +59,10 @@ stopped``, ``disconnect()``) ends the session; so do protocol errors (1002, 1003
 TRANSIENT_REFUSALS = frozenset({"peer already connected"})
 
 
+DEFAULT_STABLE_AFTER = 5.0
+"""Seconds a reconnected connection must last before its drop starts a new outage."""
+
+
 def _seconds(name: str, value: object, *, allow_inf: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
@@ -92,6 +96,12 @@ class ReconnectPolicy:
     does not verify, any other HTTP answer (404: a wrong URL), a malformed answer, a
     proxy that cannot be used.
 
+    A connection that drops less than ``stable_after`` seconds after it was made (a
+    server that accepts, authenticates, then closes 1001/1011 or resets, every time)
+    did not end the outage: the next attempt continues it, with the next, longer delay
+    and the budget counted from the first drop, so such a storm ends in
+    :class:`AgentConnectionError` (with the last cause) once ``budget`` is spent.
+
     Attributes:
         budget: Seconds an outage may last before the session gives up with
             :class:`AgentConnectionError` (``math.inf``: never); with
@@ -101,6 +111,9 @@ class ReconnectPolicy:
         jitter: Fraction of each delay drawn at random, in [0, 1].
         retry_connect: Retry the first connection too (default False: ``connect()``
             fails at the first error, as the plain SDK's does).
+        stable_after: Seconds a reconnected connection must stay up before a drop
+            starts a new outage (a fresh budget, the delays from ``first_delay``);
+            0 makes every successful reconnection end its outage.
     """
 
     budget: float = 30.0
@@ -108,6 +121,7 @@ class ReconnectPolicy:
     max_delay: float = 5.0
     jitter: float = 1.0
     retry_connect: bool = False
+    stable_after: float = DEFAULT_STABLE_AFTER
 
     def __post_init__(self) -> None:
         budget = _seconds("budget", self.budget, allow_inf=True)
@@ -125,7 +139,9 @@ class ReconnectPolicy:
         if not isinstance(self.retry_connect, bool):
             kind = type(self.retry_connect).__name__
             raise TypeError(f"retry_connect must be True or False, not {kind}")
+        stable_after = _seconds("stable_after", self.stable_after)
         for name, value in (
+            ("stable_after", stable_after),
             ("budget", budget),
             ("first_delay", first_delay),
             ("max_delay", max_delay),
@@ -175,12 +191,21 @@ class SessionStateChange:
             drop (``.code``, ``.reason``); for ``"closed"`` the error that ended the
             session (None after a normal close); None for ``"connected"``.
         at: ``time.monotonic()`` of the transition.
+        lost_audio: On a drop (to ``"reconnecting"``, or to ``"closed"`` after an
+            abnormal end): for each track that had audio queued at the server, the
+            seconds of it (by the track's playout clock) that the server dropped with
+            the connection; empty otherwise.
+        unsent_bytes: On a drop: bytes written to the connection that died that the
+            server never got (its write buffer and the kernel's send queue); 0
+            otherwise (``disconnect()`` returns what it could not send).
     """
 
     state: SessionState
     previous: SessionState
     cause: Exception | None
     at: float
+    lost_audio: Mapping[str, float] = field(default_factory=dict)
+    unsent_bytes: int = 0
 
 
 def connection_error(closed: TransportClosed, what: str) -> AgentConnectionError:
@@ -273,8 +298,15 @@ async def reopen(
     cause: TransportClosed,
     stats: SessionStats,
     live_tracks: Callable[[], Iterable[OutgoingTrack]],
+    *,
+    since: float | None = None,
+    delays: Iterator[float] | None = None,
 ) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
     """Reconnects after ``cause``: attempts with backoff until one succeeds.
+
+    ``since`` (loop time the outage began, default now) and ``delays`` (the policy's
+    delays, default a fresh ``policy.delays()``) continue an outage whose last
+    connection was not stable (see ``ReconnectPolicy.stable_after``).
 
     A successful attempt has opened a transport, authenticated and re-added every track
     ``live_tracks()`` returns at that moment, in that order, before anything else is sent.
@@ -289,7 +321,7 @@ async def reopen(
         AgentConnectionError: the budget was spent; it says the last cause.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + policy.budget
+    deadline = (loop.time() if since is None else since) + policy.budget
     open_timeout = agent._options.open_timeout
     if open_timeout is None:
         open_timeout = math.inf
@@ -297,7 +329,7 @@ async def reopen(
     token = agent._token
     asked_for_token = False
     retry_now = False
-    for delay in policy.delays():
+    for delay in delays if delays is not None else policy.delays():
         if not retry_now:
             if loop.time() + delay >= deadline:
                 break
@@ -368,9 +400,11 @@ async def _attempt(
         AgentConnectionError: the connection failed or dropped.
     """
     transport = await agent._open()
+    authenticated = False
     try:
         try:
             first = await agent._authenticate(transport, token, stats)
+            authenticated = True
         except AgentAuthError as refused:
             if transport.close_code == 1000:
                 raise _Refused(refused.reason) from None
@@ -388,7 +422,12 @@ async def _attempt(
         await transport.close()
         raise connection_error(closed, "the connection dropped while re-adding tracks") from None
     except BaseException:
-        await transport.close()
+        if authenticated:
+            await transport.close()
+        else:
+            # a server that never answered the authentication would not answer a close
+            # either: an attempt costs open_timeout, not open_timeout + close_timeout
+            transport.abort()
         raise
     agent._token = token
     return transport, first

@@ -30,7 +30,8 @@ Both give the same guarantees, which the session relies on:
   :class:`TransportOptions`).
 - **Bounds.** Whole messages, fragments assembled into one buffer, up to
   ``max_message_size``; at most ``max_fragments`` frames per message; at most
-  ``max_queue`` unread messages, then reading pauses; pong replies coalesced while
+  ``max_queue`` unread messages or ``max_queue_bytes`` of them (picows), then reading
+  pauses; pong replies coalesced while
   writing is paused; text frames fail the connection with 1003 (the agent protocol is
   binary only).
 """
@@ -64,6 +65,10 @@ DEFAULT_MAX_FRAGMENTS = 1024
 
 DEFAULT_MAX_QUEUE = 64
 """Messages buffered before the transport stops reading from the socket."""
+
+DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
+"""Bytes of unread messages buffered before the transport stops reading (picows counts
+each message's frame size; websockets bounds frames only: ``max_queue`` of them)."""
 
 DEFAULT_WRITE_LIMIT = 64 * 1024
 """Write-buffer high-water mark above which sending waits."""
@@ -108,6 +113,9 @@ class TransportOptions:
             proxy up in the environment (``https_proxy``, ``no_proxy``, ...) on every
             connect; a proxy URL connects through that proxy; None connects directly
             (False is taken as None).
+        max_queue_bytes: Bytes of unread messages buffered before reading from the
+            socket pauses, as ``max_queue`` (picows: the frames' sizes; websockets
+            bounds only the count, ``max_queue`` frames of ``max_message_size``).
     """
 
     ssl: ssl_module.SSLContext | None = None
@@ -120,6 +128,7 @@ class TransportOptions:
     ping_interval: float | None = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT
     proxy: str | bool | None = True
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
 
     def __post_init__(self) -> None:
         proxy = self.proxy
@@ -134,7 +143,13 @@ class TransportOptions:
             )
         if proxy is False:
             object.__setattr__(self, "proxy", None)  # one spelling of "direct" downstream
-        for name in ("max_message_size", "max_fragments", "max_queue", "write_limit"):
+        for name in (
+            "max_message_size",
+            "max_fragments",
+            "max_queue",
+            "max_queue_bytes",
+            "write_limit",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -222,6 +237,11 @@ class Transport(Protocol):
     def reading_paused(self) -> bool:
         """True while reading from the socket is paused (``max_queue`` unread messages)."""
 
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes written that the server never got: measured when the connection ended
+        abnormally, or when :meth:`close` had to abort (0 otherwise)."""
+
     def get_extra_info(self, name: str) -> Any:
         """The socket transport's ``get_extra_info(name)`` (``ssl_object``, ``peername``)."""
 
@@ -295,6 +315,36 @@ class Transport(Protocol):
         """Drops the socket at once (no closing handshake)."""
 
 
+try:  # the kernel's send queue (Linux, BSD, macOS): bytes written but not acknowledged
+    import fcntl
+    import struct
+    import termios
+
+    _OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+except ImportError:  # pragma: no cover - Windows
+    _OUTQ = None
+
+
+def unsent_bytes(socket: Any) -> int:
+    """Bytes written to ``socket`` (an asyncio transport) that its peer has not got:
+    the transport's write buffer, plus the kernel's send queue where the platform
+    tells it (unsent or unacknowledged). 0 once the socket is gone."""
+    if socket is None:
+        return 0
+    try:
+        size = int(socket.get_write_buffer_size())
+    except (AttributeError, RuntimeError):
+        size = 0
+    sock = socket.get_extra_info("socket")
+    if sock is not None and _OUTQ is not None:
+        try:
+            queued = fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0")
+            size += struct.unpack("i", queued)[0]
+        except (OSError, ValueError):
+            pass  # closed meanwhile
+    return size
+
+
 class TransportBase:
     """What both transports share: why the connection ended, and waiting to write.
 
@@ -309,6 +359,17 @@ class TransportBase:
     _dispatcher: Dispatcher | None
 
     _close_told = False
+    _unsent_noted = False
+    unsent_bytes = 0
+    """Bytes written to this connection that the server had not got when it ended
+    abnormally, or that ``close()`` could not send within ``close_timeout`` (see
+    :func:`unsent_bytes`); 0 while open and after a complete close."""
+
+    def _note_unsent(self) -> None:
+        """Measures :attr:`unsent_bytes` once, as the connection is found ended."""
+        if not self._unsent_noted:
+            self._unsent_noted = True
+            self.unsent_bytes = unsent_bytes(getattr(self, "_socket", None))
 
     def set_dispatcher(self, dispatcher: Dispatcher | None) -> None:
         self._dispatcher = dispatcher
@@ -319,6 +380,9 @@ class TransportBase:
         """Tells the session, once, that the connection ended (``_closed`` is set), soon
         but not from inside a picows or websockets callback: a session that is not
         reading learns of a drop at once, and reconnects."""
+        closed = self._closed
+        if closed is not None and not (closed.ok and closed.by_client):
+            self._note_unsent()  # close() measures its own, after its flush
         dispatcher = self._dispatcher
         if self._close_told or dispatcher is None or dispatcher.on_closed is None:
             return

@@ -88,6 +88,7 @@ class _PicowsTransport(TransportBase):
     """
 
     _messages: deque[bytes]
+    _sizes: deque[int]
     _reader: asyncio.Future[bytes] | None
     _closed: TransportClosed | None
     _fragments: bytearray | None
@@ -98,7 +99,7 @@ class _PicowsTransport(TransportBase):
     if TYPE_CHECKING:  # provided by the FrameListener base
 
         def write(self, frame: Buffer) -> None: ...
-        def deliver(self, message: Any) -> None: ...
+        def deliver(self, message: Any, size: int = 0) -> None: ...
         def recv_nowait(self) -> bytes | None: ...
         def recv(self) -> asyncio.Future[bytes]: ...
 
@@ -106,7 +107,9 @@ class _PicowsTransport(TransportBase):
         def writing_paused(self) -> bool: ...
 
     def __init__(self, options: TransportOptions) -> None:
-        super().__init__(options.max_queue)  # type: ignore[call-arg]  # the FrameListener
+        super().__init__(  # type: ignore[call-arg]  # the FrameListener
+            options.max_queue, options.max_message_size, options.max_queue_bytes
+        )
         self._options = options
         self._socket: Any = None  # the asyncio transport under picows
         self._drainers: list[asyncio.Future[None]] = []
@@ -126,8 +129,37 @@ class _PicowsTransport(TransportBase):
         self._schedule_ping()
 
     def _on_other_frame(self, frame: Any) -> None:
-        """Every frame but a whole binary one outside a fragmented message."""
+        """Every frame but a whole binary one outside a fragmented message, and every
+        frame once the connection ended (only the answer to our close is read then)."""
         msg_type = frame.msg_type
+        if self._closed is None:
+            ws = self._ws
+            if ws is not None and ws.is_close_frame_sent:
+                if (
+                    frame.last_in_buffer
+                    and msg_type == _BINARY
+                    and frame.fin
+                    and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
+                    and self._fragments is None
+                    and frame.payload_size <= self._options.max_message_size
+                ):
+                    # picows parses one frame ahead: this one came before the frame it
+                    # failed on (it delivers it after sending its close), so it counts
+                    self._deliver_frame(frame)
+                self._failed_by_picows(ws)
+            elif msg_type in (_BINARY, _CONTINUATION) and frame.payload_size > (
+                limit := self._options.max_message_size
+            ):
+                # picows refuses it already (max_frame_size): never delivered, whatever
+                # order picows reports it in
+                self._fail(1009, f"a frame of {frame.payload_size} bytes exceeds the limit {limit}")
+                return
+        if self._closed is not None:
+            # RFC 6455 section 5.5.1: nothing after a close frame; nothing after a
+            # failure either, on both transports
+            if msg_type == _CLOSE:
+                self._on_close(frame.get_payload_as_memoryview())
+            return
         if frame.rsv1 or frame.rsv2 or frame.rsv3:
             self._fail(1002, "reserved bits set: no extension was negotiated")
         elif msg_type == _BINARY:
@@ -150,6 +182,29 @@ class _PicowsTransport(TransportBase):
             self._on_pong()
         elif msg_type == _CLOSE:
             self._on_close(frame.get_payload_as_memoryview())
+
+    def _deliver_frame(self, frame: Any) -> None:
+        """A whole binary frame, as the listener's fast path hands it on."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            self.deliver(frame.get_payload_as_bytes(), frame.payload_size)
+            return
+        message = dispatcher.dispatch(frame.get_payload_as_memoryview())
+        if message is not None:
+            self.deliver(message, frame.payload_size)
+
+    def _failed_by_picows(self, ws: WSTransport) -> None:
+        """picows failed the connection itself (sent its close: a frame over
+        max_frame_size, a malformed frame) but goes on parsing what follows: take its
+        code and reason as the cause now, before any later frame is looked at."""
+        handshake = ws.close_handshake
+        sent = handshake.sent if handshake is not None else None
+        code = int(cast(int, sent.code)) if sent is not None else 1002
+        self._closed = failed(code, (sent.reason or "") if sent is not None else "")
+        self._fragments = None
+        self._cancel_keepalive()
+        self._abort_later(self._options.close_timeout)
+        self._wake_all()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self._cancel_timers()
@@ -214,7 +269,7 @@ class _PicowsTransport(TransportBase):
             if dispatcher is not None:
                 message = dispatcher.dispatch(message)
             if message is not None:
-                self.deliver(message)
+                self.deliver(message, len(fragments))
 
     def _resume_for_queue(self) -> None:
         self._reading_paused = False
@@ -329,10 +384,16 @@ class _PicowsTransport(TransportBase):
             if self._ws is not None:
                 self._ws.send_close(_code(1000))
             self._wake_all()
+        if self._reading_paused and self._socket is not None and not self._disconnected.done():
+            # the answer to our close waits behind messages the application did not
+            # read: read on (frames after the close are not delivered), so the
+            # handshake completes without waiting out close_timeout
+            self._socket.resume_reading()
         try:
             async with asyncio.timeout(self._options.close_timeout):
                 await asyncio.shield(self._disconnected)
         except TimeoutError:
+            self._note_unsent()  # what the flush did not get out: reported, not silent
             self.abort()
             await asyncio.shield(self._disconnected)
 

@@ -66,13 +66,14 @@ class _ReadGate:
         self._resume = resume
         self.for_queue = False  # websockets' max_queue: the application does not read
         self.for_writes = False  # the peer does not read what we write
+        self.closing = False  # close() waits for the answer: read whatever is unread
         self.paused = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
     def apply(self) -> None:
-        paused = self.for_queue or self.for_writes
+        paused = (self.for_queue and not self.closing) or self.for_writes
         if paused != self.paused and not self._transport.is_closing():
             self.paused = paused
             if paused:
@@ -179,6 +180,7 @@ class WebsocketsTransport(TransportBase):
         self._closed: TransportClosed | None = None
         self._drainers: list[asyncio.Future[None]] = []
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._failed_reading = False  # recv() failed the connection: it reads no more
         self._dispatcher = None  # websockets reads the frames: the session dispatches
         ws.owner = self
         self._keepalive: asyncio.Task[None] | None = None
@@ -245,6 +247,20 @@ class WebsocketsTransport(TransportBase):
             self._tell_closed()
         return self._closed_now()
 
+    def _fail_reading(self, code: int, reason: str) -> TransportClosed:
+        """Fails the connection on a message read that violates the protocol. The
+        violation came first: it is the cause even if the server's close frame (read in
+        the same slice of bytes) was seen before the message was taken."""
+        self._failed_reading = True
+        closed = self._closed
+        if closed is not None and not closed.by_client:
+            self._closed = failed(code, reason)
+            self._socket.close()
+            self._abort_later(self._options.close_timeout)
+            self._tell_closed()
+            return self._closed_copy()
+        return self._fail(code, reason)
+
     def _abort_later(self, delay: float) -> None:
         if self._abort_timer is None:
             self._abort_timer = self._loop.call_later(delay, self.abort)
@@ -290,6 +306,10 @@ class WebsocketsTransport(TransportBase):
         return None
 
     async def recv(self) -> bytes:
+        if self._failed_reading:
+            # websockets still holds what it parsed along with the offending frame:
+            # nothing after a failure is delivered (as on picows)
+            raise self._closed_now()
         limit = self._options.max_fragments
         parts: list[bytes] = []
         try:
@@ -297,10 +317,12 @@ class WebsocketsTransport(TransportBase):
             async with contextlib.aclosing(stream) as fragments:
                 async for fragment in fragments:
                     if isinstance(fragment, str):
-                        raise self._fail(1003, "text frames are not part of the agent protocol")
+                        raise self._fail_reading(
+                            1003, "text frames are not part of the agent protocol"
+                        )
                     parts.append(fragment)
                     if len(parts) > limit:
-                        raise self._fail(1009, f"message spans more than {limit} fragments")
+                        raise self._fail_reading(1009, f"message spans more than {limit} fragments")
         except ConnectionClosed:
             raise self._closed_now() from None
         except ConcurrencyError:
@@ -328,11 +350,17 @@ class WebsocketsTransport(TransportBase):
             self._closed = TransportClosed(1000, "", True, by_client=True)
             self._tell_closed()
         self._stop_keepalive()
+        # the answer to our close may wait behind messages the application did not read
+        # (websockets' max_queue paused reading): read on until it comes, within
+        # close_timeout (the session reads no more messages after disconnect())
+        self._gate.closing = True
+        self._gate.apply()
         try:
             # websockets' close() first waits for the write buffer to drain
             async with asyncio.timeout(self._options.close_timeout):
                 await self._ws.close()
         except TimeoutError:
+            self._note_unsent()  # what the flush did not get out: reported, not silent
             self.abort()
             await self._ws.wait_closed()
 

@@ -28,6 +28,7 @@ from ._transport import (
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_OPEN_TIMEOUT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
@@ -91,6 +92,7 @@ class Agent:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         open_timeout: float | None = DEFAULT_OPEN_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
@@ -120,6 +122,10 @@ class Agent:
             max_queue: Messages buffered while the application does not consume
                 :meth:`AgentSession.receive` (default 64); beyond it, reading from the
                 socket pauses and the keepalive is suspended.
+            max_queue_bytes: Bytes of such messages buffered (default 16 MiB): with
+                picows reading also pauses above it, so ``max_queue`` large messages
+                cannot hold ``max_queue * max_message_size`` bytes (websockets bounds
+                the count only).
             write_limit: Write-buffer high-water mark in bytes (default 64 KiB);
                 sending waits above it.
             open_timeout: Seconds allowed for TCP, TLS, the WebSocket handshake and
@@ -192,6 +198,7 @@ class Agent:
             max_message_size=max_message_size,
             max_fragments=max_fragments,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
             write_limit=write_limit,
             open_timeout=open_timeout,
             close_timeout=close_timeout,

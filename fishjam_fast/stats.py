@@ -25,6 +25,13 @@ class SessionStats:
             successful ones included.
         connect_attempts: Attempts :meth:`Agent.connect` made, the successful one
             included: 1, unless ``ReconnectPolicy(retry_connect=True)`` retried.
+        audio_lost_seconds: Seconds of audio the server held for this session's
+            tracks (by their playout clocks) when a connection ended abnormally: the
+            server drops it with the connection. Summed over all drops.
+        bytes_unsent: Bytes counted in ``bytes_sent`` that the server never got:
+            written to connections that ended abnormally before sending them (the
+            write buffer and the kernel's send queue), or that ``disconnect()``
+            could not send within ``close_timeout``.
     """
 
     messages_sent: int = 0
@@ -37,6 +44,8 @@ class SessionStats:
     reconnects: int = 0
     reconnect_attempts: int = 0
     connect_attempts: int = 0
+    audio_lost_seconds: float = 0.0
+    bytes_unsent: int = 0
 
     @property
     def connected_seconds(self) -> float:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codec, _pcm, pcm
+from . import _codec, _pcm, _pcm_py, pcm
 from ._options import TrackParams, track_params
 from ._pcm_stream import PcmStream
 from ._resample import check_rate
@@ -331,9 +331,11 @@ class OutgoingTrack:
     ) -> int:
         """Sends a stretch of audio as chunks of ``chunk_ms`` each, resampled if need be.
 
-        Converts and frames every chunk in one native pass into one buffer, then hands
-        the frames to the transport in as few writes as it allows (flow control as
-        :meth:`send_chunk`). The server plays the chunks in real time from its queue.
+        Converts and frames the chunks in one native pass into one buffer, 10 s of
+        audio at a time (longer input is framed piece by piece as it goes out, so
+        memory does not grow with its length), then hands the frames to the transport
+        in as few writes as it allows (flow control as :meth:`send_chunk`). The server
+        plays the chunks in real time from its queue.
 
         On a track with ``max_queued`` the chunks go out as room frees (a few at a
         time, without blocking the event loop); cancelling the call stops there: what
@@ -391,33 +393,40 @@ class OutgoingTrack:
             except BaseException:
                 stream.reset()
                 raise
-        frames: list[memoryview] = []
-        sample_frames = 0
+        # framed lazily, _BATCH_CHUNKS chunks at a time: memory does not grow with the
+        # input's length (an hour of audio was framed whole before: +155 MB). Every
+        # piece is checked before anything is sent, so bad samples still send nothing
         try:
-            for block in blocks:
-                buffer, offsets = _pcm.frame_pcm16(self.id, block, channels, per_chunk)
-                view = buffer.data
-                frames += [view[start:end] for start, end in pairwise(offsets.tolist())]
-                sample_frames += _frame_count(block, channels)
+            pieces = [piece for block in blocks for piece in _pieces(block, channels, per_chunk)]
+            first = _frames(self.id, pieces[0], channels, per_chunk) if pieces else []
         except BaseException:
             if stream is not None:
                 stream.reset()
             raise
-        if not frames:
+        sample_frames = sum(_frame_count(piece, channels) for piece in pieces)
+        if not sample_frames:
             return 0
         chunk_s = per_chunk / rate
-        last_s = (sample_frames - (len(frames) - 1) * per_chunk) / rate
         if self._max_queued is None:
             self._clock.add(sample_frames / rate, time.monotonic())
-            await self._send(frames)
-        else:
-            try:
-                await self._send_paced(frames, chunk_s, last_s)
-            except asyncio.CancelledError:
-                if self._stream is not None:
-                    self._stream.reset()  # the rest of this piece is gone: start anew
-                raise
-        return len(frames)
+        sent = 0
+        for index, piece in enumerate(pieces):
+            frames = first if index == 0 else _frames(self.id, piece, channels, per_chunk)
+            if not frames:
+                continue
+            if self._max_queued is None:
+                await self._send(frames)
+            else:
+                piece_frames = _frame_count(piece, channels)
+                last_s = (piece_frames - (len(frames) - 1) * per_chunk) / rate
+                try:
+                    await self._send_paced(frames, chunk_s, last_s)
+                except asyncio.CancelledError:
+                    if self._stream is not None:
+                        self._stream.reset()  # the rest of this piece is gone: start anew
+                    raise
+            sent += len(frames)
+        return sent
 
     async def _send_paced(self, frames: list[memoryview], chunk_s: float, last_s: float) -> None:
         """Sends ``frames`` (``chunk_s`` each, the last ``last_s``) as room frees."""
@@ -514,6 +523,54 @@ class OutgoingTrack:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+_BATCH_CHUNKS = 500
+"""Chunks ``send_pcm`` frames at a time (10 s of 20 ms chunks): longer input is framed
+piece by piece as it is sent."""
+
+
+def _frames(track_id: str, block: Any, channels: int, per_chunk: int) -> list[memoryview]:
+    """``block`` framed as ``track_data`` messages, one view per frame."""
+    buffer, offsets = _pcm.frame_pcm16(track_id, block, channels, per_chunk)
+    view = buffer.data
+    return [view[start:end] for start, end in pairwise(offsets.tolist())]
+
+
+def _pieces(block: Any, channels: int, per_chunk: int) -> list[Any]:
+    """``block`` cut into views of at most ``_BATCH_CHUNKS`` whole chunks (the last
+    what is left), float samples checked as ``frame_pcm16`` checks them, so that a
+    bad value raises before anything is sent. A block that is small, or that
+    ``frame_pcm16`` would refuse as a whole (odd bytes, a ragged interleaving), is
+    returned whole: it raises there, at once."""
+    step = _BATCH_CHUNKS * per_chunk  # sample frames per piece
+    if isinstance(block, np.ndarray):
+        if block.ndim == 2:
+            count, width = block.shape[0], 1
+        elif block.ndim == 1 and block.size % channels == 0:
+            count, width = block.size // channels, channels
+        else:
+            return [block]
+        if count <= step:
+            return [block]
+        pieces = [block[start * width : (start + step) * width] for start in range(0, count, step)]
+        if block.dtype.kind == "f":
+            for piece in pieces:
+                with np.errstate(invalid="ignore"):
+                    if not np.all(np.abs(piece) <= _pcm_py.FLOAT_LIMIT):
+                        raise ValueError(_pcm_py._float_refusal(block))
+        return pieces
+    try:
+        view = memoryview(block)
+    except TypeError:
+        return [block]
+    if not view.c_contiguous or view.nbytes % (2 * channels):
+        return [block]
+    view = view.cast("B") if (view.format != "B" or view.ndim != 1) else view
+    size = step * 2 * channels
+    if view.nbytes <= size:
+        return [block]
+    return [view[start : start + size] for start in range(0, view.nbytes, size)]
 
 
 def _frame_count(block: Any, channels: int) -> int:

@@ -16,6 +16,7 @@ this module is not built; tests run both.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport PTRDIFF_MAX as PY_SSIZE_T_MAX
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
 from fishjam_fast._ext cimport Dispatcher
@@ -27,7 +28,7 @@ NATIVE = True
 
 
 cdef class FrameListener(WSListener):
-    def __init__(self, Py_ssize_t max_queue):
+    def __init__(self, Py_ssize_t max_queue, Py_ssize_t max_size, Py_ssize_t max_bytes=0):
         self._loop = get_running_loop()
         self._messages = deque()
         self._reader = None
@@ -35,7 +36,14 @@ cdef class FrameListener(WSListener):
         self._fragments = None
         self._reading_paused = False
         self._max_queue = max_queue
+        self._max_size = max_size
         self._resume_at = max(1, max_queue // 4)
+        # max_queue_bytes (0: no byte bound): reading pauses above it, resumes at a
+        # quarter, as for the count; _sizes holds each queued message's frame size
+        self._max_bytes = max_bytes if max_bytes > 0 else PY_SSIZE_T_MAX
+        self._resume_bytes = max(1, self._max_bytes // 4)
+        self._queued_bytes = 0
+        self._sizes = deque()
         self._write_paused = False
         self._ws = None
         self._dispatcher = None
@@ -46,10 +54,19 @@ cdef class FrameListener(WSListener):
             and frame.fin
             and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
             and self._fragments is None
+            # nothing is delivered once the connection ended: after the server's close
+            # frame, after we failed it, after picows did (it sends its close, 1009 for
+            # a frame over max_frame_size, yet goes on parsing what follows)
+            and self._closed is None
+            and not transport.is_close_frame_sent
+            and frame.payload_size <= self._max_size
         ):
             dispatcher = self._dispatcher
             if dispatcher is None:  # authenticating: the agent reads the answer itself
-                self.deliver(PyBytes_FromStringAndSize(frame.payload_ptr, frame.payload_size))
+                self.deliver(
+                    PyBytes_FromStringAndSize(frame.payload_ptr, frame.payload_size),
+                    frame.payload_size,
+                )
                 return
             # decoded where it lies in picows' receive buffer: the audio is copied once,
             # into the message; peers' audio may go straight to the session's
@@ -61,13 +78,13 @@ cdef class FrameListener(WSListener):
             else:  # the Python twin (tests switch implementations)
                 message = dispatcher.dispatch(frame.get_payload_as_memoryview())
             if message is not None:
-                self.deliver(message)
+                self.deliver(message, frame.payload_size)
         else:
             self._on_other_frame(frame)
 
-    cpdef deliver(self, object message):
-        """Hands a whole message to the waiting reader, else queues it (pausing reading
-        above max_queue)."""
+    cpdef deliver(self, object message, Py_ssize_t size=0):
+        """Hands a whole message (a frame of ``size`` bytes) to the waiting reader, else
+        queues it (pausing reading above max_queue messages or max_queue_bytes)."""
         reader = self._reader
         if reader is not None:
             # a reader waits only while the queue is empty: no message jumps the queue
@@ -76,7 +93,11 @@ cdef class FrameListener(WSListener):
                 reader.set_result(message)
                 return
         self._messages.append(message)
-        if len(self._messages) > self._max_queue and not self._reading_paused:
+        self._sizes.append(size)
+        self._queued_bytes += size
+        if (
+            len(self._messages) > self._max_queue or self._queued_bytes > self._max_bytes
+        ) and not self._reading_paused:
             self._pause_for_queue()
 
     cpdef recv_nowait(self):
@@ -91,7 +112,12 @@ cdef class FrameListener(WSListener):
                 self._raise_closed()
             return None
         message = messages.popleft()
-        if self._reading_paused and len(messages) <= self._resume_at:
+        self._queued_bytes -= self._sizes.popleft()
+        if (
+            self._reading_paused
+            and len(messages) <= self._resume_at
+            and self._queued_bytes <= self._resume_bytes
+        ):
             self._resume_for_queue()
         return message
 

@@ -27,6 +27,8 @@ def test_defaults() -> None:
     )
     assert reconnect_policy(True) == policy
     assert reconnect_policy(False) is None
+    assert policy.stable_after == 5.0
+    assert ReconnectPolicy(stable_after=0).stable_after == 0.0
     custom = ReconnectPolicy(budget=5)
     assert reconnect_policy(custom) is custom and isinstance(custom.budget, float)
 
@@ -78,6 +80,9 @@ def test_zero_first_delay_and_unlimited_budget() -> None:
         ({"jitter": -0.1}, ValueError, r"jitter must be a fraction in \[0, 1\]"),
         ({"jitter": True}, TypeError, r"jitter must be a fraction in \[0, 1\], not bool"),
         ({"max_delay": None}, TypeError, "max_delay must be a number of seconds, not NoneType"),
+        ({"stable_after": -1}, ValueError, "stable_after must be a finite number >= 0"),
+        ({"stable_after": math.inf}, ValueError, "stable_after must be a finite number >= 0"),
+        ({"stable_after": "5"}, TypeError, "stable_after must be a number of seconds, not str"),
     ],
 )
 def test_bad_values_are_refused(kwargs: dict[str, object], error: type, message: str) -> None:

@@ -50,7 +50,9 @@ async def test_every_connection_dropped_again_and_again(transport: str) -> None:
     # record_requests off: the track log is kept anyway and memory stays flat
     fj = await LocalFishjam(record_requests=False).start()
     try:
-        made = await agents(fj, n, reconnect=ReconnectPolicy(budget=20.0))
+        # stable_after=0: the drops here are the test's, each one outage by design
+        # (ReconnectPolicy's default would chain drops < 5 s apart into one outage)
+        made = await agents(fj, n, reconnect=ReconnectPolicy(budget=20.0, stable_after=0))
         await fj.add_speaking_peer(made[0].room_id, loop=True)
         async with AsyncExitStack() as stack:
             # 2 ms chunks every 50 ms: the traffic of a real agent would only load the
