@@ -20,22 +20,22 @@ import pytest
 
 pytest.importorskip("pipecat", reason="pipecat is not installed (the pipecat extra)")
 
-from pipecat.frames.frames import (  # noqa: E402
+from pipecat.frames.frames import (
     EndFrame,
     Frame,
     InterruptionFrame,
     OutputAudioRawFrame,
     UserAudioRawFrame,
 )
-from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
-from pipecat.workers.runner import WorkerRunner  # noqa: E402
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.workers.runner import WorkerRunner
 
-from fishjam_fast import Agent, FishjamNotifier  # noqa: E402
-from fishjam_fast.local import AudioSource  # noqa: E402
-from fishjam_fast.pcm import Resampler, to_pcm16  # noqa: E402
-from fishjam_fast.pipecat import (  # noqa: E402
+from fishjam_fast import Agent, FishjamNotifier
+from fishjam_fast.local import AudioSource
+from fishjam_fast.pcm import Resampler, to_pcm16
+from fishjam_fast.pipecat import (
     FishjamParams,
     FishjamTransport,
     FrameAssembler,
@@ -103,7 +103,9 @@ def _resampled(samples: np.ndarray[Any, Any], rate: int, to: int, piece: int) ->
     random), rounded back to int16 as the package does."""
     resampler = Resampler(rate, to)
     floats = samples.astype(np.float32) / 32768
-    out = np.concatenate([resampler.push(floats[i : i + piece]) for i in range(0, len(floats), piece)])
+    out = np.concatenate(
+        [resampler.push(floats[i : i + piece]) for i in range(0, len(floats), piece)]
+    )
     return to_pcm16(out)
 
 

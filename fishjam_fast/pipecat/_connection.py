@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, cast
 
 from ..agent import Agent
 from ..errors import AgentError
@@ -79,7 +79,11 @@ class FishjamConnection:
         """The outgoing PCM16 track (added once)."""
         if self.track is None:
             assert self._session is not None, "open() first"
-            options = OutgoingAudioTrackOptions(sample_rate=sample_rate, channels=channels)
+            # validated by FishjamParams: 16000/24000 Hz, 1 or 2 channels
+            options = OutgoingAudioTrackOptions(
+                sample_rate=cast("Literal[16000, 24000]", sample_rate),
+                channels=cast("Literal[1, 2]", channels),
+            )
             self.track = await self._session.add_track(options, max_queued=max_queued)
         return self.track
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pipecat.frames.frames import (
@@ -87,7 +88,9 @@ class FishjamParams(TransportParams):
     @classmethod
     def _check_in_channels(cls, channels: int) -> int:
         if channels != 1:
-            raise ValueError(f"Fishjam delivers peers' audio in mono: audio_in_channels=1, not {channels}")
+            raise ValueError(
+                f"Fishjam delivers peers' audio in mono: audio_in_channels=1, not {channels}"
+            )
         return channels
 
     @field_validator("audio_out_channels")
@@ -201,9 +204,10 @@ class FishjamInputTransport(BaseInputTransport):
             pending.popleft()
             dropped += 1
         if dropped:
-            if self.frames_dropped == 0 or self.frames_dropped // 500 != (
-                self.frames_dropped + dropped
-            ) // 500:
+            if (
+                self.frames_dropped == 0
+                or self.frames_dropped // 500 != (self.frames_dropped + dropped) // 500
+            ):
                 logger.warning(
                     "pipecat: the pipeline is %.1f s behind the room's audio; dropped %d "
                     "input frames so far",
@@ -363,6 +367,10 @@ class FishjamOutputTransport(BaseOutputTransport):
         return True
 
 
+def _nothing() -> None:
+    pass
+
+
 class FishjamTransport(BaseTransport):
     """A pipecat transport on Fishjam, through a fishjam_fast agent.
 
@@ -373,7 +381,9 @@ class FishjamTransport(BaseTransport):
     open :class:`~fishjam_fast.AgentSession`, it uses it and leaves it open.
 
     Events (``@transport.event_handler("on_...")``), each called with the transport:
-    ``on_connected`` / ``on_disconnected`` (the agent's session), and with a
+    ``on_connected`` / ``on_disconnected`` (the agent's session; ``on_disconnected``
+    also when Fishjam ends it: the agent's peer or room was removed, or reconnecting
+    failed; end the pipeline there), and with a
     participant's peer id: ``on_first_participant_joined`` (once),
     ``on_participant_joined`` and ``on_client_connected`` (each person),
     ``on_participant_left`` and ``on_client_disconnected``. With a ``notifier``
@@ -413,6 +423,8 @@ class FishjamTransport(BaseTransport):
         self._output: FishjamOutputTransport | None = None
         self._users: set[str] = set()
         self._connected = False
+        self._unwatch: Callable[[], None] = _nothing
+        self._tasks: set[asyncio.Task[None]] = set()
         self._participants: set[str] = set()
         self._first_joined = False
         self._notifier = notifier
@@ -456,17 +468,31 @@ class FishjamTransport(BaseTransport):
         return str(client)
 
     async def _open(self, user: str) -> None:
-        await self._connection.open(user)
+        session = await self._connection.open(user)
         self._users.add(user)
         if not self._connected:  # the input and output are set up concurrently
             self._connected = True
+            self._unwatch = session.on_state_change(self._on_state_change)
             await self._call_event_handler("on_connected")
+
+    def _on_state_change(self, change: Any) -> None:
+        """The session ended by itself (the peer or room was removed, or reconnecting
+        failed): ``on_disconnected`` tells the application, which ends its pipeline."""
+        if change.state != "closed" or not self._connected:
+            return
+        self._connected = False
+        logger.info("pipecat: the agent's session ended (%s)", change.cause or "closed by Fishjam")
+        task = asyncio.get_running_loop().create_task(self._call_event_handler("on_disconnected"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _close(self, user: str) -> None:
         if user not in self._users:
             return
         self._users.discard(user)
         last = not self._users
+        if last:
+            self._unwatch()
         await self._connection.close(user)
         if last and self._connected:
             self._connected = False
