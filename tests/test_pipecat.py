@@ -231,6 +231,22 @@ async def test_participant_events_from_notifications(local_fishjam: Any) -> None
     ]
 
 
+async def test_on_disconnected_when_fishjam_removes_the_agent(local_fishjam: Any) -> None:
+    fj = local_fishjam
+    room, agent = await _agent(fj)
+    transport = FishjamTransport(agent, FishjamParams(audio_out_end_silence_secs=0))
+    seen: list[tuple[str, ...]] = []
+    transport.add_event_handler("on_disconnected", _recorder(seen, "on_disconnected"))
+    async with _running(transport) as worker:
+        await fj.remove_peer(room, agent.id)  # what the agent server does when a room empties
+        await _until(lambda: seen == [("on_disconnected",)])
+        # audio after the end goes nowhere, without an error per chunk
+        await worker.queue_frame(OutputAudioRawFrame(_pcm(0.2, 16000, seed=7), 16000, 1))
+        await asyncio.sleep(0.3)
+        assert transport.session is not None and transport.session.closed
+    assert seen == [("on_disconnected",)]  # once: not again when the pipeline ended
+
+
 def _recorder(seen: list[tuple[str, ...]], event: str) -> Callable[..., Any]:
     async def handler(transport: FishjamTransport, *args: Any) -> None:
         seen.append((event, *args[:1]))

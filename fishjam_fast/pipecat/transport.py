@@ -57,9 +57,10 @@ class FishjamParams(TransportParams):
             resampled to the pipeline's input rate when they differ.
         audio_in_frame_ms: Milliseconds of audio per input frame pushed into the
             pipeline (Fishjam's chunks are 20 ms).
-        audio_in_max_queued_secs: Input audio waiting for the pipeline at most; older
-            frames are dropped beyond it (counted, logged), so a stalled pipeline
-            cannot grow memory.
+        audio_in_max_queued_secs: Input audio waiting to be handed to pipecat at most
+            (received while the event loop was busy elsewhere); older frames are
+            dropped beyond it (counted, logged). The pipeline's own queues, after
+            that, are pipecat's (unbounded).
         audio_out_track_sample_rate: The outgoing track's rate (16000 or 24000). None:
             the pipeline's output rate when Fishjam takes it, else 24000 (resampled).
         audio_out_max_queued_secs: The track's ``max_queued``: audio queued at Fishjam
@@ -289,7 +290,8 @@ class FishjamOutputTransport(BaseOutputTransport):
         await super().stop(frame)
         track = self._track
         timeout = self._params.audio_out_playout_timeout_secs
-        if track is not None and not track.removed:
+        session = self._connection.session
+        if track is not None and not track.removed and session is not None and not session.closed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await track.wait_for_playout()
@@ -337,7 +339,8 @@ class FishjamOutputTransport(BaseOutputTransport):
             False for a chunk cut by an interruption (not sent), True once sent.
 
         Raises:
-            AgentConnectionError: the session is closed.
+            AgentConnectionError: the connection was lost while sending (a closed
+                session returns False instead: pipecat would log every chunk).
         """
         track = self._track
         if track is None or (frame.interruptible and frame.id < self._cut_id):
@@ -362,6 +365,11 @@ class FishjamOutputTransport(BaseOutputTransport):
             if task is not None and task.cancelling():
                 raise
             return False  # cancelled by an interruption: nothing was sent
+        except AgentConnectionError:
+            session = self._connection.session
+            if session is None or session.closed:  # ended (on_disconnected said so)
+                return False
+            raise
         finally:
             self._waiting = None
         return True
