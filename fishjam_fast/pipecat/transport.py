@@ -35,7 +35,7 @@ from pydantic import Field, field_validator
 from .. import events
 from ..agent import Agent
 from ..errors import AgentConnectionError, AgentWouldBlockError
-from ..notifier import FishjamNotifier
+from ..notifier import FishjamNotifier, NotificationIterator
 from ..pcm import Resampler
 from ..session import AgentSession
 from ..track import OutgoingTrack
@@ -436,8 +436,7 @@ class FishjamTransport(BaseTransport):
         self._participants: set[str] = set()
         self._first_joined = False
         self._notifier = notifier
-        if notifier is not None:
-            notifier.on_server_notification(self._on_notification)
+        self._following: asyncio.Task[None] | None = None
         for event in (
             "on_connected",
             "on_disconnected",
@@ -481,7 +480,22 @@ class FishjamTransport(BaseTransport):
         if not self._connected:  # the input and output are set up concurrently
             self._connected = True
             self._unwatch = session.on_state_change(self._on_state_change)
+            if self._notifier is not None:
+                # an iterator, closed with the session: a handler would stay registered
+                # on a long-lived notifier after the pipeline ended
+                notes = self._notifier.notifications()
+                self._following = asyncio.get_running_loop().create_task(self._follow(notes))
             await self._call_event_handler("on_connected")
+
+    async def _follow(self, notes: NotificationIterator) -> None:
+        """Reads the notifier's notifications while the session is open."""
+        try:
+            async for notification in notes:
+                self._on_notification(notification)
+        except AgentConnectionError as error:  # the notifier ended for good
+            logger.warning("pipecat: no more participant events: the notifier ended (%s)", error)
+        finally:
+            await notes.aclose()
 
     def _on_state_change(self, change: Any) -> None:
         """The session ended by itself (the peer or room was removed, or reconnecting
@@ -501,6 +515,10 @@ class FishjamTransport(BaseTransport):
         last = not self._users
         if last:
             self._unwatch()
+            following, self._following = self._following, None
+            if following is not None:
+                following.cancel()
+                await asyncio.wait([following])  # its end, without swallowing ours
         await self._connection.close(user)
         if last and self._connected:
             self._connected = False
