@@ -23,6 +23,7 @@ pytest.importorskip("pipecat", reason="pipecat is not installed (the pipecat ext
 from pipecat.frames.frames import (
     EndFrame,
     Frame,
+    InputAudioRawFrame,
     InterruptionFrame,
     OutputAudioRawFrame,
     UserAudioRawFrame,
@@ -39,6 +40,7 @@ from fishjam_fast.pipecat import (
     FishjamParams,
     FishjamTransport,
     FrameAssembler,
+    FrameMixer,
 )
 
 pytestmark = pytest.mark.slow  # real-time audio, a second or a few each
@@ -50,11 +52,11 @@ class Collector(FrameProcessor):  # type: ignore[misc,unused-ignore]
 
     def __init__(self) -> None:
         super().__init__()
-        self.frames: list[UserAudioRawFrame] = []
+        self.frames: list[InputAudioRawFrame] = []
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, UserAudioRawFrame):
+        if isinstance(frame, InputAudioRawFrame):
             self.frames.append(frame)
         await self.push_frame(frame, direction)
 
@@ -290,3 +292,44 @@ def test_the_assembler_cuts_any_pieces_into_whole_frames() -> None:
     assert assembler.peers == ["ann", "bob"]
     assembler.forget("ann")
     assert assembler.peers == ["bob"]
+
+
+async def test_people_mixed_into_one_stream(local_fishjam: Any) -> None:
+    """audio_in_user_tracks=False: one stream of InputAudioRawFrame, the people summed."""
+    fj = local_fishjam
+    room, agent = await _agent(fj)
+    params = FishjamParams(audio_in_user_tracks=False, audio_out_end_silence_secs=0)
+    transport = FishjamTransport(agent, params)
+    collector = Collector()
+    async with _running(transport, collector):
+        ann = await fj.join_person(room, audio=np.full(16000, 1000, np.int16))  # 1 s each
+        bob = await fj.join_person(room, audio=np.full(16000, 2000, np.int16))
+        await ann.wait_done(timeout=10)
+        await bob.wait_done(timeout=10)
+        await _until(lambda: len(collector.frames) >= 50)
+    frames = collector.frames
+    assert not any(isinstance(f, UserAudioRawFrame) for f in frames)
+    assert {(f.sample_rate, len(f.audio)) for f in frames} == {(16000, 640)}
+    levels = [set(np.frombuffer(f.audio, np.int16).tolist()) for f in frames]
+    assert all(len(level) == 1 for level in levels)  # whole frames of one person or both
+    both = sum(1 for level in levels if level == {3000})
+    assert both >= 40, levels  # the people overlapped for most of their second
+
+
+def test_the_mixer_waits_for_everyone_then_leaves_the_silent_out() -> None:
+    a, b = bytes(np.full(4, 100, "<i2")), bytes(np.full(4, 30000, "<i2"))
+    mixer = FrameMixer(max_wait_frames=2)
+    assert mixer.add("ann", [a]) == [a]  # alone: as it came
+    assert mixer.add("ann", [a]) == [a]
+    assert mixer.add("bob", [b]) == []  # ann has nothing waiting: bob waits for her
+    mixed = mixer.add("ann", [a])
+    assert mixed == [bytes(np.full(4, 30100, "<i2"))]
+    assert mixer.add("bob", [b, b]) == [bytes(np.full(4, 30000, "<i2"))] * 2  # ann left out
+    assert mixer.add("bob", [b]) == [b]
+    loud = bytes(np.full(4, 20000, "<i2"))
+    assert mixer.add("ann", [loud]) == []  # back: mixed in again, and waits for bob
+    assert mixer.add("bob", [b]) == [bytes(np.full(4, 32767, "<i2"))]  # summed, saturated
+    mixer.forget("bob")
+    assert mixer.add("ann", [a]) == [a]  # bob left: ann alone
+    with pytest.raises(ValueError, match="at least 1"):
+        FrameMixer(max_wait_frames=0)

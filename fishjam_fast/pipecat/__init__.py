@@ -14,7 +14,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         f"fishjam_fast.pipecat needs pipecat: pip install 'fishjam-fast[pipecat]' ({error})"
     ) from error
 
-from ._frames import FrameAssembler
+from ._frames import FrameAssembler, FrameMixer
 from .transport import (
     FishjamInputTransport,
     FishjamOutputTransport,
@@ -28,4 +28,5 @@ __all__ = [
     "FishjamParams",
     "FishjamTransport",
     "FrameAssembler",
+    "FrameMixer",
 ]

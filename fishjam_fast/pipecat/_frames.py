@@ -8,7 +8,10 @@ Nothing here imports pipecat, so it is tested and typed without it.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .. import pcm
 from .._resample import check_rate
@@ -135,3 +138,60 @@ class FrameAssembler:
     def reset(self) -> None:
         """Drops every peer's state."""
         self._peers.clear()
+
+
+class FrameMixer:
+    """Mixes the peers' frames (all of one size and rate) into one stream, as they come.
+
+    A mixed frame is made once every peer being mixed has a frame waiting, so the mix
+    keeps the pace of the peers' streams; a peer that stops sending holds it back
+    until another has ``max_wait_frames`` waiting, and is then left out until its audio
+    comes again (pipecat's LiveKit transport mixes the same way). So no peer has more
+    than ``max_wait_frames`` waiting: the bound of this buffer. One peer alone passes
+    through unchanged; several are summed with saturation to int16.
+
+    Args:
+        max_wait_frames: Frames another peer may have waiting before a silent peer is
+            left out (at least 1).
+
+    Raises:
+        ValueError: ``max_wait_frames`` is below 1.
+    """
+
+    __slots__ = ("_max_wait", "_queues")
+
+    def __init__(self, max_wait_frames: int = 3) -> None:
+        if max_wait_frames < 1:
+            raise ValueError(f"max_wait_frames must be at least 1, got {max_wait_frames}")
+        self._max_wait = max_wait_frames
+        self._queues: dict[str, deque[bytes]] = {}
+
+    def add(self, peer_id: str, frames: list[bytes]) -> list[bytes]:
+        """Adds a peer's frames; returns the mixed frames they complete, oldest first."""
+        queue = self._queues.get(peer_id)
+        if queue is None:
+            queue = self._queues[peer_id] = deque()
+        queue.extend(frames)
+        queues = self._queues
+        mixed: list[bytes] = []
+        while queues:
+            if not all(queues.values()):
+                if all(len(q) < self._max_wait for q in queues.values()):
+                    break
+                for silent in [p for p, q in queues.items() if not q]:
+                    del queues[silent]
+            mixed.append(_mix([q.popleft() for q in queues.values()]))
+        return mixed
+
+    def forget(self, peer_id: str) -> None:
+        """Drops a peer (it left) and its waiting frames."""
+        self._queues.pop(peer_id, None)
+
+
+def _mix(frames: list[bytes]) -> bytes:
+    if len(frames) == 1:
+        return frames[0]
+    total = np.zeros(len(frames[0]) // 2, np.int32)
+    for frame in frames:
+        total += np.frombuffer(frame, "<i2")
+    return np.clip(total, -32768, 32767).astype("<i2").tobytes()

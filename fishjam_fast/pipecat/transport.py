@@ -20,6 +20,7 @@ from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
     Frame,
+    InputAudioRawFrame,
     InterruptionFrame,
     OutputAudioRawFrame,
     StartFrame,
@@ -40,7 +41,7 @@ from ..pcm import Resampler
 from ..session import AgentSession
 from ..track import OutgoingTrack
 from ._connection import FishjamConnection
-from ._frames import FrameAssembler, resample_pcm16
+from ._frames import FrameAssembler, FrameMixer, resample_pcm16
 
 logger = logging.getLogger("fishjam_fast")
 
@@ -52,6 +53,10 @@ class FishjamParams(TransportParams):
     """``TransportParams`` (audio in and out enabled by default) plus Fishjam's own.
 
     Parameters:
+        audio_in_user_tracks: Each person's audio as its own stream of
+            ``UserAudioRawFrame(user_id=peer_id)`` (the default; a pipeline with one
+            STT and VAD then hears them all, interleaved). False: the people's audio
+            mixed into one stream of ``InputAudioRawFrame``.
         agent_sample_rate: The rate Fishjam sends this agent peers' audio at: the
             ``audio_sample_rate`` the agent was created with (16000 or 24000). It is
             resampled to the pipeline's input rate when they differ.
@@ -71,6 +76,7 @@ class FishjamParams(TransportParams):
 
     audio_in_enabled: bool = True
     audio_out_enabled: bool = True
+    audio_in_user_tracks: bool = True
     agent_sample_rate: int = 16000
     audio_in_frame_ms: int = Field(default=20, ge=10, le=1000)
     audio_in_max_queued_secs: float = Field(default=2.0, gt=0)
@@ -118,7 +124,8 @@ class FishjamInputTransport(BaseInputTransport):
         self._connection = connection
         self._assembler: FrameAssembler | None = None
         # frames and events for the pipeline, oldest first; bounded (see _queue_frame)
-        self._pending: deque[UserAudioRawFrame | tuple[str, str]] = deque()
+        self._pending: deque[InputAudioRawFrame | tuple[str, str]] = deque()
+        self._mixer = None if params.audio_in_user_tracks else FrameMixer()
         self._max_pending = 1
         self._wakeup = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
@@ -177,6 +184,8 @@ class FishjamInputTransport(BaseInputTransport):
         """Drops a peer's partial frame and resampler (it left)."""
         if self._assembler is not None:
             self._assembler.forget(peer_id)
+        if self._mixer is not None:
+            self._mixer.forget(peer_id)
 
     def queue_event(self, name: str, peer_id: str) -> None:
         """Queues a participant event, in order with the audio around it."""
@@ -196,12 +205,18 @@ class FishjamInputTransport(BaseInputTransport):
             return
         rate = self.sample_rate
         pending = self._pending
-        for audio in frames:
-            pending.append(
-                UserAudioRawFrame(user_id=peer_id, audio=audio, sample_rate=rate, num_channels=1)
-            )
+        if self._mixer is None:
+            for audio in frames:
+                pending.append(
+                    UserAudioRawFrame(
+                        user_id=peer_id, audio=audio, sample_rate=rate, num_channels=1
+                    )
+                )
+        else:
+            for audio in self._mixer.add(peer_id, frames):
+                pending.append(InputAudioRawFrame(audio=audio, sample_rate=rate, num_channels=1))
         dropped = 0
-        while len(pending) > self._max_pending and isinstance(pending[0], UserAudioRawFrame):
+        while len(pending) > self._max_pending and isinstance(pending[0], InputAudioRawFrame):
             pending.popleft()
             dropped += 1
         if dropped:
