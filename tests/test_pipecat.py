@@ -249,6 +249,32 @@ async def test_on_disconnected_when_fishjam_removes_the_agent(local_fishjam: Any
     assert seen == [("on_disconnected",)]  # once: not again when the pipeline ended
 
 
+async def test_a_blocked_loop_drops_the_oldest_input_beyond_the_bound() -> None:
+    """audio_in_max_queued_secs bounds what waits for pipecat: after the event loop was
+    blocked for 2 s, the burst of audio beyond 0.2 s is dropped, counted, and the rest
+    goes on in order. The Fishjam is in another process: it keeps speaking meanwhile."""
+    from fishjam_fast.local.process import LocalFishjamProcess
+
+    params = FishjamParams(audio_in_max_queued_secs=0.2, audio_out_end_silence_secs=0)
+    with LocalFishjamProcess(seconds=60) as server:
+        spec = server.create_agent()
+        transport = FishjamTransport(
+            Agent(spec.peer_id, spec.room_id, spec.token, spec.url), params
+        )
+        collector = Collector()
+        async with _running(transport, collector):
+            await asyncio.to_thread(
+                server.join_person, spec.room_id, audio={"source": "tone", "seconds": 4.0}
+            )
+            await _until(lambda: len(collector.frames) >= 10)
+            time.sleep(2.0)  # the loop is blocked: 100 chunks pile up in the socket
+            await asyncio.sleep(1.0)
+        dropped = transport.input().frames_dropped
+    assert dropped >= 50, dropped  # most of the 2 s burst, beyond 0.2 s (10 frames)
+    heard = len(collector.frames)
+    assert heard + dropped <= 200 and heard >= 40, (heard, dropped)  # and it went on
+
+
 def _recorder(seen: list[tuple[str, ...]], event: str) -> Callable[..., Any]:
     async def handler(transport: FishjamTransport, *args: Any) -> None:
         seen.append((event, *args[:1]))

@@ -109,11 +109,13 @@ class FishjamParams(TransportParams):
 
 
 class FishjamInputTransport(BaseInputTransport):
-    """Pushes each peer's audio into the pipeline as ``UserAudioRawFrame(user_id=peer_id)``.
+    """Pushes each peer's audio into the pipeline as ``UserAudioRawFrame(user_id=peer_id)``
+    (or, with ``audio_in_user_tracks=False``, everyone's mixed as ``InputAudioRawFrame``).
 
     Audio reaches it in the session's ``on_track_data`` callback (no task per chunk);
-    :class:`FrameAssembler` resamples and cuts it into frames, which wait in a bounded
-    deque for one pump task that hands them to pipecat's input queue in order.
+    :class:`FrameAssembler` resamples and cuts it into frames (the one place a windowed
+    audio source would replace), which wait in a bounded deque for one pump task that
+    hands them to pipecat's input queue in order, participant events among them.
     """
 
     def __init__(
@@ -123,7 +125,8 @@ class FishjamInputTransport(BaseInputTransport):
         self._transport = transport
         self._connection = connection
         self._assembler: FrameAssembler | None = None
-        # frames and events for the pipeline, oldest first; bounded (see _queue_frame)
+        # frames and events for the pipeline, oldest first; the frames are bounded by
+        # audio_in_max_queued_secs (_on_track_data drops the oldest beyond it)
         self._pending: deque[InputAudioRawFrame | tuple[str, str]] = deque()
         self._mixer = None if params.audio_in_user_tracks else FrameMixer()
         self._max_pending = 1
@@ -131,7 +134,7 @@ class FishjamInputTransport(BaseInputTransport):
         self._pump: asyncio.Task[None] | None = None
         self._ready = False
         self.frames_dropped = 0
-        """Input frames dropped because the pipeline fell ``audio_in_max_queued_secs``
+        """Input frames dropped because the pump fell ``audio_in_max_queued_secs``
         behind."""
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
@@ -200,6 +203,7 @@ class FishjamInputTransport(BaseInputTransport):
         peer_id: str = message.peer_id
         if self._transport._heard(peer_id):
             self._pending.append(("joined", peer_id))
+            self._wakeup.set()
         frames = assembler.push(peer_id, message.data)
         if not frames:
             return
