@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,7 @@ def test_every_example_has_a_test_and_a_docstring_saying_how_to_run_it() -> None
         "fleet.py",
         "greeter.py",
         "agent_server.py",
+        "pipecat_bot.py",
     }
     programs = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
     assert programs == tested
@@ -173,3 +175,36 @@ def test_agent_server() -> None:
     assert _number(r"^after the people left: (\d+) jobs running", out) == 0, out
     assert _number(r"chunks echoed by (\d+) agents", out) == 4, out
     assert _number(r"^the local Fishjam recorded (\d+) chunks", out) > 4 * 50, out
+
+
+def _pipecat_with_a_voice() -> None:
+    """The pipecat example needs pipecat (its extra; CI's pipecat stage) and a voice
+    Silero hears as one (espeak-ng: the simulated person's speech)."""
+    pytest.importorskip("pipecat", reason="pipecat is not installed (the pipecat extra)")
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed: Silero hears no voice in the stand-in")
+
+
+def test_pipecat_bot_hears_turns_and_is_interrupted() -> None:
+    _pipecat_with_a_voice()
+    out = _run("pipecat_bot.py", "--seconds", "8")
+    assert re.search(r"^\w{32} joined$", out, re.MULTILINE), out
+    assert re.search(r"^turn 1: heard <\d\.\d s of speech>$", out, re.MULTILINE), out
+    turns = _number(r"^turns: (\d+);", out)
+    barge_ins = _number(r"barge-ins: (\d+)$", out)
+    assert turns >= 2 and barge_ins >= 1, out
+    # every barge-in sent one interrupt, and Fishjam dropped what it held of the answer
+    assert _number(r"recorded (\d+) interrupts", out) == barge_ins, out
+    dropped = re.search(r"dropped (\d+\.\d+) s$", out, re.MULTILINE)
+    assert dropped and float(dropped.group(1)) > 0, out
+
+
+def test_pipecat_bot_as_the_agent_server_s_job() -> None:
+    _pipecat_with_a_voice()
+    pytest.importorskip("prometheus_client", reason="the agent server (the server extra)")
+    out = _run("pipecat_bot.py", "--seconds", "6", "--rooms", "2")
+    assert _number(r"^(\d+) pipelines in 2 rooms", out) == 2, out
+    assert _number(r"^after the people left: (\d+) jobs running", out) == 0, out
+    # both rooms' pipelines heard their person and answered on their agent's track
+    assert _number(r"answered by (\d+) agents", out) == 2, out
+    assert len(re.findall(r"^turn 1: heard", out, re.MULTILINE)) == 2, out

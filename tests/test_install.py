@@ -102,3 +102,13 @@ def test_star_import_works_without_extras(tmp_path: Path) -> None:
 def _has_extras() -> bool:
     """Whether this environment has what the demo and the local server need."""
     return not missing_modules(EXTRAS["demo"][1])
+
+
+def test_the_pipecat_transport_without_pipecat_says_what_to_install() -> None:
+    # runpy imports the package before it looks for a __main__: the import is the test
+    result = run_without(("pipecat",), "fishjam_fast.pipecat")
+    assert result.returncode == 1, result
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ImportError: fishjam_fast.pipecat needs pipecat: pip install 'fishjam-fast[pipecat]' "
+        "(No module named 'pipecat')"
+    ), result
