@@ -11,7 +11,11 @@ the orphan scan queues its jobs again for the others, which reuse the job's agen
 (its id and token are kept in Redis) where it still exists. A box that cannot reach
 Redis takes no job and, before its leases can expire, stops its agents (keeping their
 peers for the box taking over). On SIGTERM a box hands its rooms over: each agent stops,
-then its lease is released and its job queued again.
+then its lease is released and its job queued again; or, with ``on_shutdown="drain"``,
+it lets its jobs end within ``drain_timeout`` (renewing their leases meanwhile) and
+hands over only the rest. A job request no box reads in time (every box full) is
+refused by :data:`~.leases.REFUSE` under the one-box ``when_full`` policy: a metric and
+a log line, never left in the stream for ever.
 
 Redis holds agent peer tokens (never the management token): protect it as you protect
 Fishjam's credentials.
@@ -65,7 +69,21 @@ CONSUMER_IDLE_LEASES = 20
 """Consumers idle for this many leases with nothing pending (boxes gone) are removed
 from the consumer group."""
 
-SCRIPTS = ("SUBMIT", "CLAIM", "RECORD", "END", "RELEASE", "RENEW", "ORPHANS", "MIN_LOAD", "RESTORE")
+SCRIPTS = (
+    "SUBMIT",
+    "CLAIM",
+    "RECORD",
+    "END",
+    "RELEASE",
+    "RENEW",
+    "ORPHANS",
+    "MIN_LOAD",
+    "RESTORE",
+    "REFUSE",
+)
+
+REFUSE_BATCH = 1000
+"""Most stale job requests one renewal refuses (the next renewal takes the rest)."""
 
 NEXT_TURN = 0.005
 """Seconds before a box one job ahead of the least loaded looks again (during a burst
@@ -104,6 +122,9 @@ class Cluster:
         self._on_reset = on_reset
         self._ttl = options.lease_ttl
         self._ttl_ms = max(1, int(options.lease_ttl * 1000))
+        # how long a request's "queued" mark lasts: while it may wait in the stream (the
+        # orphan scan must not queue it again meanwhile), then a lease more
+        self._queued_ms = self._ttl_ms + int(options.job_wait_timeout * 1000)
         self._p = options.redis_prefix
         self._group = f"{self._p}:boxes"
         self._stream = f"{self._p}:jobs"
@@ -119,6 +140,10 @@ class Cluster:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
+        # draining (on_shutdown="drain"): no new job, the running ones keep their leases
+        self._draining = False
+        self._drain_deadline = 0.0
+        self._lowest = 0.0  # the lowest load among live boxes, as the last renewal saw
         self.healthy = False
         self._lease_deadline = 0.0
         # what the last renewal saw, for the metrics (a scrape reads no Redis)
@@ -207,6 +232,31 @@ class Cluster:
         if pending:
             await asyncio.wait(pending, timeout=max(0.1, deadline - time.monotonic()))
 
+    async def drain(self, timeout: float) -> None:
+        """Takes no more jobs and lets this box's jobs end within ``timeout`` seconds,
+        renewing their leases meanwhile (no other box takes them); the jobs still
+        running then are handed over as by :meth:`handover`."""
+        self._draining = True
+        self._drain_deadline = deadline = time.monotonic() + timeout
+        if self._owned:
+            logger.info(
+                "draining: taking no jobs; %d running jobs get up to %g s to end here",
+                len(self._owned),
+                timeout,
+            )
+        while self._owned and time.monotonic() < self._drain_deadline:
+            await asyncio.sleep(0.05)
+        deadline = min(deadline, self._drain_deadline)
+        if self._owned:
+            logger.warning(
+                "drain: %d jobs still run after %g s: handing them over", len(self._owned), timeout
+            )
+        await self.handover(max(1.0, deadline - time.monotonic()))
+
+    def cut_drain(self) -> None:
+        """Ends a drain's wait now: the jobs still running are handed over at once."""
+        self._drain_deadline = 0.0
+
     async def close(self) -> None:
         """Stops every loop and closes the Redis connection (updates in flight get a
         second to land)."""
@@ -239,7 +289,7 @@ class Cluster:
             FleetUnavailableError: Redis cannot be reached.
             TypeError: The metadata is not JSON-serialisable.
         """
-        if self._closing:
+        if self._closing or self._draining:
             raise ServerDrainingError(f"the box is stopping: job in room {request.room_id} refused")
         key, args = self._submit_args(request)
         try:
@@ -258,7 +308,7 @@ class Cluster:
             "metadata": json.dumps(request.metadata),
             "submitted": repr(time.time()),
         }
-        return key, [key, self._ttl_ms, STREAM_MAXLEN, *_flat(fields)]
+        return key, [key, self._queued_ms, STREAM_MAXLEN, *_flat(fields)]
 
     async def end(self, key: str) -> None:
         """Ends the job under ``key`` fleet-wide (its owner stops it within a renewal)."""
@@ -307,7 +357,9 @@ class Cluster:
             self._records.pop(key, None)
             if kind == "job_refused" or job.keep_peer:
                 self.handed_over += 1
-                self._background(self._script("RELEASE", self.box_id, key, STREAM_MAXLEN, 0))
+                self._background(
+                    self._script("RELEASE", self.box_id, key, STREAM_MAXLEN, self._queued_ms)
+                )
             else:
                 self._background(self._script("END", self.box_id, key))
 
@@ -345,7 +397,7 @@ class Cluster:
         last_autoclaim = 0.0
         while True:
             try:
-                if not self.healthy or not self._supervisor.has_room():
+                if not self.healthy or self._draining or not self._supervisor.has_room():
                     await asyncio.sleep(POLL)
                     continue
                 lowest, _ = await self._script("MIN_LOAD")
@@ -423,7 +475,7 @@ class Cluster:
             if key in self._owned:
                 del self._owned[key]
                 self._records.pop(key, None)
-                await self._script("RELEASE", self.box_id, key, STREAM_MAXLEN, 0)
+                await self._script("RELEASE", self.box_id, key, STREAM_MAXLEN, self._queued_ms)
             logger.warning("job %s not taken here: %s", key, exc)
             return
         if key in self._owned:
@@ -508,8 +560,28 @@ class Cluster:
         if not self.healthy and not self._closing:
             logger.warning("Redis reachable again: taking jobs")
         self.healthy = not self._closing
-        await self._script("ORPHANS", self._ttl_ms, STREAM_MAXLEN)
+        await self._script("ORPHANS", self._queued_ms, STREAM_MAXLEN)
         await self._refresh_stats()
+        await self._refuse_stale()
+
+    async def _refuse_stale(self) -> None:
+        """Refuses the job requests that waited in the stream past the ``when_full``
+        policy (any box may do it: the script refuses each request once)."""
+        options = self._options
+        if options.when_full == "refuse" and self._lowest >= FULL:
+            wait, reason = 0.0, "fleet_full"  # every live box is full now
+        else:
+            wait, reason = options.job_wait_timeout, "fleet_wait_timeout"
+        answer = await self._script("REFUSE", self._group, int(wait * 1000), REFUSE_BATCH)
+        for key, room_id in zip(answer[::2], answer[1::2], strict=True):
+            self._supervisor.refused[reason] += 1
+            logger.warning(
+                "job %s in room %s refused: no box took it within %g s (%s; every box full)",
+                key,
+                room_id,
+                wait,
+                reason,
+            )
 
     def _lost_redis(self, exc: Exception) -> None:
         if self.healthy:
@@ -552,7 +624,8 @@ class Cluster:
                 raise
 
     async def _refresh_stats(self) -> None:
-        await self._script("MIN_LOAD")  # forgets dead boxes
+        lowest, _ = await self._script("MIN_LOAD")  # forgets dead boxes
+        self._lowest = float(lowest)
         boxes = await self._call(self._redis.hkeys(f"{self._p}:load"))
         jobs = await self._call(self._redis.mget([f"{self._p}:box:{b}" for b in boxes]))
         self.boxes = {b: int(j) for b, j in zip(boxes, jobs, strict=True) if j is not None}
@@ -577,7 +650,7 @@ class Cluster:
     def _load(self) -> float:
         # a full box (no job slot, or every worker at max_load) says so: the others
         # must not wait for it to take first
-        if not self._supervisor.has_room():
+        if self._draining or self._closing or not self._supervisor.has_room():
             return FULL
         return len(self._owned) / max(1, self._supervisor.capacity())
 
