@@ -92,6 +92,11 @@ the boxes take jobs in turn: this is the turn's length)."""
 ACTION_BATCH = 500
 """Most dispatch actions sent to Redis in one pipeline."""
 
+TAKE_BATCH = 8
+"""Most job requests a box reads at once during a burst (one at a time otherwise): the
+boxes take turns in batches, so a burst costs a box one turn per batch, not per job,
+and no box gets more than this many jobs ahead of the least loaded."""
+
 BURST_WINDOW = 0.5
 """Seconds after this box took a job during which it looks again every NEXT_TURN."""
 
@@ -401,14 +406,17 @@ class Cluster:
                     await asyncio.sleep(POLL)
                     continue
                 lowest, _ = await self._script("MIN_LOAD")
-                behind = (self._load() - float(lowest)) * self._supervisor.capacity()
+                capacity = self._supervisor.capacity()
+                behind = (self._load() - float(lowest)) * capacity
+                in_burst = time.monotonic() - self._last_take < BURST_WINDOW
                 if behind > 1e-6:
-                    # a less loaded box takes first; one job ahead during a burst (boxes
+                    # a less loaded box takes first; a batch ahead during a burst (boxes
                     # taking in turn) looks again soon, else at the slower pace
-                    in_burst = time.monotonic() - self._last_take < BURST_WINDOW
-                    close = behind <= 1.0 + 1e-6
+                    close = behind <= TAKE_BATCH + 1e-6
                     await asyncio.sleep(NEXT_TURN if in_burst and close else POLL)
                     continue
+                count = TAKE_BATCH if in_burst else 1
+                count = max(1, min(count, capacity - len(self._owned)))
                 entries: list[Any] = []
                 if time.monotonic() - last_autoclaim > self._ttl:
                     # requests a box read and died before claiming: idle for a lease
@@ -422,7 +430,7 @@ class Cluster:
                 if not entries:
                     answer = await self._call(
                         self._redis.xreadgroup(
-                            self._group, self.box_id, {self._stream: ">"}, 1, block_ms
+                            self._group, self.box_id, {self._stream: ">"}, count, block_ms
                         )
                     )
                     entries = _entries(answer)
