@@ -447,3 +447,21 @@ async def test_a_job_request_no_box_has_room_for_waits_then_is_refused(
     assert samples['fishjam_fast_server_jobs_refused_total{reason="fleet_wait_timeout"}'] == 1
     assert f"job {later[1]} in room {rooms[2]} refused" in box.text()
     assert first[0] not in await redis.smembers("fishjam_fast:rooms")
+
+
+async def test_with_when_full_refuse_a_request_no_box_has_room_for_is_refused_at_once(
+    local_fishjam: Any, redis_server: RedisServer, redis: Any, boxes: list[Box], tmp_path: Path
+) -> None:
+    refuse = ("--source", "none", "--max-jobs", "1", "--when-full", "refuse")
+    (box,) = await launch(
+        boxes, 1, local_fishjam, redis_server.url, tmp_path, lease_ttl=LEASE, extra=refuse
+    )
+    rooms = [await local_fishjam.create_room() for _ in range(2)]
+    keys = await dispatch(box, rooms)
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, rooms[:1]), 10, "1st runs")
+    # every live box is full: refused within a renewal, not after job_wait_timeout (10 s)
+    await wait_for(lambda: f"job {keys[1]} in room {rooms[1]} refused" in box.text(), 3, "refused")
+    assert set(await redis.smembers("fishjam_fast:rooms")) == {keys[0]}
+    samples = await metrics(box.url)
+    assert samples['fishjam_fast_server_jobs_refused_total{reason="fleet_full"}'] == 1
+    assert not connected_agents(local_fishjam)[rooms[1]]
