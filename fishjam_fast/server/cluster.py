@@ -86,8 +86,8 @@ REFUSE_BATCH = 1000
 """Most stale job requests one renewal refuses (the next renewal takes the rest)."""
 
 NEXT_TURN = 0.005
-"""Seconds before a box one job ahead of the least loaded looks again (during a burst
-the boxes take jobs in turn: this is the turn's length)."""
+"""Seconds before a box at most a batch ahead of the least loaded looks again (during a
+burst the boxes take jobs in turn: this is the turn's length)."""
 
 ACTION_BATCH = 500
 """Most dispatch actions sent to Redis in one pipeline."""
@@ -434,8 +434,10 @@ class Cluster:
                         )
                     )
                     entries = _entries(answer)
-                for entry_id, fields in entries:
-                    await self._take(entry_id, fields)
+                for (entry_id, fields), claim in zip(
+                    entries, await self._claim(entries), strict=True
+                ):
+                    await self._take(entry_id, fields, claim)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -446,13 +448,26 @@ class Cluster:
                     logger.debug("taking jobs: %s", exc)
                 await asyncio.sleep(POLL)
 
-    async def _take(self, entry_id: str, fields: Mapping[str, str]) -> None:
+    async def _claim(self, entries: list[tuple[str, dict[str, str]]]) -> list[Any]:
+        """The CLAIM answers for the entries read, in one round trip (a pipeline). A
+        failed claim's answer is its exception: that job is skipped here (if its lease
+        was taken, it expires and the orphan scan queues the job again)."""
+        if not entries:
+            return []
+        capacity = max(1, self._supervisor.capacity())
+        pipe = self._redis.pipeline(transaction=False)
+        for i, (entry_id, fields) in enumerate(entries):
+            load = repr((len(self._owned) + i + 1) / capacity)
+            args = [self._p, self.box_id, self._group, entry_id, fields.get("key", "")]
+            await self._scripts["CLAIM"](keys=[], args=[*args, self._ttl_ms, load], client=pipe)
+        self.operations += len(entries)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _take(self, entry_id: str, fields: Mapping[str, str], answer: Any) -> None:
         key = fields.get("key", "")
-        jobs = len(self._owned) + 1
-        load = repr(jobs / max(1, self._supervisor.capacity()))
-        answer = await self._script(
-            "CLAIM", self.box_id, self._group, entry_id, key, self._ttl_ms, load
-        )
+        if isinstance(answer, Exception):
+            logger.warning("job %s not claimed: %s", key, answer)
+            return
         if not answer or answer[0] != "ok":
             return
         record = dict(zip(answer[1::2], answer[2::2], strict=True))
