@@ -7,11 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from fishjam_fast import AsyncFishjamClient, FishjamApiError
+from fishjam_fast.local import LocalFishjam
 from fishjam_fast.rest_http import MAX_HEADER_SIZE, HttpError, HttpPool
+from tests import test_agent_tls
+
+# the TLS tests' fixtures: a self-signed certificate and a local Fishjam serving https
+certificate = test_agent_tls.certificate
+tls_fishjam = test_agent_tls.tls_fishjam
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -190,3 +199,23 @@ def socket_closed() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     yield port
+
+
+async def test_https_verifies_certificates_and_takes_a_custom_context(
+    tls_fishjam: LocalFishjam, certificate: tuple[Path, Path]
+) -> None:
+    trusting = ssl.create_default_context(cafile=str(certificate[0]))
+    async with AsyncFishjamClient(tls_fishjam.url, tls_fishjam.management_token) as client:
+        with pytest.raises(FishjamApiError, match="CERTIFICATE_VERIFY_FAILED") as caught:
+            await client.create_room()
+        assert caught.value.status is None and caught.value.message.startswith("ConnectError")
+    async with AsyncFishjamClient(
+        tls_fishjam.url, tls_fishjam.management_token, verify=trusting
+    ) as client:
+        room = await client.create_room()
+        assert (await client.get_room(room.id)).id == room.id
+    async with AsyncFishjamClient(
+        tls_fishjam.url, tls_fishjam.management_token, verify=False
+    ) as client:
+        await client.delete_room(room.id)
+    assert room.id not in tls_fishjam.rooms
