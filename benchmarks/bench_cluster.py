@@ -8,7 +8,9 @@
   (``INFO stats``: every command the burst cost, those run inside the boxes' scripts and
   their polling included) and the boxes' Redis calls (a script, a read or a pipelined
   action each; polling included).
-  Beside it, ``one-box``: the same burst on one box without Redis (same run).
+  Beside it, ``one-box``: the same burst on one box without Redis (same run). Both
+  report the local Fishjam's CPU during the burst (``local_fishjam_cpu_s``,
+  ``local_fishjam_core_share``): it shares this machine's cores with the boxes.
 - ``cluster-failover``: three boxes as real ``serve --redis`` processes, 30 rooms; a
   box is SIGKILLed, the time until every one of its rooms is owned by another box and
   has its agent connected is measured, the box is started again; repeated (20 kills,
@@ -36,6 +38,7 @@ pytest.importorskip("prometheus_client")
 pytest.importorskip("aiohttp")
 pytest.importorskip("redis")
 
+from benchmarks.bench_server import LocalShare
 from fishjam_fast.fleet import percentile
 from fishjam_fast.local import LocalFishjamProcess
 from fishjam_fast.runner import run
@@ -141,8 +144,10 @@ async def _dispatch_burst(
     try:
         before = await _commands(client) if redis_url else 0
         calls_before = sum(b.cluster.operations for b in boxes if b.cluster is not None)
+        share = LocalShare(local)
         await asyncio.gather(*(loop.run_in_executor(None, join, r) for r in rooms))
         await _until(lambda: connected() == BURST, 300)
+        local_part = share.result()
         commands = await _commands(client) - before if redis_url else 0
         calls = sum(b.cluster.operations for b in boxes if b.cluster is not None) - calls_before
         latencies = []
@@ -164,6 +169,7 @@ async def _dispatch_burst(
         "spread_max_deviation_pct": 100 * max(abs(n - even) for n in per_box) / even,
         "redis_commands_per_job": commands / BURST,
         "redis_calls_per_job": calls / BURST,
+        **local_part,
     }
 
 

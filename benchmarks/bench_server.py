@@ -7,12 +7,19 @@
   agent-second of audio heard and echoed, divided by the cores the configuration can
   use: its inverse times 0.5 is the agents the box carries at 50% CPU (a linear reading
   of the cost at this N). Their ratio says how close to linear the server scales; the
-  supervisor's share of the box's CPU is reported beside it.
+  supervisor's share of the box's CPU is reported beside it, and the local Fishjam's
+  (``local_fishjam_share_of_box``): it runs on the same two cores, so with every core
+  busy the workers share them with it (and with whatever else runs on the machine),
+  which raises their CPU per agent; one worker alone leaves it a core of its own.
 - ``server-dispatch``: a burst of rooms dispatched at once; latency from submission to
   the agent authenticated (p50/p99), beside the bare path measured in the same run
   (``AsyncFishjamClient.create_agent`` + ``connect`` from one process, no server); and
   ``people``: a simulated person joins each room at once and the server follows the
   notifications (person joins -> agent authenticated).
+  Every burst also reports the local Fishjam's share (``local_fishjam_cpu_s``: the CPU
+  it spent from the first request to the last agent authenticated, and
+  ``local_fishjam_core_share``: that over the burst's wall time): on this 2-core machine
+  the local Fishjam runs beside the server and takes part of the cores the burst uses.
 - ``server-memory``: resident memory of an idle worker, and per idle connected agent.
 
 Linux only (/proc). Quick mode (``FISHJAM_FAST_BENCH_QUICK=1``) uses fewer agents and
@@ -60,6 +67,25 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class LocalShare:
+    """The local Fishjam's CPU over a stretch of a benchmark (it shares the cores)."""
+
+    def __init__(self, local: LocalFishjamProcess) -> None:
+        assert local.pid is not None
+        self._pid = local.pid
+        self._cpu = cpu_seconds(self._pid)
+        self._wall = time.monotonic()
+
+    def result(self) -> dict[str, float]:
+        cpu = cpu_seconds(self._pid) - self._cpu
+        wall = time.monotonic() - self._wall
+        return {
+            "burst_wall_s": wall,
+            "local_fishjam_cpu_s": cpu,
+            "local_fishjam_core_share": cpu / wall if wall > 0 else 0.0,
+        }
 
 
 def rss_kib(pid: int) -> int:
@@ -119,8 +145,10 @@ async def _echo_run(local: LocalFishjamProcess, workers: int) -> dict[str, float
             )
 
         wall0, workers0, own0, received0 = snapshot()
+        share = LocalShare(local)
         await asyncio.sleep(WINDOW + server.options.report_interval)
         wall1, workers1, own1, received1 = snapshot()
+        local_part = share.result()
     finally:
         await server.stop(drain=False)
     agent_seconds = (received1 - received0) * 0.020
@@ -133,6 +161,9 @@ async def _echo_run(local: LocalFishjamProcess, workers: int) -> dict[str, float
         "agents_at_half_box": 0.5 * cores * agent_seconds / box_cpu,
         "supervisor_share_of_box": (own1 - own0) / ((wall1 - wall0) * CORES),
         "delivered_fraction": agent_seconds / (ECHO_AGENTS * (wall1 - wall0)),
+        # the local Fishjam (speaking peers, the echoes' sink) on the same cores: of the
+        # box's cores, this fraction was not the agent server's to use
+        "local_fishjam_share_of_box": local_part["local_fishjam_cpu_s"] / (wall1 - wall0) / CORES,
     }
 
 
@@ -158,9 +189,11 @@ async def _dispatch_burst(local: LocalFishjamProcess) -> dict[str, float]:
     await server.start()
     try:
         supervisor = server.supervisor
+        share = LocalShare(local)
         for room_id in rooms:
             await server.dispatch(room_id)
         await _until(lambda: sum(1 for j in supervisor.jobs() if j.connected) == BURST, 120)
+        local_part = share.result()
         latencies = [
             j.connected_at - j.submitted_at for j in supervisor.jobs() if j.connected_at is not None
         ]
@@ -170,6 +203,7 @@ async def _dispatch_burst(local: LocalFishjamProcess) -> dict[str, float]:
         "rooms": float(BURST),
         "p50_s": percentile(latencies, 0.5),
         "p99_s": percentile(latencies, 0.99),
+        **local_part,
     }
 
 
@@ -187,15 +221,18 @@ async def _bare_burst(local: LocalFishjamProcess) -> dict[str, float]:
                 latencies.append(time.monotonic() - start)
                 await stop.wait()
 
+        share = LocalShare(local)
         start = time.monotonic()
         tasks = [asyncio.create_task(one(r, start)) for r in rooms]
         await _until(lambda: len(latencies) == BURST, 120)
+        local_part = share.result()
         stop.set()
         await asyncio.gather(*tasks)
     return {
         "rooms": float(BURST),
         "p50_s": percentile(latencies, 0.5),
         "p99_s": percentile(latencies, 0.99),
+        **local_part,
     }
 
 
@@ -222,8 +259,10 @@ async def _people_burst(local: LocalFishjamProcess) -> dict[str, float]:
 
     try:
         supervisor = server.supervisor
+        share = LocalShare(local)
         await asyncio.gather(*(loop.run_in_executor(None, join, r) for r in rooms))
         await _until(lambda: sum(1 for j in supervisor.jobs() if j.connected) == BURST, 120)
+        local_part = share.result()
         latencies = []
         for room_id in rooms:
             job = supervisor.job_for_key(room_id)
@@ -235,6 +274,7 @@ async def _people_burst(local: LocalFishjamProcess) -> dict[str, float]:
         "rooms": float(BURST),
         "p50_s": percentile(latencies, 0.5),
         "p99_s": percentile(latencies, 0.99),
+        **local_part,
     }
 
 

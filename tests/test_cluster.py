@@ -82,11 +82,12 @@ async def launch(
     return new
 
 
-async def dispatch(box: Box, rooms: list[str]) -> list[str]:
+async def dispatch(box: Box, rooms: list[str], metadata: Any = None) -> list[str]:
     keys = []
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {DISPATCH_TOKEN}"}) as client:
         for room_id in rooms:
-            answer = await client.post(box.url + "/dispatch", json={"room_id": room_id})
+            body = {"room_id": room_id, "metadata": metadata}
+            answer = await client.post(box.url + "/dispatch", json=body)
             assert answer.status_code == 202, answer.text
             keys.append(answer.json()["job_id"])
     return keys
@@ -295,6 +296,8 @@ def test_redis_options_are_checked() -> None:
         ServerOptions(redis_url="redis://127.0.0.1:6379/0", lease_ttl=0.1)
     with pytest.raises(ValueError, match="redis_prefix"):
         ServerOptions(redis_url="redis://127.0.0.1:6379/0", redis_prefix="a b")
+    with pytest.raises(ValueError, match="on_shutdown must be 'handover' or 'drain'"):
+        ServerOptions(redis_url="redis://127.0.0.1:6379/0", on_shutdown="leave")  # type: ignore[arg-type]
     shown = repr(ServerOptions(redis_url="redis://:s3cret@127.0.0.1:6379/0"))
     assert "s3cret" not in shown
 
@@ -373,3 +376,92 @@ async def test_three_boxes_300_rooms_filled_by_people_one_agent_each_spread_even
     )
     await watch.stop()
     assert watch.longest_overlap == 0.0, watch.overlaps
+
+
+async def test_sigterm_with_on_shutdown_drain_lets_jobs_end_here_then_hands_the_rest_over(
+    local_fishjam: Any, redis_server: RedisServer, redis: Any, boxes: list[Box], tmp_path: Path
+) -> None:
+    draining = ("--source", "none", "--on-shutdown", "drain", "--drain-timeout", "8")
+    (leaving,) = await launch(
+        boxes, 1, local_fishjam, redis_server.url, tmp_path, entry="server_apps:finite",
+        lease_ttl=LEASE, extra=draining,
+    )  # fmt: skip
+    ending = [await local_fishjam.create_room() for _ in range(3)]
+    staying_rooms = [await local_fishjam.create_room() for _ in range(3)]
+    ending_keys = await dispatch(leaving, ending, {"seconds": 5})
+    staying_keys = await dispatch(leaving, staying_rooms, {"seconds": 3600})
+    rooms = ending + staying_rooms
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, rooms), 30, "6 agents")
+    peers = {r: connected_agents(local_fishjam)[r][0] for r in staying_rooms}
+    (other,) = await launch(
+        boxes, 1, local_fishjam, redis_server.url, tmp_path, entry="server_apps:finite",
+        lease_ttl=LEASE,
+    )  # fmt: skip
+    watch = AgentWatch(local_fishjam)
+    watch.start()
+    leaving.kill(signal.SIGTERM)
+    # past a lease: the draining box still holds every room (renewed; nobody took one)
+    await asyncio.sleep(LEASE + 0.5)
+    held = await owners(redis, ending_keys + staying_keys)
+    assert {pid_of(o) for o in held.values()} == {leaving.pid}, held
+    # the jobs that end by themselves end on the draining box, their rooms done
+    await wait_for(
+        lambda: not any(connected_agents(local_fishjam)[r] for r in ending), 10, "jobs ended"
+    )
+    # the rest are handed over after the drain timeout, keeping their agent peers
+    assert await asyncio.wait_for(leaving.process.wait(), 20) == 0, leaving.text()
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, staying_rooms), LEASE, "moved")
+    held = await owners(redis, staying_keys)
+    assert {pid_of(o) for o in held.values()} == {other.pid}, held
+    assert {r: connected_agents(local_fishjam)[r][0] for r in staying_rooms} == peers
+    assert set(await redis.smembers("fishjam_fast:rooms")) == set(staying_keys)
+    await watch.stop()
+    assert watch.longest_overlap == 0.0, watch.overlaps
+    text = leaving.text()
+    assert "draining: taking no jobs; 6 running jobs" in text
+    assert "drain: 3 jobs still run after 8 s: handing them over" in text
+
+
+async def test_a_job_request_no_box_has_room_for_waits_then_is_refused(
+    local_fishjam: Any, redis_server: RedisServer, redis: Any, boxes: list[Box], tmp_path: Path
+) -> None:
+    # one box with room for one job: the second request waits in the stream until the
+    # first job ends and then runs; the third waits past job_wait_timeout: refused
+    full = ("--source", "none", "--max-jobs", "1", "--job-wait-timeout", "4")
+    (box,) = await launch(
+        boxes, 1, local_fishjam, redis_server.url, tmp_path, entry="server_apps:finite",
+        lease_ttl=LEASE, extra=full,
+    )  # fmt: skip
+    rooms = [await local_fishjam.create_room() for _ in range(3)]
+    first = await dispatch(box, rooms[:1], {"seconds": 0.5})
+    later = await dispatch(box, rooms[1:], {"seconds": 3600})
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, rooms[1:2]), 10, "2nd runs")
+    await wait_for(lambda: "refused" in box.text(), 10, "the third refused")
+    assert not connected_agents(local_fishjam)[rooms[2]]
+    # it left the stream and the fleet's wanted jobs: nothing waits for ever
+    assert set(await redis.smembers("fishjam_fast:rooms")) == {later[0]}
+    assert (await redis.xinfo_groups("fishjam_fast:jobs"))[0]["lag"] in (0, None)
+    # the two taken stay (acknowledged); the refused one was queued once and left
+    assert [e[1]["key"] for e in await redis.xrange("fishjam_fast:jobs")] == [first[0], later[0]]
+    samples = await metrics(box.url)
+    assert samples['fishjam_fast_server_jobs_refused_total{reason="fleet_wait_timeout"}'] == 1
+    assert f"job {later[1]} in room {rooms[2]} refused" in box.text()
+    assert first[0] not in await redis.smembers("fishjam_fast:rooms")
+
+
+async def test_with_when_full_refuse_a_request_no_box_has_room_for_is_refused_at_once(
+    local_fishjam: Any, redis_server: RedisServer, redis: Any, boxes: list[Box], tmp_path: Path
+) -> None:
+    refuse = ("--source", "none", "--max-jobs", "1", "--when-full", "refuse")
+    (box,) = await launch(
+        boxes, 1, local_fishjam, redis_server.url, tmp_path, lease_ttl=LEASE, extra=refuse
+    )
+    rooms = [await local_fishjam.create_room() for _ in range(2)]
+    keys = await dispatch(box, rooms)
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, rooms[:1]), 10, "1st runs")
+    # every live box is full: refused within a renewal, not after job_wait_timeout (10 s)
+    await wait_for(lambda: f"job {keys[1]} in room {rooms[1]} refused" in box.text(), 3, "refused")
+    assert set(await redis.smembers("fishjam_fast:rooms")) == {keys[0]}
+    samples = await metrics(box.url)
+    assert samples['fishjam_fast_server_jobs_refused_total{reason="fleet_full"}'] == 1
+    assert not connected_agents(local_fishjam)[rooms[1]]

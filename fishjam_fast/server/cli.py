@@ -123,6 +123,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.redis_prefix,
         help=f"with --redis: the prefix of every key (default {defaults.redis_prefix})",
     )
+    parser.add_argument(
+        "--on-shutdown",
+        choices=("handover", "drain"),
+        default=defaults.on_shutdown,
+        help="with --redis, on SIGTERM: hand the rooms over to the other boxes at once "
+        "(default), or drain: let running jobs end within --drain-timeout here (their "
+        "leases kept), then hand the rest over",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
@@ -161,6 +169,7 @@ def main(args: argparse.Namespace) -> int:
             redis_url=args.redis,
             lease_ttl=args.lease_ttl,
             redis_prefix=args.redis_prefix,
+            on_shutdown=args.on_shutdown,
         )
     except (ValueError, TypeError) as exc:
         print(f"python -m fishjam_fast serve: {exc}", file=sys.stderr)

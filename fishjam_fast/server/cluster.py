@@ -11,7 +11,11 @@ the orphan scan queues its jobs again for the others, which reuse the job's agen
 (its id and token are kept in Redis) where it still exists. A box that cannot reach
 Redis takes no job and, before its leases can expire, stops its agents (keeping their
 peers for the box taking over). On SIGTERM a box hands its rooms over: each agent stops,
-then its lease is released and its job queued again.
+then its lease is released and its job queued again; or, with ``on_shutdown="drain"``,
+it lets its jobs end within ``drain_timeout`` (renewing their leases meanwhile) and
+hands over only the rest. A job request no box reads in time (every box full) is
+refused by :data:`~.leases.REFUSE` under the one-box ``when_full`` policy: a metric and
+a log line, never left in the stream for ever.
 
 Redis holds agent peer tokens (never the management token): protect it as you protect
 Fishjam's credentials.
@@ -65,14 +69,33 @@ CONSUMER_IDLE_LEASES = 20
 """Consumers idle for this many leases with nothing pending (boxes gone) are removed
 from the consumer group."""
 
-SCRIPTS = ("SUBMIT", "CLAIM", "RECORD", "END", "RELEASE", "RENEW", "ORPHANS", "MIN_LOAD", "RESTORE")
+SCRIPTS = (
+    "SUBMIT",
+    "CLAIM",
+    "RECORD",
+    "END",
+    "RELEASE",
+    "RENEW",
+    "ORPHANS",
+    "MIN_LOAD",
+    "RESTORE",
+    "REFUSE",
+)
+
+REFUSE_BATCH = 1000
+"""Most stale job requests one renewal refuses (the next renewal takes the rest)."""
 
 NEXT_TURN = 0.005
-"""Seconds before a box one job ahead of the least loaded looks again (during a burst
-the boxes take jobs in turn: this is the turn's length)."""
+"""Seconds before a box at most a batch ahead of the least loaded looks again (during a
+burst the boxes take jobs in turn: this is the turn's length)."""
 
 ACTION_BATCH = 500
 """Most dispatch actions sent to Redis in one pipeline."""
+
+TAKE_BATCH = 8
+"""Most job requests a box reads at once during a burst (one at a time otherwise): the
+boxes take turns in batches, so a burst costs a box one turn per batch, not per job,
+and no box gets more than this many jobs ahead of the least loaded."""
 
 BURST_WINDOW = 0.5
 """Seconds after this box took a job during which it looks again every NEXT_TURN."""
@@ -104,6 +127,9 @@ class Cluster:
         self._on_reset = on_reset
         self._ttl = options.lease_ttl
         self._ttl_ms = max(1, int(options.lease_ttl * 1000))
+        # how long a request's "queued" mark lasts: while it may wait in the stream (the
+        # orphan scan must not queue it again meanwhile), then a lease more
+        self._queued_ms = self._ttl_ms + int(options.job_wait_timeout * 1000)
         self._p = options.redis_prefix
         self._group = f"{self._p}:boxes"
         self._stream = f"{self._p}:jobs"
@@ -119,6 +145,10 @@ class Cluster:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
+        # draining (on_shutdown="drain"): no new job, the running ones keep their leases
+        self._draining = False
+        self._drain_deadline = 0.0
+        self._lowest = 0.0  # the lowest load among live boxes, as the last renewal saw
         self.healthy = False
         self._lease_deadline = 0.0
         # what the last renewal saw, for the metrics (a scrape reads no Redis)
@@ -207,6 +237,31 @@ class Cluster:
         if pending:
             await asyncio.wait(pending, timeout=max(0.1, deadline - time.monotonic()))
 
+    async def drain(self, timeout: float) -> None:
+        """Takes no more jobs and lets this box's jobs end within ``timeout`` seconds,
+        renewing their leases meanwhile (no other box takes them); the jobs still
+        running then are handed over as by :meth:`handover`."""
+        self._draining = True
+        self._drain_deadline = deadline = time.monotonic() + timeout
+        if self._owned:
+            logger.info(
+                "draining: taking no jobs; %d running jobs get up to %g s to end here",
+                len(self._owned),
+                timeout,
+            )
+        while self._owned and time.monotonic() < self._drain_deadline:
+            await asyncio.sleep(0.05)
+        deadline = min(deadline, self._drain_deadline)
+        if self._owned:
+            logger.warning(
+                "drain: %d jobs still run after %g s: handing them over", len(self._owned), timeout
+            )
+        await self.handover(max(1.0, deadline - time.monotonic()))
+
+    def cut_drain(self) -> None:
+        """Ends a drain's wait now: the jobs still running are handed over at once."""
+        self._drain_deadline = 0.0
+
     async def close(self) -> None:
         """Stops every loop and closes the Redis connection (updates in flight get a
         second to land)."""
@@ -239,7 +294,7 @@ class Cluster:
             FleetUnavailableError: Redis cannot be reached.
             TypeError: The metadata is not JSON-serialisable.
         """
-        if self._closing:
+        if self._closing or self._draining:
             raise ServerDrainingError(f"the box is stopping: job in room {request.room_id} refused")
         key, args = self._submit_args(request)
         try:
@@ -258,7 +313,7 @@ class Cluster:
             "metadata": json.dumps(request.metadata),
             "submitted": repr(time.time()),
         }
-        return key, [key, self._ttl_ms, STREAM_MAXLEN, *_flat(fields)]
+        return key, [key, self._queued_ms, STREAM_MAXLEN, *_flat(fields)]
 
     async def end(self, key: str) -> None:
         """Ends the job under ``key`` fleet-wide (its owner stops it within a renewal)."""
@@ -307,7 +362,9 @@ class Cluster:
             self._records.pop(key, None)
             if kind == "job_refused" or job.keep_peer:
                 self.handed_over += 1
-                self._background(self._script("RELEASE", self.box_id, key, STREAM_MAXLEN, 0))
+                self._background(
+                    self._script("RELEASE", self.box_id, key, STREAM_MAXLEN, self._queued_ms)
+                )
             else:
                 self._background(self._script("END", self.box_id, key))
 
@@ -345,18 +402,21 @@ class Cluster:
         last_autoclaim = 0.0
         while True:
             try:
-                if not self.healthy or not self._supervisor.has_room():
+                if not self.healthy or self._draining or not self._supervisor.has_room():
                     await asyncio.sleep(POLL)
                     continue
                 lowest, _ = await self._script("MIN_LOAD")
-                behind = (self._load() - float(lowest)) * self._supervisor.capacity()
+                capacity = self._supervisor.capacity()
+                behind = (self._load() - float(lowest)) * capacity
+                in_burst = time.monotonic() - self._last_take < BURST_WINDOW
                 if behind > 1e-6:
-                    # a less loaded box takes first; one job ahead during a burst (boxes
+                    # a less loaded box takes first; a batch ahead during a burst (boxes
                     # taking in turn) looks again soon, else at the slower pace
-                    in_burst = time.monotonic() - self._last_take < BURST_WINDOW
-                    close = behind <= 1.0 + 1e-6
+                    close = behind <= TAKE_BATCH + 1e-6
                     await asyncio.sleep(NEXT_TURN if in_burst and close else POLL)
                     continue
+                count = TAKE_BATCH if in_burst else 1
+                count = max(1, min(count, capacity - len(self._owned)))
                 entries: list[Any] = []
                 if time.monotonic() - last_autoclaim > self._ttl:
                     # requests a box read and died before claiming: idle for a lease
@@ -370,12 +430,14 @@ class Cluster:
                 if not entries:
                     answer = await self._call(
                         self._redis.xreadgroup(
-                            self._group, self.box_id, {self._stream: ">"}, 1, block_ms
+                            self._group, self.box_id, {self._stream: ">"}, count, block_ms
                         )
                     )
                     entries = _entries(answer)
-                for entry_id, fields in entries:
-                    await self._take(entry_id, fields)
+                for (entry_id, fields), claim in zip(
+                    entries, await self._claim(entries), strict=True
+                ):
+                    await self._take(entry_id, fields, claim)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -386,13 +448,26 @@ class Cluster:
                     logger.debug("taking jobs: %s", exc)
                 await asyncio.sleep(POLL)
 
-    async def _take(self, entry_id: str, fields: Mapping[str, str]) -> None:
+    async def _claim(self, entries: list[tuple[str, dict[str, str]]]) -> list[Any]:
+        """The CLAIM answers for the entries read, in one round trip (a pipeline). A
+        failed claim's answer is its exception: that job is skipped here (if its lease
+        was taken, it expires and the orphan scan queues the job again)."""
+        if not entries:
+            return []
+        capacity = max(1, self._supervisor.capacity())
+        pipe = self._redis.pipeline(transaction=False)
+        for i, (entry_id, fields) in enumerate(entries):
+            load = repr((len(self._owned) + i + 1) / capacity)
+            args = [self._p, self.box_id, self._group, entry_id, fields.get("key", "")]
+            await self._scripts["CLAIM"](keys=[], args=[*args, self._ttl_ms, load], client=pipe)
+        self.operations += len(entries)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _take(self, entry_id: str, fields: Mapping[str, str], answer: Any) -> None:
         key = fields.get("key", "")
-        jobs = len(self._owned) + 1
-        load = repr(jobs / max(1, self._supervisor.capacity()))
-        answer = await self._script(
-            "CLAIM", self.box_id, self._group, entry_id, key, self._ttl_ms, load
-        )
+        if isinstance(answer, Exception):
+            logger.warning("job %s not claimed: %s", key, answer)
+            return
         if not answer or answer[0] != "ok":
             return
         record = dict(zip(answer[1::2], answer[2::2], strict=True))
@@ -423,7 +498,7 @@ class Cluster:
             if key in self._owned:
                 del self._owned[key]
                 self._records.pop(key, None)
-                await self._script("RELEASE", self.box_id, key, STREAM_MAXLEN, 0)
+                await self._script("RELEASE", self.box_id, key, STREAM_MAXLEN, self._queued_ms)
             logger.warning("job %s not taken here: %s", key, exc)
             return
         if key in self._owned:
@@ -508,8 +583,28 @@ class Cluster:
         if not self.healthy and not self._closing:
             logger.warning("Redis reachable again: taking jobs")
         self.healthy = not self._closing
-        await self._script("ORPHANS", self._ttl_ms, STREAM_MAXLEN)
+        await self._script("ORPHANS", self._queued_ms, STREAM_MAXLEN)
         await self._refresh_stats()
+        await self._refuse_stale()
+
+    async def _refuse_stale(self) -> None:
+        """Refuses the job requests that waited in the stream past the ``when_full``
+        policy (any box may do it: the script refuses each request once)."""
+        options = self._options
+        if options.when_full == "refuse" and self._lowest >= FULL:
+            wait, reason = 0.0, "fleet_full"  # every live box is full now
+        else:
+            wait, reason = options.job_wait_timeout, "fleet_wait_timeout"
+        answer = await self._script("REFUSE", self._group, int(wait * 1000), REFUSE_BATCH)
+        for key, room_id in zip(answer[::2], answer[1::2], strict=True):
+            self._supervisor.refused[reason] += 1
+            logger.warning(
+                "job %s in room %s refused: no box took it within %g s (%s; every box full)",
+                key,
+                room_id,
+                wait,
+                reason,
+            )
 
     def _lost_redis(self, exc: Exception) -> None:
         if self.healthy:
@@ -552,7 +647,8 @@ class Cluster:
                 raise
 
     async def _refresh_stats(self) -> None:
-        await self._script("MIN_LOAD")  # forgets dead boxes
+        lowest, _ = await self._script("MIN_LOAD")  # forgets dead boxes
+        self._lowest = float(lowest)
         boxes = await self._call(self._redis.hkeys(f"{self._p}:load"))
         jobs = await self._call(self._redis.mget([f"{self._p}:box:{b}" for b in boxes]))
         self.boxes = {b: int(j) for b, j in zip(boxes, jobs, strict=True) if j is not None}
@@ -577,7 +673,7 @@ class Cluster:
     def _load(self) -> float:
         # a full box (no job slot, or every worker at max_load) says so: the others
         # must not wait for it to take first
-        if not self._supervisor.has_room():
+        if self._draining or self._closing or not self._supervisor.has_room():
             return FULL
         return len(self._owned) / max(1, self._supervisor.capacity())
 

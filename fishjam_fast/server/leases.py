@@ -29,6 +29,7 @@ __all__ = [
     "MIN_LOAD",
     "ORPHANS",
     "RECORD",
+    "REFUSE",
     "RELEASE",
     "RENEW",
     "RESTORE",
@@ -203,4 +204,43 @@ redis.call('SADD', p .. ':rooms', k)
 redis.call('DEL', p .. ':job:' .. k)
 if #ARGV >= 7 then redis.call('HSET', p .. ':job:' .. k, unpack(ARGV, 6)) end
 return {epoch, 'ok'}
+"""
+
+# ARGV: prefix, group, wait_ms, count. Refuses the job requests no box has read for
+# wait_ms (their entry id is the time they were queued): each leaves the stream and,
+# unless a box holds its lease, the fleet's wanted jobs. Returns {key, room id, ...}.
+REFUSE = """
+local p, group = ARGV[1], ARGV[2]
+local stream = p .. ':jobs'
+if redis.call('EXISTS', stream) == 0 then return {} end
+local last = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+  local name, delivered = nil, nil
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] end
+    if g[i] == 'last-delivered-id' then delivered = g[i + 1] end
+  end
+  if name == group then last = delivered end
+end
+if last == nil then return {} end
+local now = redis.call('TIME')
+local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  - tonumber(ARGV[3])
+local out = {}
+local entries = redis.call(
+  'XRANGE', stream, '(' .. last, string.format('%d', cutoff), 'COUNT', ARGV[4])
+for _, e in ipairs(entries) do
+  redis.call('XDEL', stream, e[1])
+  local k = e[2][2]
+  if k then
+    redis.call('DEL', p .. ':queued:' .. k)
+    if redis.call('EXISTS', p .. ':lease:' .. k) == 0
+        and redis.call('SREM', p .. ':rooms', k) == 1 then
+      out[#out + 1] = k
+      out[#out + 1] = redis.call('HGET', p .. ':job:' .. k, 'room_id') or ''
+      redis.call('DEL', p .. ':job:' .. k)
+    end
+  end
+end
+return out
 """

@@ -102,7 +102,11 @@ class _Collector(Collector):
             value=sum(1 for w in workers if w.ready),
         )
         refused = counter("jobs_refused", "Jobs refused, by reason", ("reason",))
-        for reason in ("full", "queue_full", "wait_timeout", "draining"):
+        # fleet_*: a job request in the fleet's Redis stream no box took in time
+        reasons: tuple[str, ...] = ("full", "queue_full", "wait_timeout", "draining")
+        if self._metrics.fleet:
+            reasons += ("fleet_full", "fleet_wait_timeout")
+        for reason in reasons:
             refused.add_metric([reason], supervisor.refused[reason])
         yield refused
         yield CounterMetricFamily(
@@ -125,6 +129,7 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.supervisor: Supervisor | None = None
         self.notification_gaps = 0
+        self.fleet = False  # on Redis: the fleet's refusal reasons are shown too
         self.dispatch_latency = Histogram(
             PREFIX + "dispatch_latency_seconds",
             "Job submitted (a person joined, or explicit dispatch) -> its agent authenticated",

@@ -31,6 +31,10 @@ class ServerOptions:
             ``load_window`` seconds) reaches this takes no new job.
         when_full: ``"wait"``: a job finding every worker full waits up to
             ``job_wait_timeout`` for room, then is refused; ``"refuse"``: refused at once.
+            With ``redis_url`` the same holds for a job request in the fleet's stream:
+            unread by any box for ``job_wait_timeout`` (``"wait"``), or while every live
+            box is full (``"refuse"``), it is refused (metric ``jobs_refused`` with
+            reason ``fleet_wait_timeout`` or ``fleet_full``, and a log line).
         job_wait_timeout: Seconds a job may wait for a worker with room.
         max_waiting: Most jobs waiting at once; more are refused.
         drain_timeout: Seconds running jobs get to end on SIGTERM (or ``stop()``)
@@ -64,6 +68,12 @@ class ServerOptions:
             renewal; a dead or cut-off box's rooms move after at most this long.
         redis_prefix: With ``redis_url``: the prefix of every Redis key (separate
             fleets sharing one Redis use different prefixes).
+        on_shutdown: With ``redis_url``, what SIGTERM (or ``stop()``) does with this
+            box's rooms: ``"handover"`` (default): each agent stops at once and another
+            box takes its room, keeping its agent peer; ``"drain"``: running jobs get
+            ``drain_timeout`` seconds to end here while this box keeps renewing their
+            leases (no other box takes them meanwhile), then the rest are handed over.
+            Either way the box takes no new job. The last box alive drains.
     """
 
     workers: int | Literal["auto"] = "auto"
@@ -90,12 +100,15 @@ class ServerOptions:
     redis_url: str | None = None
     lease_ttl: float = 3.0
     redis_prefix: str = "fishjam_fast"
+    on_shutdown: Literal["handover", "drain"] = "handover"
 
     def __post_init__(self) -> None:
         if self.workers != "auto" and (
             not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1
         ):
             raise ValueError(f"workers must be 'auto' or at least 1, not {self.workers!r}")
+        if self.on_shutdown not in ("handover", "drain"):
+            raise ValueError(f"on_shutdown must be 'handover' or 'drain', not {self.on_shutdown!r}")
         if self.when_full not in ("wait", "refuse"):
             raise ValueError(f"when_full must be 'wait' or 'refuse', not {self.when_full!r}")
         for name in ("max_jobs", "max_waiting", "max_body_size", "max_message_size"):
