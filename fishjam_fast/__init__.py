@@ -101,7 +101,7 @@ if all(_installed(name) for name in ("aiohttp", "prometheus_client")):  # the se
 
 
 def __getattr__(name: str) -> Any:
-    # FishjamClient needs the optional plain SDK, the REST client httpx: import them only
+    # FishjamClient needs the optional plain SDK, the REST client aiohttp: import them only
     # when asked for, so `import fishjam_fast` stays light
     if name == "FishjamClient":
         from .client import FishjamClient
