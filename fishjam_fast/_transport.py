@@ -30,10 +30,10 @@ Both give the same guarantees, which the session relies on:
   :class:`TransportOptions`).
 - **Bounds.** Whole messages, fragments assembled into one buffer, up to
   ``max_message_size``; at most ``max_fragments`` frames per message; at most
-  ``max_queue`` unread messages or ``max_queue_bytes`` of them (picows), then reading
-  pauses; pong replies coalesced while
-  writing is paused; text frames fail the connection with 1003 (the agent protocol is
-  binary only).
+  ``max_queue`` unread messages or ``max_queue_bytes`` of them, then reading pauses;
+  pongs to a ping flood bounded while writing is paused (picows coalesces them,
+  websockets fails the connection with 1008); text frames fail the connection with
+  1003 (the agent protocol is binary only).
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ DEFAULT_MAX_QUEUE = 64
 """Messages buffered before the transport stops reading from the socket."""
 
 DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
-"""Bytes of unread messages buffered before the transport stops reading (picows counts
-each message's frame size; websockets bounds frames only: ``max_queue`` of them)."""
+"""Bytes of unread messages buffered before the transport stops reading (each message's
+frame size is counted; websockets holds at most three frames more, see
+:mod:`._transport_websockets`)."""
 
 DEFAULT_WRITE_LIMIT = 64 * 1024
 """Write-buffer high-water mark above which sending waits."""
@@ -114,8 +115,8 @@ class TransportOptions:
             connect; a proxy URL connects through that proxy; None connects directly
             (False is taken as None).
         max_queue_bytes: Bytes of unread messages buffered before reading from the
-            socket pauses, as ``max_queue`` (picows: the frames' sizes; websockets
-            bounds only the count, ``max_queue`` frames of ``max_message_size``).
+            socket pauses, as ``max_queue`` (the frames' sizes; websockets holds at
+            most three frames of ``max_message_size`` more).
     """
 
     ssl: ssl_module.SSLContext | None = None
@@ -275,11 +276,11 @@ class Transport(Protocol):
     def set_dispatcher(self, dispatcher: Dispatcher | None) -> None:
         """Hands the session's dispatcher to the transport (None: take it back).
 
-        A transport that reads frames itself (picows) dispatches each frame where it
-        reads it, decoded from its receive buffer: what :meth:`recv` returns is then
-        the message the dispatcher returned, and frames the dispatcher consumed
-        (``on_track_data``, ``request_image``) are never queued. The others hand
-        frames on as bytes, dispatched as the session reads them.
+        Both transports dispatch each frame where they read it (picows decodes it
+        from its receive buffer; websockets in its reader task): what :meth:`recv`
+        returns is then the message the dispatcher returned, and frames the
+        dispatcher consumed (``on_track_data``, ``request_image``) are never queued.
+        Before a dispatcher is set (authentication) frames are handed on as bytes.
 
         Every transport calls ``dispatcher.on_closed(transport, closed)`` once, soon
         after it learns that the connection ended (at once if it already has).
@@ -287,8 +288,7 @@ class Transport(Protocol):
 
     @property
     def dispatches(self) -> bool:
-        """True if frames are dispatched as they arrive (picows), False if only as the
-        session reads them (websockets): ``on_track_data`` then needs a reader task."""
+        """True: frames are dispatched as they arrive (both transports do)."""
 
     def recv(self) -> Awaitable[Any]:
         """Returns the next binary message (awaited: a coroutine or a future): a frame

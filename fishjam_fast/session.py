@@ -61,8 +61,6 @@ logger = logging.getLogger("fishjam_fast")
 
 IncomingAgentMessage = IncomingTrackData | IncomingTrackImage
 
-_ENDED: Any = object()  # the pump's read found the connection ended
-
 MAX_BACKLOG = 1024
 """Messages ``request_image`` may set aside for ``receive()`` while it reads itself."""
 
@@ -94,8 +92,6 @@ class AgentSession(SessionLifecycle):
             self.stats, self._image_waiters, asyncio.get_running_loop()
         )
         self._dispatcher.on_closed = self._transport_closed
-        # reads for on_track_data where the transport does not dispatch (websockets)
-        self._pump: asyncio.Task[None] | None = None
         transport.set_dispatcher(self._dispatcher)
 
     def _transport_closed(self, transport: Transport, closed: TransportClosed) -> None:
@@ -127,8 +123,6 @@ class AgentSession(SessionLifecycle):
             self._transport = transport
             lock.release()
         transport.set_dispatcher(self._dispatcher)
-        if self._dispatcher.on_track_data is not None:
-            self._start_pump()
 
     # -- sending -----------------------------------------------------------------
 
@@ -345,10 +339,7 @@ class AgentSession(SessionLifecycle):
             try:
                 if waiter.done():
                     break
-                if self._transport.dispatches:
-                    message = await self._read_or_image(waiter)
-                else:  # only a read can resolve the waiter: the one below
-                    message = await self._read_message()
+                message = await self._read_or_image(waiter)
                 if message is not None:
                     self._backlog.append(message)
             except TransportClosed as closed:
@@ -405,9 +396,8 @@ class AgentSession(SessionLifecycle):
         (``loop.call_exception_handler``, as asyncio reports any callback's) and the
         session goes on. While it is set, :meth:`receive` still yields images (and
         track data that was already queued when it was set); ``request_image`` works as
-        before. The callback stays across reconnections. On the websockets transport,
-        which hands frames over only when read, the session runs a reader task while a
-        callback is set.
+        before. The callback stays across reconnections. On the websockets transport
+        it is called from the transport's reader task, as each message arrives.
 
         Args:
             callback: Called with each :class:`IncomingTrackData`; None: audio goes to
@@ -421,43 +411,6 @@ class AgentSession(SessionLifecycle):
                 f"on_track_data takes a callable or None, not {type(callback).__name__}"
             )
         self._dispatcher.on_track_data = callback
-        if callback is not None:
-            self._start_pump()
-
-    def _start_pump(self) -> None:
-        if self._transport.dispatches or self._closed is not None:
-            return
-        if self._pump is None or self._pump.done():
-            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
-
-    async def _run_pump(self) -> None:
-        """Reads the connection while ``on_track_data`` is set on a transport that
-        does not dispatch frames as they arrive: audio goes to the callback as it is
-        read, anything else to the backlog for ``receive()`` (bounded: at
-        :data:`MAX_BACKLOG` it stops reading until ``receive()`` takes some)."""
-        lock = self._read_lock
-        dispatcher = self._dispatcher
-        while dispatcher.on_track_data is not None and self._closed is None:
-            if len(self._backlog) >= MAX_BACKLOG:
-                await asyncio.sleep(0.05)  # nobody consumes receive(): read no further
-                continue
-            await lock.acquire()
-            try:
-                message = await self._read_message()
-            except TransportClosed:
-                message = _ENDED
-            finally:
-                lock.release()
-            if message is _ENDED:
-                if self._outage is None:
-                    return  # the session ended: receive() and the state say why
-                try:
-                    await asyncio.shield(self._outage)
-                except Exception:
-                    return
-                continue
-            if message is not None:
-                self._backlog.append(message)
 
     async def _read_message(self) -> IncomingAgentMessage | None:
         """Reads a frame; the message in it for the application, or None: try again.
