@@ -39,8 +39,6 @@ Both give the same guarantees, which the session relies on:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -448,42 +446,6 @@ TransportFactory = Callable[[str, TransportOptions], Awaitable[Transport]]
 Raises ``AgentConnectionError`` when the server cannot be reached, the TLS or WebSocket
 handshake fails, or ``open_timeout`` expires.
 """
-
-
-def default_transport() -> TransportName:
-    """The transport an Agent uses unless told otherwise.
-
-    ``FISHJAM_FAST_TRANSPORT=picows|websockets`` chooses; otherwise picows where it is
-    installed, websockets where it is not (a platform without picows wheels).
-    """
-    chosen = os.environ.get("FISHJAM_FAST_TRANSPORT", "").strip().lower()
-    if chosen == "picows":
-        return "picows"
-    if chosen == "websockets":
-        return "websockets"
-    if chosen:
-        raise ValueError(
-            f"FISHJAM_FAST_TRANSPORT={chosen!r}: use one of {', '.join(TRANSPORT_NAMES)}"
-        )
-    return "picows" if importlib.util.find_spec("picows") is not None else "websockets"
-
-
-def transport_factory(name: str) -> TransportFactory:
-    """The factory of the named transport.
-
-    Raises:
-        ValueError: an unknown name.
-        ImportError: the transport's library is not installed.
-    """
-    if name == "picows":
-        from ._transport_picows import open_picows
-
-        return open_picows
-    if name == "websockets":
-        from ._transport_websockets import open_websockets
-
-        return open_websockets
-    raise ValueError(f"unknown transport {name!r}: use one of {', '.join(TRANSPORT_NAMES)}")
 
 
 def websocket_url(fishjam_url: str, path: str = "/socket/agent/websocket") -> str:

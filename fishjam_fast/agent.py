@@ -39,10 +39,9 @@ from ._transport import (
     TransportFactory,
     TransportName,
     TransportOptions,
-    default_transport,
-    transport_factory,
     websocket_url,
 )
+from ._transports import default_transport, transport_factory
 from .enums import TrackEncoding, TrackType
 from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
 from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats

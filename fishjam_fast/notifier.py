@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from . import _codec, events
+from . import _notifications, events
 from ._reconnect import RECONNECT_CLOSE_CODES, ReconnectPolicy, reconnect_policy
 from ._transport import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -42,10 +42,9 @@ from ._transport import (
     TransportClosed,
     TransportName,
     TransportOptions,
-    default_transport,
-    transport_factory,
     websocket_url,
 )
+from ._transports import default_transport, transport_factory
 from .errors import AgentAuthError, AgentConnectionError, AgentProtocolError
 from .rest import fishjam_url
 
@@ -600,7 +599,7 @@ class FishjamNotifier:
                 closed.reason,
             ) from None
         try:
-            answer = _codec.decode_server_message(frame)
+            answer = _notifications.decode_server_message(frame)
         except AgentProtocolError as exc:
             raise NotifierConnectionError(f"malformed answer, expected {expect}: {exc}") from None
         wanted = (
@@ -614,7 +613,7 @@ class FishjamNotifier:
     async def _read(self, transport: Transport) -> TransportClosed:
         """Delivers notifications until the connection ends; returns why it ended."""
         stats = self.stats
-        decode = _codec.decode_server_message
+        decode = _notifications.decode_server_message
         unknown = events.UnknownNotification
         control = events.CONTROL_MESSAGES
         while True:

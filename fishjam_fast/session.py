@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _codec
+from . import _codec, _hotpath
 from ._codec import IncomingTrackData, IncomingTrackImage
 from ._lifecycle import AfterDrop, SessionLifecycle
 from ._locks import ReadLock
@@ -88,7 +88,7 @@ class AgentSession(SessionLifecycle):
         self._backlog: deque[IncomingAgentMessage] = deque()
         self._image_waiters: dict[str, asyncio.Future[IncomingTrackImage]] = {}
         # counts, decodes and routes every frame, where the transport reads it
-        self._dispatcher = _codec.Dispatcher(
+        self._dispatcher = _hotpath.Dispatcher(
             self.stats, self._image_waiters, asyncio.get_running_loop()
         )
         self._dispatcher.on_closed = self._transport_closed
@@ -179,7 +179,7 @@ class AgentSession(SessionLifecycle):
         Returns False when nothing was written (closed, reconnecting, or the write
         found the connection gone): then :meth:`_send` decides.
         """
-        return _codec.write_now(self, frame)
+        return _hotpath.write_now(self, frame)
 
     def _check_open_now(self) -> None:
         """For sends that do not wait: raises unless the connection is open now.
@@ -379,7 +379,7 @@ class AgentSession(SessionLifecycle):
         except TransportClosed as closed:
             self._lost(transport, closed)
             raise
-        return _codec.accept_frame(self, item)
+        return _hotpath.accept_frame(self, item)
 
     # -- receiving ---------------------------------------------------------------
 
@@ -418,7 +418,7 @@ class AgentSession(SessionLifecycle):
         Raises:
             TransportClosed: the connection ended.
         """
-        return await _codec.read_message(self)
+        return await _hotpath.read_message(self)
 
     def receive(self) -> AsyncIterator[IncomingAgentMessage]:
         """Iterates over the messages Fishjam sends the agent.
@@ -442,7 +442,7 @@ class AgentSession(SessionLifecycle):
                 waits for the next message while this one asks for it).
         """
         # native (src_ext/session_hot.pyx) or Python (_session_py.py): one body each
-        return _codec.receive_messages(self)
+        return _hotpath.receive_messages(self)
 
     async def recv(self, timeout: float | None = None) -> IncomingAgentMessage:
         """The next message, waiting at most ``timeout`` seconds.
@@ -493,7 +493,7 @@ class AgentSession(SessionLifecycle):
         # a receive() iterator for one step: its read is cancellation-safe (nothing is
         # lost when the deadline cancels it); throwing it away leaves the session as
         # it was (the backlog, the read lock)
-        messages = _codec.receive_messages(self)
+        messages = _hotpath.receive_messages(self)
         try:
             async with asyncio.timeout(timeout):
                 return await anext(messages)

@@ -96,13 +96,13 @@ ALL_TRANSPORTS = pytest.mark.parametrize(
 @pytest.fixture(params=["native", "python"])
 def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The implementation of the session's per-message path every session here uses."""
-    from fishjam_fast import _codec, _playout, _session_py
+    from fishjam_fast import _hotpath, _playout, _session_py
 
     module: Any = (
         native_extension()
         if request.param == "native"
         else SimpleNamespace(**{**vars(_playout), **vars(_session_py)})
     )
-    for name in _codec.SESSION_NAMES:
-        monkeypatch.setattr(_codec, name, getattr(module, name))
+    for name in _hotpath.SESSION_NAMES:
+        monkeypatch.setattr(_hotpath, name, getattr(module, name))
     return str(request.param)
