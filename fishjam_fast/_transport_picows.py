@@ -437,8 +437,9 @@ def _retrieve_exception(future: asyncio.Future[Any]) -> None:
 
 def _proxy_for(url: str, proxy: str | bool | None) -> str | None:
     """The proxy URL to connect ``url`` through: ``proxy`` itself, none, or for True the
-    environment's, looked up in websockets' order (its ``websockets.proxy.get_proxy``,
-    not part of its public API, hence this twin): ``no_proxy`` honoured, then
+    environment's, read with the standard library (``urllib.request.getproxies`` and
+    ``proxy_bypass``) in the order websockets documents for its ``proxy=True``, so both
+    transports pick the same proxy: ``no_proxy`` honoured, then
     ``wss``/``socks``/``https`` for ``wss://``, ``ws``/``socks``/``https``/``http`` for
     ``ws://``; an ``http://`` proxy given as ``socks`` means SOCKS5.
 

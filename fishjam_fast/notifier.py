@@ -41,10 +41,9 @@ from ._transport import (
     Transport,
     TransportClosed,
     TransportName,
-    TransportOptions,
     websocket_url,
 )
-from ._transports import default_transport, transport_factory
+from ._transports import connection_setup
 from .errors import AgentAuthError, AgentConnectionError, AgentProtocolError
 from .rest import fishjam_url
 
@@ -251,7 +250,7 @@ class FishjamNotifier:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
         ping_timeout: float = DEFAULT_PING_TIMEOUT,
-        proxy: str | Literal[True] | None = None,
+        proxy: str | bool | None = True,
         reconnect: bool | ReconnectPolicy = True,
     ) -> None:
         """Creates a notifier; nothing is connected until :meth:`connect`.
@@ -277,7 +276,9 @@ class FishjamNotifier:
             ping_interval: Seconds between keepalive pings (default 20); None: none.
             ping_timeout: Seconds a pong may take (default 20), then the connection
                 is considered lost (and reconnected).
-            proxy: None (direct), a proxy URL, or True (from the environment).
+            proxy: True (the default, as for :class:`~fishjam_fast.Agent`): the proxy
+                the environment configures (``https_proxy``, ``no_proxy``, ...); a
+                proxy URL; None or False: direct.
             reconnect: True (default policy: 30 s budget per outage), a
                 :class:`ReconnectPolicy`, or False: a lost connection ends
                 :meth:`connect` with :class:`NotifierConnectionError`.
@@ -294,12 +295,11 @@ class FishjamNotifier:
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending must be a positive int, got {max_pending!r}")
         self._socket_url = websocket_url(fishjam_url(fishjam_id), SOCKET_PATH)
-        if ssl is not None and not self._socket_url.startswith("wss://"):
-            raise ValueError("an ssl context was given for a plain http:// or ws:// Fishjam URL")
         self._token = management_token
-        self.transport_name: TransportName = transport or default_transport()
-        self._factory = transport_factory(self.transport_name)
-        self._options = TransportOptions(
+        self.transport_name: TransportName
+        self.transport_name, self._factory, self._options = connection_setup(
+            self._socket_url,
+            transport,
             ssl=ssl,
             max_message_size=max_message_size,
             max_fragments=max_fragments,
