@@ -66,8 +66,8 @@ DEFAULT_MAX_QUEUE = 64
 
 DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
 """Bytes of unread messages buffered before the transport stops reading (each message's
-frame size is counted; websockets holds at most three frames more, see
-:mod:`._transport_websockets`)."""
+frame size is counted; websockets holds at most three messages and one socket read
+more, see :mod:`._transport_websockets`)."""
 
 DEFAULT_WRITE_LIMIT = 64 * 1024
 """Write-buffer high-water mark above which sending waits."""
@@ -114,7 +114,7 @@ class TransportOptions:
             (False is taken as None).
         max_queue_bytes: Bytes of unread messages buffered before reading from the
             socket pauses, as ``max_queue`` (the frames' sizes; websockets holds at
-            most three frames of ``max_message_size`` more).
+            most three messages of ``max_message_size`` and one socket read more).
     """
 
     ssl: ssl_module.SSLContext | None = None

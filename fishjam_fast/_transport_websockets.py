@@ -20,9 +20,11 @@ websockets does not bound on its own is bounded here:
 
 - unread messages: at most ``max_queue`` messages and ``max_queue_bytes`` bytes in our
   queue, then the reader stops taking more; websockets' own queue is kept at one frame
-  (``max_queue=1``), then it pauses reading. The true bound is ``max_queue_bytes`` plus
-  what websockets holds: the frame being assembled and the frames parsed from the last
-  socket read, at most ``2 * max_message_size`` in all;
+  (``max_queue=1``), then it pauses reading, and what was read but not yet fed to it
+  waits (one socket read, 256 KiB). The true bound: our queue holds less than
+  ``max_queue_bytes + max_message_size`` (the last message taken below the bound),
+  websockets at most two messages of ``max_message_size`` and one 2 KiB slice, plus
+  the held read: ``max_queue_bytes + 3 * max_message_size + 256 KiB`` at most;
 - a drop is noticed without the application reading: the reader drains websockets'
   queue as soon as the connection is lost, whatever the bound, and learns the cause;
 - messages span at most ``max_fragments`` frames (websockets' ``max_size`` caps their

@@ -121,7 +121,7 @@ class Agent:
             max_queue_bytes: Bytes of such messages buffered (default 16 MiB): reading
                 also pauses above it, so ``max_queue`` large messages cannot hold
                 ``max_queue * max_message_size`` bytes (websockets holds at most three
-                frames more than this).
+                messages and one socket read more than this).
             write_limit: Write-buffer high-water mark in bytes (default 64 KiB);
                 sending waits above it.
             open_timeout: Seconds allowed for TCP, TLS, the WebSocket handshake and
