@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from . import _codec
 from ._reconnect import connection_error
 from ._session_shared import RECEIVING_TWICE, keep_arrived
-from ._transport import TransportClosed
 from .errors import AgentError, AgentProtocolError
+from .transport.base import TransportClosed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,10 +35,10 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from ._codec import IncomingTrackData, IncomingTrackImage
-    from ._transport import Transport
     from .session import AgentSession
     from .stats import SessionStats
     from .track import OutgoingTrack
+    from .transport.base import Transport
 
 logger = logging.getLogger("fishjam_fast")
 

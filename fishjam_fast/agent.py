@@ -23,7 +23,10 @@ from ._reconnect import (
     connect_with_retries,
     reconnect_policy,
 )
-from ._transport import (
+from .enums import TrackEncoding, TrackType
+from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
+from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
+from .transport.base import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -38,10 +41,7 @@ from ._transport import (
     TransportName,
     websocket_url,
 )
-from ._transports import connection_setup
-from .enums import TrackEncoding, TrackType
-from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
-from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
+from .transport.choose import connection_setup
 
 __all__ = [
     "Agent",

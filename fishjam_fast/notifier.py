@@ -29,7 +29,9 @@ from typing import Any, Literal, TypeAlias
 
 from . import _notifications, events
 from ._reconnect import RECONNECT_CLOSE_CODES, ReconnectPolicy, reconnect_policy
-from ._transport import (
+from .errors import AgentAuthError, AgentConnectionError, AgentProtocolError
+from .rest import fishjam_url
+from .transport.base import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -43,9 +45,7 @@ from ._transport import (
     TransportName,
     websocket_url,
 )
-from ._transports import connection_setup
-from .errors import AgentAuthError, AgentConnectionError, AgentProtocolError
-from .rest import fishjam_url
+from .transport.choose import connection_setup
 
 __all__ = [
     "FishjamNotifier",

@@ -32,10 +32,10 @@ from ._options import (
     track_params,
 )
 from ._reconnect import SessionState, SessionStateChange, connection_error
-from ._transport import Transport, TransportClosed
 from .errors import AgentConnectionError, AgentError
 from .stats import SessionStats
 from .track import OutgoingTrack
+from .transport.base import Transport, TransportClosed
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

@@ -73,7 +73,7 @@ def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     name = str(request.param)
     if name.startswith("picows"):
         try:
-            from fishjam_fast import _transport_picows
+            from fishjam_fast.transport import picows as _transport_picows
         except ImportError as exc:
             if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
                 pytest.fail(f"picows is expected but did not import: {exc}")

@@ -56,7 +56,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.protocol import OPEN, State
 
-from ._transport import (
+from .base import (
     TransportBase,
     TransportClosed,
     TransportOptions,
@@ -478,7 +478,7 @@ class WebsocketsTransport(TransportBase):
 
 
 async def open_websockets(url: str, options: TransportOptions) -> WebsocketsTransport:
-    """Opens a websockets connection (a :data:`~._transport.TransportFactory`).
+    """Opens a websockets connection (a :data:`~.base.TransportFactory`).
 
     Raises:
         AgentConnectionError: the server could not be reached, a handshake failed, or

@@ -11,9 +11,9 @@ aborted) and say why the connection ended (:attr:`Transport.close_code`,
 Two implementations live behind it, each opened by a :data:`TransportFactory` taking the
 socket URL and one :class:`TransportOptions`:
 
-- ``picows`` (:mod:`._transport_picows`, the default): one listener owns the byte stream
+- ``picows`` (:mod:`.picows`, the default): one listener owns the byte stream
   picows parses; frames are taken from picows' receive buffer where it delivers them.
-- ``websockets`` (:mod:`._transport_websockets`): the portable alternative, on the public
+- ``websockets`` (:mod:`.websockets`): the portable alternative, on the public
   API of websockets 16 and 17 only.
 
 Both give the same guarantees, which the session relies on:
@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .errors import AgentConnectionError
+from ..errors import AgentConnectionError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -67,7 +67,7 @@ DEFAULT_MAX_QUEUE = 64
 DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
 """Bytes of unread messages buffered before the transport stops reading (each message's
 frame size is counted; websockets holds at most three messages and one socket read
-more, see :mod:`._transport_websockets`)."""
+more, see :mod:`.websockets`)."""
 
 DEFAULT_WRITE_LIMIT = 64 * 1024
 """Write-buffer high-water mark above which sending waits."""

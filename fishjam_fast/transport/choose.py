@@ -1,7 +1,7 @@
 """Which transport an Agent or a FishjamNotifier uses, and the factory that opens it.
 
-Above the two implementations (:mod:`._transport_picows`, :mod:`._transport_websockets`)
-and the seam they share (:mod:`._transport`), which imports neither.
+Above the two implementations (:mod:`.picows`, :mod:`.websockets`)
+and the seam they share (:mod:`.base`), which imports neither.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib.util
 import os
 from typing import Any
 
-from ._transport import (
+from .base import (
     PICOWS_PROXY_SCHEMES,
     TRANSPORT_NAMES,
     TransportFactory,
@@ -45,11 +45,11 @@ def transport_factory(name: str) -> TransportFactory:
         ImportError: the transport's library is not installed.
     """
     if name == "picows":
-        from ._transport_picows import open_picows
+        from .picows import open_picows
 
         return open_picows
     if name == "websockets":
-        from ._transport_websockets import open_websockets
+        from .websockets import open_websockets
 
         return open_websockets
     raise ValueError(f"unknown transport {name!r}: use one of {', '.join(TRANSPORT_NAMES)}")

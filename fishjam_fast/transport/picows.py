@@ -30,9 +30,9 @@ except ImportError:  # pragma: no cover - a picows without proxy support
         """Never raised: no python-socks."""
 
 
+from .._env import NO_EXTENSIONS
 from . import _picows_frames_py
-from ._env import NO_EXTENSIONS
-from ._transport import (
+from .base import (
     PICOWS_PROXY_SCHEMES,
     TransportBase,
     TransportClosed,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 try:
     if NO_EXTENSIONS:
         raise ImportError("FISHJAM_FAST_NO_EXTENSIONS is set")
-    from ._picows_listener import FrameListener as _NativeFrameListener
+    from .._picows_listener import FrameListener as _NativeFrameListener
 except ImportError:  # pragma: no cover - built without the listener extension
     _NativeFrameListener = _picows_frames_py.FrameListener  # type: ignore[misc]
 
@@ -472,7 +472,7 @@ def _proxy_for(url: str, proxy: str | bool | None) -> str | None:
 
 
 async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
-    """Opens a picows connection (a :data:`~._transport.TransportFactory`).
+    """Opens a picows connection (a :data:`~.base.TransportFactory`).
 
     Raises:
         AgentConnectionError: the server could not be reached, a handshake failed, or
