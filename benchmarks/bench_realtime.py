@@ -98,7 +98,7 @@ def fishjam_fast_transports() -> tuple[str, list[str]]:
         return "websockets", ["websockets"]
     default = parameter.default
     if not isinstance(default, str):  # None: "the best available", resolved when connecting
-        from fishjam_fast._transport import default_transport
+        from fishjam_fast.transport.choose import default_transport
 
         default = default_transport()
     return default, [default] + [t for t in ("picows", "websockets") if t != default]

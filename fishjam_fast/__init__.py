@@ -24,6 +24,7 @@ from . import logs, pcm
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
 from ._dropin import install, uninstall
 from ._reconnect import ReconnectPolicy, SessionStateChange
+from ._version import __version__ as __version__
 from .agent import Agent
 from .enums import TrackEncoding, TrackType
 from .errors import (
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from .server.job import Job
     from .webhooks import decode_server_notifications, verify_webhook_signature
 
-__version__ = "0.1.0"
 
 __all__ = [
     "NATIVE",

@@ -26,9 +26,9 @@ from ._reconnect import (
     connection_error,
     reopen,
 )
-from ._transport import NORMAL_CLOSE_CODES, Transport, TransportClosed
 from .errors import AgentAuthError, AgentConnectionError
 from .logs import logger
+from .transport.base import NORMAL_CLOSE_CODES, Transport, TransportClosed
 
 if TYPE_CHECKING:
     from ._codec import IncomingTrackData, IncomingTrackImage

@@ -49,7 +49,7 @@ def decode_server_message(frame: Buffer) -> list[Any]:
 
 @functools.cache
 def _server_message() -> Any:
-    # imported on first use: fishjam_fast._codec imports this module at start-up
+    # imported on first use: importing google.protobuf's generated module is slow
     from ._proto.server_notifications_pb2 import ServerMessage
 
     return ServerMessage
@@ -57,7 +57,7 @@ def _server_message() -> Any:
 
 @functools.cache
 def _events() -> ModuleType:
-    from . import events  # it imports fishjam_fast._codec, which imports this module
+    from . import events  # on first use, as the extension's decoder does
 
     return events
 

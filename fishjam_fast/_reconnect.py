@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from . import logs
-from ._transport import TransportClosed
 from .errors import AgentAuthError, AgentConnectionError
 from .logs import logger
+from .transport.base import TransportClosed
 
 if TYPE_CHECKING:
     from ._codec import IncomingTrackData, IncomingTrackImage
-    from ._transport import Transport
     from .agent import Agent
     from .stats import SessionStats
     from .track import OutgoingTrack
+    from .transport.base import Transport
 
 __all__ = [
     "RECONNECT_CLOSE_CODES",

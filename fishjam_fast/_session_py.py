@@ -1,15 +1,15 @@
 """The per-message path of a session, in Python: the fallback of ``_ext``'s session part.
 
 Every audio chunk in and out goes through these five functions; ``AgentSession`` and
-``OutgoingTrack`` call them through :data:`fishjam_fast.session.hotpath`, which is the
+``OutgoingTrack`` call them through ``fishjam_fast._hotpath``, which selects the
 native twin (``src_ext/session_hot.pyx``, in ``fishjam_fast._ext``) when the extension
-is built and this module otherwise (``fishjam_fast._codec`` selects, as for the codec).
+is built and this module otherwise.
 Both have the same behaviour; tests run the session on each.
 
 - :func:`receive_messages` is the body of ``AgentSession.receive()``;
 - :class:`Dispatcher` counts, decodes and routes a frame where it is read;
 - :func:`read_message` reads one message (:func:`accept_frame`: dispatched); a read
-  cancelled as its message arrived keeps the message (:func:`_keep_arrived`);
+  cancelled as its message arrived keeps the message (``_session_shared.keep_arrived``);
 - :func:`write_now` writes one frame and counts it;
 - :func:`send_chunk_now` is ``OutgoingTrack.send_chunk``'s shortcut: none here (the
   native one frames and writes a plain chunk without entering the interpreter).
@@ -22,11 +22,12 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
-# the module, not its names: _codec imports this module while it selects
+# the module, not its names: tests swap the codec's implementation under it
 from . import _codec
 from ._reconnect import connection_error
-from ._transport import TransportClosed
+from ._session_shared import RECEIVING_TWICE, keep_arrived
 from .errors import AgentError, AgentProtocolError
+from .transport.base import TransportClosed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,17 +35,12 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from ._codec import IncomingTrackData, IncomingTrackImage
-    from ._transport import Transport
     from .session import AgentSession
     from .stats import SessionStats
     from .track import OutgoingTrack
+    from .transport.base import Transport
 
 logger = logging.getLogger("fishjam_fast")
-
-RECEIVING_TWICE = (
-    "another task is iterating receive() of this session; read the messages in one "
-    "loop and hand them on (e.g. via an asyncio.Queue)"
-)
 
 SEND_CHUNK_DONE = None
 """:func:`send_chunk_now` wrote the chunk; nothing is left to do."""
@@ -154,33 +150,12 @@ async def read_message(session: AgentSession) -> IncomingTrackData | IncomingTra
             try:
                 frame = await pending
             except asyncio.CancelledError:
-                _keep_arrived(session, pending)
+                keep_arrived(session, pending)
                 raise
     except TransportClosed as closed:
         session._lost(transport, closed)
         raise
     return accept_frame(session, frame)
-
-
-def _keep_arrived(session: AgentSession, pending: object) -> None:
-    """A read was cancelled (``recv(timeout)``'s deadline, ``request_image``'s): if the
-    message arrived meanwhile, it goes to the backlog, which the next read takes first.
-
-    It happens when the message resolves the transport's future in the same loop
-    iteration as the cancellation: the task then wakes up with CancelledError instead
-    of the result, which only the future still holds. (A future cancelled before the
-    message came leaves it queued in the transport; websockets' coroutine leaves an
-    interrupted read's frame in its own queue.) Shared by both implementations.
-    """
-    if (
-        isinstance(pending, asyncio.Future)
-        and pending.done()
-        and not pending.cancelled()
-        and pending.exception() is None
-    ):
-        message = accept_frame(session, pending.result())
-        if message is not None:
-            session._backlog.append(message)
 
 
 async def receive_messages(

@@ -23,7 +23,10 @@ from ._reconnect import (
     connect_with_retries,
     reconnect_policy,
 )
-from ._transport import (
+from .enums import TrackEncoding, TrackType
+from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
+from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
+from .transport.base import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -33,19 +36,12 @@ from ._transport import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     DEFAULT_WRITE_LIMIT,
-    PICOWS_PROXY_SCHEMES,
     Transport,
     TransportClosed,
-    TransportFactory,
     TransportName,
-    TransportOptions,
-    default_transport,
-    transport_factory,
     websocket_url,
 )
-from .enums import TrackEncoding, TrackType
-from .errors import AgentAuthError, AgentConnectionError, AgentError, AgentProtocolError
-from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
+from .transport.choose import connection_setup
 
 __all__ = [
     "Agent",
@@ -122,10 +118,10 @@ class Agent:
             max_queue: Messages buffered while the application does not consume
                 :meth:`AgentSession.receive` (default 64); beyond it, reading from the
                 socket pauses and the keepalive is suspended.
-            max_queue_bytes: Bytes of such messages buffered (default 16 MiB): with
-                picows reading also pauses above it, so ``max_queue`` large messages
-                cannot hold ``max_queue * max_message_size`` bytes (websockets bounds
-                the count only).
+            max_queue_bytes: Bytes of such messages buffered (default 16 MiB): reading
+                also pauses above it, so ``max_queue`` large messages cannot hold
+                ``max_queue * max_message_size`` bytes (websockets holds at most three
+                messages and one socket read more than this).
             write_limit: Write-buffer high-water mark in bytes (default 64 KiB);
                 sending waits above it.
             open_timeout: Seconds allowed for TCP, TLS, the WebSocket handshake and
@@ -178,22 +174,10 @@ class Agent:
         self._token = token
         self._fishjam_url = fishjam_url
         self._socket_url = websocket_url(fishjam_url)
-        if ssl is not None and not self._socket_url.startswith("wss://"):
-            raise ValueError("an ssl context was given for a plain http:// or ws:// Fishjam URL")
-        if transport is None:
-            transport = default_transport()
-        self._transport_factory: TransportFactory = transport_factory(transport)
-        if (
-            isinstance(proxy, str)
-            and transport == "picows"
-            and proxy.partition("://")[0].lower() not in PICOWS_PROXY_SCHEMES
-        ):
-            raise ValueError(
-                f"proxy={proxy!r} needs transport='websockets' (picows connects through "
-                f"{', '.join(PICOWS_PROXY_SCHEMES)} proxies)"
-            )
-        self.transport_name: TransportName = transport
-        self._options = TransportOptions(
+        self.transport_name: TransportName
+        self.transport_name, self._transport_factory, self._options = connection_setup(
+            self._socket_url,
+            transport,
             ssl=ssl,
             max_message_size=max_message_size,
             max_fragments=max_fragments,
@@ -220,9 +204,20 @@ class Agent:
     def from_sdk(cls, agent: Any, **options: Any) -> Agent:
         """Makes a fishjam_fast agent from a plain SDK ``fishjam.agent.Agent``.
 
+        The plain SDK's agent exposes only ``id`` and ``room_id``: its token and
+        Fishjam URL are its private ``_token`` and ``_fishjam_url``, read here and only
+        here (the supported SDK range is pinned and tested; a version without them
+        raises ``TypeError`` saying so). Code that creates its agents itself needs no
+        plain agent: :class:`~fishjam_fast.AsyncFishjamClient` (or
+        ``fishjam_fast.FishjamClient``) ``.create_agent`` returns this class directly.
+
         Args:
             agent: The plain SDK's agent, e.g. from its ``FishjamClient.create_agent``.
             **options: Keyword options of :class:`Agent` (``ssl``, ``max_queue``, ...).
+
+        Raises:
+            TypeError: ``agent`` is not a plain SDK agent (or one of a version whose
+                token and URL cannot be read).
         """
         try:
             return cls(agent.id, agent.room_id, agent._token, agent._fishjam_url, **options)

@@ -27,9 +27,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from . import _codec, events
+from . import _notifications, events
 from ._reconnect import RECONNECT_CLOSE_CODES, ReconnectPolicy, reconnect_policy
-from ._transport import (
+from .errors import AgentAuthError, AgentConnectionError, AgentProtocolError
+from .rest import fishjam_url
+from .transport.base import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -41,13 +43,9 @@ from ._transport import (
     Transport,
     TransportClosed,
     TransportName,
-    TransportOptions,
-    default_transport,
-    transport_factory,
     websocket_url,
 )
-from .errors import AgentAuthError, AgentConnectionError, AgentProtocolError
-from .rest import fishjam_url
+from .transport.choose import connection_setup
 
 __all__ = [
     "FishjamNotifier",
@@ -252,7 +250,7 @@ class FishjamNotifier:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
         ping_timeout: float = DEFAULT_PING_TIMEOUT,
-        proxy: str | Literal[True] | None = None,
+        proxy: str | bool | None = True,
         reconnect: bool | ReconnectPolicy = True,
     ) -> None:
         """Creates a notifier; nothing is connected until :meth:`connect`.
@@ -278,7 +276,9 @@ class FishjamNotifier:
             ping_interval: Seconds between keepalive pings (default 20); None: none.
             ping_timeout: Seconds a pong may take (default 20), then the connection
                 is considered lost (and reconnected).
-            proxy: None (direct), a proxy URL, or True (from the environment).
+            proxy: True (the default, as for :class:`~fishjam_fast.Agent`): the proxy
+                the environment configures (``https_proxy``, ``no_proxy``, ...); a
+                proxy URL; None or False: direct.
             reconnect: True (default policy: 30 s budget per outage), a
                 :class:`ReconnectPolicy`, or False: a lost connection ends
                 :meth:`connect` with :class:`NotifierConnectionError`.
@@ -295,12 +295,11 @@ class FishjamNotifier:
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending must be a positive int, got {max_pending!r}")
         self._socket_url = websocket_url(fishjam_url(fishjam_id), SOCKET_PATH)
-        if ssl is not None and not self._socket_url.startswith("wss://"):
-            raise ValueError("an ssl context was given for a plain http:// or ws:// Fishjam URL")
         self._token = management_token
-        self.transport_name: TransportName = transport or default_transport()
-        self._factory = transport_factory(self.transport_name)
-        self._options = TransportOptions(
+        self.transport_name: TransportName
+        self.transport_name, self._factory, self._options = connection_setup(
+            self._socket_url,
+            transport,
             ssl=ssl,
             max_message_size=max_message_size,
             max_fragments=max_fragments,
@@ -600,7 +599,7 @@ class FishjamNotifier:
                 closed.reason,
             ) from None
         try:
-            answer = _codec.decode_server_message(frame)
+            answer = _notifications.decode_server_message(frame)
         except AgentProtocolError as exc:
             raise NotifierConnectionError(f"malformed answer, expected {expect}: {exc}") from None
         wanted = (
@@ -614,7 +613,7 @@ class FishjamNotifier:
     async def _read(self, transport: Transport) -> TransportClosed:
         """Delivers notifications until the connection ends; returns why it ended."""
         stats = self.stats
-        decode = _codec.decode_server_message
+        decode = _notifications.decode_server_message
         unknown = events.UnknownNotification
         control = events.CONTROL_MESSAGES
         while True:

@@ -259,7 +259,7 @@ class AsyncFishjamClient:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections!r}")
         self.fishjam_url = fishjam_url(fishjam_id)
-        from . import __version__
+        from ._version import __version__
 
         self._http = HttpPool(
             self.fishjam_url,

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _codec
+from . import _codec, _hotpath
 from ._codec import IncomingTrackData, IncomingTrackImage
 from ._lifecycle import AfterDrop, SessionLifecycle
 from ._locks import ReadLock
@@ -32,10 +32,10 @@ from ._options import (
     track_params,
 )
 from ._reconnect import SessionState, SessionStateChange, connection_error
-from ._transport import Transport, TransportClosed
 from .errors import AgentConnectionError, AgentError
 from .stats import SessionStats
 from .track import OutgoingTrack
+from .transport.base import Transport, TransportClosed
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -60,8 +60,6 @@ __all__ = [
 logger = logging.getLogger("fishjam_fast")
 
 IncomingAgentMessage = IncomingTrackData | IncomingTrackImage
-
-_ENDED: Any = object()  # the pump's read found the connection ended
 
 MAX_BACKLOG = 1024
 """Messages ``request_image`` may set aside for ``receive()`` while it reads itself."""
@@ -90,12 +88,10 @@ class AgentSession(SessionLifecycle):
         self._backlog: deque[IncomingAgentMessage] = deque()
         self._image_waiters: dict[str, asyncio.Future[IncomingTrackImage]] = {}
         # counts, decodes and routes every frame, where the transport reads it
-        self._dispatcher = _codec.Dispatcher(
+        self._dispatcher = _hotpath.Dispatcher(
             self.stats, self._image_waiters, asyncio.get_running_loop()
         )
         self._dispatcher.on_closed = self._transport_closed
-        # reads for on_track_data where the transport does not dispatch (websockets)
-        self._pump: asyncio.Task[None] | None = None
         transport.set_dispatcher(self._dispatcher)
 
     def _transport_closed(self, transport: Transport, closed: TransportClosed) -> None:
@@ -127,8 +123,6 @@ class AgentSession(SessionLifecycle):
             self._transport = transport
             lock.release()
         transport.set_dispatcher(self._dispatcher)
-        if self._dispatcher.on_track_data is not None:
-            self._start_pump()
 
     # -- sending -----------------------------------------------------------------
 
@@ -185,7 +179,7 @@ class AgentSession(SessionLifecycle):
         Returns False when nothing was written (closed, reconnecting, or the write
         found the connection gone): then :meth:`_send` decides.
         """
-        return _codec.write_now(self, frame)
+        return _hotpath.write_now(self, frame)
 
     def _check_open_now(self) -> None:
         """For sends that do not wait: raises unless the connection is open now.
@@ -345,10 +339,7 @@ class AgentSession(SessionLifecycle):
             try:
                 if waiter.done():
                     break
-                if self._transport.dispatches:
-                    message = await self._read_or_image(waiter)
-                else:  # only a read can resolve the waiter: the one below
-                    message = await self._read_message()
+                message = await self._read_or_image(waiter)
                 if message is not None:
                     self._backlog.append(message)
             except TransportClosed as closed:
@@ -388,7 +379,7 @@ class AgentSession(SessionLifecycle):
         except TransportClosed as closed:
             self._lost(transport, closed)
             raise
-        return _codec.accept_frame(self, item)
+        return _hotpath.accept_frame(self, item)
 
     # -- receiving ---------------------------------------------------------------
 
@@ -405,9 +396,8 @@ class AgentSession(SessionLifecycle):
         (``loop.call_exception_handler``, as asyncio reports any callback's) and the
         session goes on. While it is set, :meth:`receive` still yields images (and
         track data that was already queued when it was set); ``request_image`` works as
-        before. The callback stays across reconnections. On the websockets transport,
-        which hands frames over only when read, the session runs a reader task while a
-        callback is set.
+        before. The callback stays across reconnections. On the websockets transport
+        it is called from the transport's reader task, as each message arrives.
 
         Args:
             callback: Called with each :class:`IncomingTrackData`; None: audio goes to
@@ -421,43 +411,6 @@ class AgentSession(SessionLifecycle):
                 f"on_track_data takes a callable or None, not {type(callback).__name__}"
             )
         self._dispatcher.on_track_data = callback
-        if callback is not None:
-            self._start_pump()
-
-    def _start_pump(self) -> None:
-        if self._transport.dispatches or self._closed is not None:
-            return
-        if self._pump is None or self._pump.done():
-            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
-
-    async def _run_pump(self) -> None:
-        """Reads the connection while ``on_track_data`` is set on a transport that
-        does not dispatch frames as they arrive: audio goes to the callback as it is
-        read, anything else to the backlog for ``receive()`` (bounded: at
-        :data:`MAX_BACKLOG` it stops reading until ``receive()`` takes some)."""
-        lock = self._read_lock
-        dispatcher = self._dispatcher
-        while dispatcher.on_track_data is not None and self._closed is None:
-            if len(self._backlog) >= MAX_BACKLOG:
-                await asyncio.sleep(0.05)  # nobody consumes receive(): read no further
-                continue
-            await lock.acquire()
-            try:
-                message = await self._read_message()
-            except TransportClosed:
-                message = _ENDED
-            finally:
-                lock.release()
-            if message is _ENDED:
-                if self._outage is None:
-                    return  # the session ended: receive() and the state say why
-                try:
-                    await asyncio.shield(self._outage)
-                except Exception:
-                    return
-                continue
-            if message is not None:
-                self._backlog.append(message)
 
     async def _read_message(self) -> IncomingAgentMessage | None:
         """Reads a frame; the message in it for the application, or None: try again.
@@ -465,7 +418,7 @@ class AgentSession(SessionLifecycle):
         Raises:
             TransportClosed: the connection ended.
         """
-        return await _codec.read_message(self)
+        return await _hotpath.read_message(self)
 
     def receive(self) -> AsyncIterator[IncomingAgentMessage]:
         """Iterates over the messages Fishjam sends the agent.
@@ -489,7 +442,7 @@ class AgentSession(SessionLifecycle):
                 waits for the next message while this one asks for it).
         """
         # native (src_ext/session_hot.pyx) or Python (_session_py.py): one body each
-        return _codec.receive_messages(self)
+        return _hotpath.receive_messages(self)
 
     async def recv(self, timeout: float | None = None) -> IncomingAgentMessage:
         """The next message, waiting at most ``timeout`` seconds.
@@ -540,7 +493,7 @@ class AgentSession(SessionLifecycle):
         # a receive() iterator for one step: its read is cancellation-safe (nothing is
         # lost when the deadline cancels it); throwing it away leaves the session as
         # it was (the backlog, the read lock)
-        messages = _codec.receive_messages(self)
+        messages = _hotpath.receive_messages(self)
         try:
             async with asyncio.timeout(timeout):
                 return await anext(messages)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codec, _pcm, _pcm_py, pcm
+from . import _codec, _hotpath, _pcm, _pcm_py, pcm
 from ._options import TrackParams, track_params
 from ._pcm_stream import PcmStream
 from ._resample import check_rate
@@ -96,12 +96,12 @@ class OutgoingTrack:
         self._frame_bytes = params.frame_bytes if params.is_pcm16 else 1
         self._removed = False
         # playout: seconds per PCM16 byte (0 for Opus: its clock never moves)
-        self._clock: PlayoutClock = _codec.PlayoutClock()  # type: ignore[assignment]
+        self._clock: PlayoutClock = _hotpath.PlayoutClock()  # type: ignore[assignment]
         self._seconds_per_byte = (
             1.0 / (params.frame_bytes * params.sample_rate) if params.is_pcm16 else 0.0
         )
         # send_chunk's native shortcut reads the track from here (C fields)
-        self._sender = _codec.TrackSender(
+        self._sender = _hotpath.TrackSender(
             session,
             self._encoder,
             self._frame_bytes,
@@ -214,9 +214,9 @@ class OutgoingTrack:
             AgentConnectionError: the session is closed, or the connection was lost.
         """
         # a plain bytes chunk: framed, clocked, written and counted in one native call
-        # (_codec.send_chunk_now; the pure-Python build declines, and so does it for
+        # (_hotpath.send_chunk_now; the pure-Python build declines, and so does it for
         # anything else: then the path below does the same, or raises)
-        pending = _codec.send_chunk_now(self, data)
+        pending = _hotpath.send_chunk_now(self, data)
         if pending is None:
             return
         if pending is True:
@@ -258,7 +258,7 @@ class OutgoingTrack:
                 mark, or the chunk would queue more than ``max_queued``.
             AgentConnectionError: the session is closed, or reconnecting.
         """
-        pending = _codec.send_chunk_now(self, data, True)
+        pending = _hotpath.send_chunk_now(self, data, True)
         if pending is None or pending is True:
             return
         # declined (nothing was done): the general path, which raises where it must

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from . import _codec, events
+from . import _notifications, events
 from .errors import AgentProtocolError
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def decode_server_notifications(binary: Buffer) -> list[Any]:
         TypeError: ``binary`` is not a bytes-like object.
     """
     skip = (events.UnknownNotification, *events.CONTROL_MESSAGES)
-    return [n for n in _codec.decode_server_message(binary) if not isinstance(n, skip)]
+    return [n for n in _notifications.decode_server_message(binary) if not isinstance(n, skip)]
 
 
 def verify_webhook_signature(body: Buffer, signature: str, secret: str) -> bool:

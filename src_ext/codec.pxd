@@ -32,3 +32,9 @@ cdef tuple codec_frame_run(
     bytes id_field, Py_ssize_t count, Py_ssize_t chunk, Py_ssize_t unit,
     codec_payload_writer write_payload, const void *src,
 )
+
+# A decoder of one whole message held in C memory (the AgentResponse and ServerMessage
+# decoders), and the one entry both take for a buffer that is not bytes (decode_buffer:
+# in place when C-contiguous, else one copy in C order).
+ctypedef object (*buffer_decoder)(const unsigned char *data, Py_ssize_t n)
+cdef object decode_buffer(object frame, buffer_decoder decode)

@@ -468,6 +468,34 @@ cdef object _decode(const unsigned char *data, Py_ssize_t n):
 
 @cython.binding(False)
 @cython.always_allow_keywords(False)
+cdef object decode_buffer(object frame, buffer_decoder decode):
+    """A decoder's entry for any buffer but ``bytes`` (each decoder takes ``bytes``
+    itself, its fast path): a C-contiguous buffer is decoded in place, any other is
+    copied once in C order. Shared by ``decode_response`` and ``decode_server_message``.
+
+    Raises:
+        TypeError: ``frame`` is not a buffer.
+    """
+    cdef Py_buffer view
+    cdef bytes contiguous
+    try:
+        PyObject_GetBuffer(frame, &view, PyBUF_FULL_RO)
+    except TypeError:
+        raise TypeError(
+            f"frame must be a bytes-like object ({_BUFFER_TYPES}), not {type(frame).__name__}"
+        ) from None
+    try:
+        if PyBuffer_IsContiguous(&view, b'C'):
+            return decode(<const unsigned char *>view.buf, view.len)
+        contiguous = PyBytes_FromStringAndSize(NULL, view.len)  # one copy, in C order
+        _copy_data(<unsigned char *>PyBytes_AS_STRING(contiguous), &view)
+    finally:
+        PyBuffer_Release(&view)
+    return decode(
+        <const unsigned char *>PyBytes_AS_STRING(contiguous), PyBytes_GET_SIZE(contiguous)
+    )
+
+
 def decode_response(frame):  # METH_O: the per-frame call, kept as cheap as it gets
     """Decodes one ``AgentResponse`` frame (any buffer; ``bytes`` is the fast path).
 
@@ -482,25 +510,8 @@ def decode_response(frame):  # METH_O: the per-frame call, kept as cheap as it g
             what was wrong and at which byte offset).
         TypeError: ``frame`` is not a buffer.
     """
-    cdef Py_buffer view
     if PyBytes_CheckExact(frame):
         return _decode(
             <const unsigned char *>PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame)
         )
-    try:
-        PyObject_GetBuffer(frame, &view, PyBUF_FULL_RO)
-    except TypeError:
-        raise TypeError(
-            f"frame must be a bytes-like object ({_BUFFER_TYPES}), not {type(frame).__name__}"
-        ) from None
-    cdef bytes contiguous
-    try:
-        if PyBuffer_IsContiguous(&view, b'C'):
-            return _decode(<const unsigned char *>view.buf, view.len)
-        contiguous = PyBytes_FromStringAndSize(NULL, view.len)  # one copy, in C order
-        _copy_data(<unsigned char *>PyBytes_AS_STRING(contiguous), &view)
-    finally:
-        PyBuffer_Release(&view)
-    return _decode(
-        <const unsigned char *>PyBytes_AS_STRING(contiguous), PyBytes_GET_SIZE(contiguous)
-    )
+    return decode_buffer(frame, <buffer_decoder>_decode)

@@ -200,25 +200,8 @@ def decode_server_message(frame):
             what was wrong and at which byte offset).
         TypeError: ``frame`` is not a buffer.
     """
-    cdef Py_buffer view
-    cdef bytes contiguous
     if PyBytes_CheckExact(frame):
         return _nm_decode(
             <const unsigned char *>PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame)
         )
-    try:
-        PyObject_GetBuffer(frame, &view, PyBUF_FULL_RO)
-    except TypeError:
-        raise TypeError(
-            f"frame must be a bytes-like object ({_BUFFER_TYPES}), not {type(frame).__name__}"
-        ) from None
-    try:
-        if PyBuffer_IsContiguous(&view, b'C'):
-            return _nm_decode(<const unsigned char *>view.buf, view.len)
-        contiguous = PyBytes_FromStringAndSize(NULL, view.len)  # one copy, in C order
-        _copy_data(<unsigned char *>PyBytes_AS_STRING(contiguous), &view)
-    finally:
-        PyBuffer_Release(&view)
-    return _nm_decode(
-        <const unsigned char *>PyBytes_AS_STRING(contiguous), PyBytes_GET_SIZE(contiguous)
-    )
+    return decode_buffer(frame, <buffer_decoder>_nm_decode)

@@ -11,7 +11,7 @@ C. Before a session exists (authentication) the frame is copied into a ``bytes``
 ``_on_other_frame``; pausing reading to ``_pause_for_queue``. Sends go straight to
 ``WSTransport.send`` (picows frames and masks them).
 
-``fishjam_fast/_picows_frames_py.py`` is the same class in Python, the fallback where
+``fishjam_fast/transport/_picows_frames_py.py`` is the same class in Python, the fallback where
 this module is not built; tests run both.
 """
 

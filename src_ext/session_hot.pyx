@@ -17,9 +17,9 @@ import time
 from collections.abc import AsyncGenerator as _AsyncGenerator
 
 from fishjam_fast._reconnect import connection_error as _connection_error
-from fishjam_fast._session_py import RECEIVING_TWICE as _RECEIVING_TWICE
-from fishjam_fast._session_py import _keep_arrived
-from fishjam_fast._transport import TransportClosed as _TransportClosed
+from fishjam_fast._session_shared import RECEIVING_TWICE as _RECEIVING_TWICE
+from fishjam_fast._session_shared import keep_arrived as _keep_arrived
+from fishjam_fast.transport.base import TransportClosed as _TransportClosed
 from fishjam_fast.errors import AgentError as _AgentError
 
 cdef object _logger = logging.getLogger("fishjam_fast")

@@ -73,7 +73,7 @@ def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     name = str(request.param)
     if name.startswith("picows"):
         try:
-            from fishjam_fast import _transport_picows
+            from fishjam_fast.transport import picows as _transport_picows
         except ImportError as exc:
             if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
                 pytest.fail(f"picows is expected but did not import: {exc}")
@@ -96,13 +96,13 @@ ALL_TRANSPORTS = pytest.mark.parametrize(
 @pytest.fixture(params=["native", "python"])
 def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The implementation of the session's per-message path every session here uses."""
-    from fishjam_fast import _codec, _playout, _session_py
+    from fishjam_fast import _hotpath, _playout, _session_py
 
     module: Any = (
         native_extension()
         if request.param == "native"
         else SimpleNamespace(**{**vars(_playout), **vars(_session_py)})
     )
-    for name in _codec.SESSION_NAMES:
-        monkeypatch.setattr(_codec, name, getattr(module, name))
+    for name in _hotpath.SESSION_NAMES:
+        monkeypatch.setattr(_hotpath, name, getattr(module, name))
     return str(request.param)

@@ -9,7 +9,7 @@ import pytest
 
 from fishjam_fast import Agent, OutgoingAudioTrackOptions, TrackEncoding
 from fishjam_fast._options import track_params
-from fishjam_fast._transport import websocket_url
+from fishjam_fast.transport.base import websocket_url
 
 pytestmark = pytest.mark.usefixtures("transport")
 

@@ -56,6 +56,15 @@ def test_ruff_format() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_layers_import_only_downward() -> None:
+    # the contracts in pyproject.toml ([tool.importlinter]): a cycle or an upward import
+    # fails here instead of growing
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint_imports, f"import-linter is not installed beside {sys.executable}"
+    result = _run(lint_imports, "--no-cache")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _unpinned(constraints: Path) -> list[str]:
     """The packages of ``constraints`` whose installed version is not the pinned one."""
     wrong = []

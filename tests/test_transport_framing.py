@@ -121,7 +121,7 @@ async def test_a_control_frame_between_fragments_split_at_every_offset() -> None
 
 
 def test_the_native_listener_is_used_where_it_was_built(transport: str) -> None:
-    from fishjam_fast import _transport_picows
+    from fishjam_fast.transport import picows as _transport_picows
 
     if transport == "picows" and os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
         assert _transport_picows.NATIVE_LISTENER

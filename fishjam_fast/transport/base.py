@@ -11,9 +11,9 @@ aborted) and say why the connection ended (:attr:`Transport.close_code`,
 Two implementations live behind it, each opened by a :data:`TransportFactory` taking the
 socket URL and one :class:`TransportOptions`:
 
-- ``picows`` (:mod:`._transport_picows`, the default): one listener owns the byte stream
+- ``picows`` (:mod:`.picows`, the default): one listener owns the byte stream
   picows parses; frames are taken from picows' receive buffer where it delivers them.
-- ``websockets`` (:mod:`._transport_websockets`): the portable alternative, on the public
+- ``websockets`` (:mod:`.websockets`): the portable alternative, on the public
   API of websockets 16 and 17 only.
 
 Both give the same guarantees, which the session relies on:
@@ -30,23 +30,21 @@ Both give the same guarantees, which the session relies on:
   :class:`TransportOptions`).
 - **Bounds.** Whole messages, fragments assembled into one buffer, up to
   ``max_message_size``; at most ``max_fragments`` frames per message; at most
-  ``max_queue`` unread messages or ``max_queue_bytes`` of them (picows), then reading
-  pauses; pong replies coalesced while
-  writing is paused; text frames fail the connection with 1003 (the agent protocol is
-  binary only).
+  ``max_queue`` unread messages or ``max_queue_bytes`` of them, then reading pauses;
+  pongs to a ping flood bounded while writing is paused (picows coalesces them,
+  websockets fails the connection with 1008); text frames fail the connection with
+  1003 (the agent protocol is binary only).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .errors import AgentConnectionError
+from ..errors import AgentConnectionError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -67,8 +65,9 @@ DEFAULT_MAX_QUEUE = 64
 """Messages buffered before the transport stops reading from the socket."""
 
 DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
-"""Bytes of unread messages buffered before the transport stops reading (picows counts
-each message's frame size; websockets bounds frames only: ``max_queue`` of them)."""
+"""Bytes of unread messages buffered before the transport stops reading (each message's
+frame size is counted; websockets holds at most three messages and one socket read
+more, see :mod:`.websockets`)."""
 
 DEFAULT_WRITE_LIMIT = 64 * 1024
 """Write-buffer high-water mark above which sending waits."""
@@ -114,8 +113,8 @@ class TransportOptions:
             connect; a proxy URL connects through that proxy; None connects directly
             (False is taken as None).
         max_queue_bytes: Bytes of unread messages buffered before reading from the
-            socket pauses, as ``max_queue`` (picows: the frames' sizes; websockets
-            bounds only the count, ``max_queue`` frames of ``max_message_size``).
+            socket pauses, as ``max_queue`` (the frames' sizes; websockets holds at
+            most three messages of ``max_message_size`` and one socket read more).
     """
 
     ssl: ssl_module.SSLContext | None = None
@@ -275,11 +274,11 @@ class Transport(Protocol):
     def set_dispatcher(self, dispatcher: Dispatcher | None) -> None:
         """Hands the session's dispatcher to the transport (None: take it back).
 
-        A transport that reads frames itself (picows) dispatches each frame where it
-        reads it, decoded from its receive buffer: what :meth:`recv` returns is then
-        the message the dispatcher returned, and frames the dispatcher consumed
-        (``on_track_data``, ``request_image``) are never queued. The others hand
-        frames on as bytes, dispatched as the session reads them.
+        Both transports dispatch each frame where they read it (picows decodes it
+        from its receive buffer; websockets in its reader task): what :meth:`recv`
+        returns is then the message the dispatcher returned, and frames the
+        dispatcher consumed (``on_track_data``, ``request_image``) are never queued.
+        Before a dispatcher is set (authentication) frames are handed on as bytes.
 
         Every transport calls ``dispatcher.on_closed(transport, closed)`` once, soon
         after it learns that the connection ended (at once if it already has).
@@ -287,8 +286,7 @@ class Transport(Protocol):
 
     @property
     def dispatches(self) -> bool:
-        """True if frames are dispatched as they arrive (picows), False if only as the
-        session reads them (websockets): ``on_track_data`` then needs a reader task."""
+        """True: frames are dispatched as they arrive (both transports do)."""
 
     def recv(self) -> Awaitable[Any]:
         """Returns the next binary message (awaited: a coroutine or a future): a frame
@@ -448,42 +446,6 @@ TransportFactory = Callable[[str, TransportOptions], Awaitable[Transport]]
 Raises ``AgentConnectionError`` when the server cannot be reached, the TLS or WebSocket
 handshake fails, or ``open_timeout`` expires.
 """
-
-
-def default_transport() -> TransportName:
-    """The transport an Agent uses unless told otherwise.
-
-    ``FISHJAM_FAST_TRANSPORT=picows|websockets`` chooses; otherwise picows where it is
-    installed, websockets where it is not (a platform without picows wheels).
-    """
-    chosen = os.environ.get("FISHJAM_FAST_TRANSPORT", "").strip().lower()
-    if chosen == "picows":
-        return "picows"
-    if chosen == "websockets":
-        return "websockets"
-    if chosen:
-        raise ValueError(
-            f"FISHJAM_FAST_TRANSPORT={chosen!r}: use one of {', '.join(TRANSPORT_NAMES)}"
-        )
-    return "picows" if importlib.util.find_spec("picows") is not None else "websockets"
-
-
-def transport_factory(name: str) -> TransportFactory:
-    """The factory of the named transport.
-
-    Raises:
-        ValueError: an unknown name.
-        ImportError: the transport's library is not installed.
-    """
-    if name == "picows":
-        from ._transport_picows import open_picows
-
-        return open_picows
-    if name == "websockets":
-        from ._transport_websockets import open_websockets
-
-        return open_websockets
-    raise ValueError(f"unknown transport {name!r}: use one of {', '.join(TRANSPORT_NAMES)}")
 
 
 def websocket_url(fishjam_url: str, path: str = "/socket/agent/websocket") -> str:

@@ -30,9 +30,9 @@ except ImportError:  # pragma: no cover - a picows without proxy support
         """Never raised: no python-socks."""
 
 
+from .._env import NO_EXTENSIONS
 from . import _picows_frames_py
-from ._env import NO_EXTENSIONS
-from ._transport import (
+from .base import (
     PICOWS_PROXY_SCHEMES,
     TransportBase,
     TransportClosed,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 try:
     if NO_EXTENSIONS:
         raise ImportError("FISHJAM_FAST_NO_EXTENSIONS is set")
-    from ._picows_listener import FrameListener as _NativeFrameListener
+    from .._picows_listener import FrameListener as _NativeFrameListener
 except ImportError:  # pragma: no cover - built without the listener extension
     _NativeFrameListener = _picows_frames_py.FrameListener  # type: ignore[misc]
 
@@ -437,8 +437,9 @@ def _retrieve_exception(future: asyncio.Future[Any]) -> None:
 
 def _proxy_for(url: str, proxy: str | bool | None) -> str | None:
     """The proxy URL to connect ``url`` through: ``proxy`` itself, none, or for True the
-    environment's, looked up in websockets' order (its ``websockets.proxy.get_proxy``,
-    not part of its public API, hence this twin): ``no_proxy`` honoured, then
+    environment's, read with the standard library (``urllib.request.getproxies`` and
+    ``proxy_bypass``) in the order websockets documents for its ``proxy=True``, so both
+    transports pick the same proxy: ``no_proxy`` honoured, then
     ``wss``/``socks``/``https`` for ``wss://``, ``ws``/``socks``/``https``/``http`` for
     ``ws://``; an ``http://`` proxy given as ``socks`` means SOCKS5.
 
@@ -471,7 +472,7 @@ def _proxy_for(url: str, proxy: str | bool | None) -> str | None:
 
 
 async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
-    """Opens a picows connection (a :data:`~._transport.TransportFactory`).
+    """Opens a picows connection (a :data:`~.base.TransportFactory`).
 
     Raises:
         AgentConnectionError: the server could not be reached, a handshake failed, or
