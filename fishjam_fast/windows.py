@@ -452,10 +452,20 @@ def send_pcm_nowait(track: OutgoingTrack, samples: Any, chunk_ms: int = 20) -> f
             f"sending {seconds:.3f} s now would queue more than max_queued={limit:g} s; "
             "nothing was sent: send_pcm waits for room"
         )
-    view = buffer.data
     stats = session.stats
-    # one frame per chunk, written back to back (the transport coalesces them into
-    # its write buffer; counted as send_chunk counts them)
+    ws = getattr(transport, "_ws", None)  # picows' WSTransport (the picows transport)
+    if not hasattr(ws, "underlying_transport"):  # websockets' connection: per frame
+        ws = None
+    if ws is not None and transport.closed is None and not ws.is_close_frame_sent:
+        # every frame masked into one buffer, handed to the socket in one write
+        ws.underlying_transport.write(_native()._ws_client_frames(buffer, offsets))
+        stats.messages_sent += count
+        stats.bytes_sent += int(offsets[-1])
+        clock.add(seconds, now)
+        return seconds
+    view = buffer.data
+    # elsewhere (websockets) one frame per chunk, written back to back, counted as
+    # send_chunk counts them
     written = 0
     try:
         for start, end in pairwise(offsets.tolist()):

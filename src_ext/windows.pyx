@@ -27,7 +27,9 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 import logging as _wn_logging
 
-from numpy import float64 as np_float64, int16 as np_int16, intp as np_intp, zeros as np_zeros
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from numpy import float64 as np_float64, int16 as np_int16, int64 as np_int64, intp as np_intp
+from numpy import uint8 as np_uint8, zeros as np_zeros
 
 cdef object _wn_logger = _wn_logging.getLogger("fishjam_fast")
 cdef object _REFUSED = object()  # _WindowAssembler._ring: no room for another track
@@ -458,3 +460,69 @@ def _windows_tick(list assemblers, double now):
     return ended
 
 
+
+
+# -- sending a window: its frames masked into one buffer, one socket write ---------------
+
+cdef uint64_t _wn_rng = 0  # xorshift64* state, seeded from os.urandom on first use
+
+
+cdef inline uint32_t _wn_mask_key() noexcept:
+    # RFC 6455 5.3: a fresh, unpredictable masking key per frame
+    global _wn_rng
+    _wn_rng ^= _wn_rng >> 12
+    _wn_rng ^= _wn_rng << 25
+    _wn_rng ^= _wn_rng >> 27
+    return <uint32_t>((_wn_rng * 0x2545F4914F6CDD1DULL) >> 32)
+
+
+def _ws_client_frames(cnp.ndarray buffer, cnp.ndarray offsets):
+    """The messages ``buffer[offsets[i]:offsets[i+1]]`` as masked binary WebSocket frames
+    (RFC 6455 5.2), back to back in one new bytearray: what a client writes for them,
+    in one socket write."""
+    global _wn_rng
+    if _wn_rng == 0:
+        import os
+        _wn_rng = int.from_bytes(os.urandom(8), "little") | 1
+    if buffer.dtype != np_uint8 or offsets.dtype != np_int64 or not buffer.flags.c_contiguous:
+        raise TypeError("buffer must be contiguous uint8 and offsets int64")
+    cdef const unsigned char *src = <const unsigned char *>cnp.PyArray_DATA(buffer)
+    cdef const int64_t *offs = <const int64_t *>cnp.PyArray_DATA(offsets)
+    cdef Py_ssize_t count = offsets.shape[0] - 1
+    cdef Py_ssize_t size = buffer.shape[0]
+    cdef Py_ssize_t total = 0, k, n, i
+    for k in range(count):
+        n = offs[k + 1] - offs[k]
+        if offs[k] < 0 or n < 0 or offs[k + 1] > size:
+            raise ValueError("offsets outside the buffer")
+        total += (2 if n < 126 else (4 if n < 65536 else 10)) + 4 + n
+    out = bytearray(total)
+    cdef unsigned char *p = <unsigned char *>PyByteArray_AS_STRING(out)
+    cdef const unsigned char *payload
+    cdef unsigned char mask[4]
+    cdef uint32_t key
+    for k in range(count):
+        n = offs[k + 1] - offs[k]
+        payload = src + offs[k]
+        p[0] = 0x82  # FIN, binary
+        if n < 126:
+            p[1] = 0x80 | <unsigned char>n
+            p += 2
+        elif n < 65536:
+            p[1] = 0x80 | 126
+            p[2] = <unsigned char>(n >> 8)
+            p[3] = <unsigned char>n
+            p += 4
+        else:
+            p[1] = 0x80 | 127
+            for i in range(8):
+                p[2 + i] = <unsigned char>((<uint64_t>n) >> (8 * (7 - i)))
+            p += 10
+        key = _wn_mask_key()
+        memcpy(mask, &key, 4)
+        memcpy(p, mask, 4)
+        p += 4
+        for i in range(n):
+            p[i] = payload[i] ^ mask[i & 3]
+        p += n
+    return out
