@@ -65,6 +65,10 @@ STT_BURST_EVERY = 5.0
 STT_BURST_SECONDS = 1.0
 
 
+_Arrivals = list[list[tuple[int, float]]]
+"""Per agent: (window index, delivery time) of its whole windows."""
+
+
 def window_lateness(arrivals: list[list[tuple[int, float]]], period: float) -> list[float]:
     """Each window's delivery minus its agent's best-fitting schedule (``period`` apart,
     by the index of the window's last chunk), anchored on the earliest."""
@@ -80,7 +84,7 @@ def window_lateness(arrivals: list[list[tuple[int, float]]], period: float) -> l
 async def _run_window_agents(
     pacer: Pacer, agents: int, warmup: float, seconds: float, mode: str, window_ms: int,
     coalesce: bool,
-) -> tuple[Any, Any, dict[str, Any], dict[str, Any], list[list[tuple[int, float]]], int, float]:  # fmt: skip
+) -> tuple[Any, Any, dict[str, Any], dict[str, Any], _Arrivals, int, float]:  # fmt: skip
     import fishjam_fast
 
     opened = [False]
