@@ -33,6 +33,12 @@ from ._reconnect import connection_error
 from ._transport import TransportClosed
 from .errors import AgentError, AgentWouldBlockError
 
+_ext: Any
+try:
+    from . import _ext
+except ImportError:  # the pure-Python build: windows refuse (see _native)
+    _ext = None
+
 if TYPE_CHECKING:
     from .session import AgentSession
     from .track import OutgoingTrack
@@ -106,13 +112,13 @@ Window = list[TrackAudio]
 
 
 def _native() -> Any:
+    if _ext is not None:
+        return _ext
     if not _codec.NATIVE:
         raise AgentError(
             "audio windows need fishjam_fast's native extension, which is not loaded "
             f"(the pure-Python build): {_codec.BUILD_HINT}"
         )
-    from . import _ext
-
     return _ext
 
 
@@ -391,7 +397,7 @@ class _Ticker:
 
     def _run(self) -> None:
         self._handle = None
-        ended = _codec_ext()._windows_tick(self._assemblers, time.monotonic())
+        ended = _native()._windows_tick(self._assemblers, time.monotonic())
         for assembler in ended or ():
             self._owners[id(assembler)].stop()
         if self._assemblers and self._handle is None:
@@ -410,12 +416,6 @@ def _ticker(loop: asyncio.AbstractEventLoop) -> _Ticker:
     return ticker
 
 
-def _codec_ext() -> Any:
-    from . import _ext
-
-    return _ext
-
-
 # -- sending a window ------------------------------------------------------------------
 
 
@@ -429,6 +429,11 @@ def send_pcm_nowait(track: OutgoingTrack, samples: Any, chunk_ms: int = 20) -> f
         raise ValueError(f"chunk_ms must be an int from 10 to 1000, got {chunk_ms!r}")
     rate = params.sample_rate
     per_chunk = rate * chunk_ms // 1000
+    # int16 or bytes on an open picows connection, unpaced: framed, masked, written
+    # and clocked by one native call (None: declined, the path below)
+    seconds = _native()._send_window_now(track, samples, per_chunk)
+    if seconds is not None:
+        return float(seconds)
     # validated and framed before anything is sent (raises as send_chunk does)
     buffer, offsets = _pcm.frame_pcm16(track.id, samples, params.channels, per_chunk)
     count = len(offsets) - 1

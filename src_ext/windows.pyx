@@ -357,6 +357,13 @@ cdef class _WindowAssembler:
         session = self.session
         if session is not None:
             if session._closed is not None:
+                # the session ended: what its peers sent last is handed on, padded
+                for ring in self.tracks:
+                    if ring.fill:
+                        self._pad(ring)
+                        padded = True
+                if padded:
+                    self.flush()
                 return 1
             transport = session._transport
             if transport is not self.transport:
@@ -526,3 +533,134 @@ def _ws_client_frames(cnp.ndarray buffer, cnp.ndarray offsets):
             p[i] = payload[i] ^ mask[i & 3]
         p += n
     return out
+
+
+cdef inline unsigned char *_wn_ws_head(unsigned char *p, Py_ssize_t n) noexcept:
+    """Writes a masked binary frame's header for an ``n``-byte payload (RFC 6455 5.2),
+    its masking key last; returns where the payload goes."""
+    cdef Py_ssize_t i
+    cdef uint32_t key = _wn_mask_key()
+    p[0] = 0x82  # FIN, binary
+    if n < 126:
+        p[1] = 0x80 | <unsigned char>n
+        p += 2
+    elif n < 65536:
+        p[1] = 0x80 | 126
+        p[2] = <unsigned char>(n >> 8)
+        p[3] = <unsigned char>n
+        p += 4
+    else:
+        p[1] = 0x80 | 127
+        for i in range(8):
+            p[2 + i] = <unsigned char>((<uint64_t>n) >> (8 * (7 - i)))
+        p += 10
+    memcpy(p, &key, 4)
+    return p + 4
+
+
+cdef inline void _wn_mask(unsigned char *payload, Py_ssize_t n) noexcept:
+    """Masks the payload after its key (the 4 bytes before it), in place."""
+    cdef uint32_t key, word
+    cdef unsigned char *mask = payload - 4
+    cdef Py_ssize_t i = 0
+    memcpy(&key, mask, 4)
+    while i + 4 <= n:
+        memcpy(&word, payload + i, 4)
+        word ^= key
+        memcpy(payload + i, &word, 4)
+        i += 4
+    while i < n:
+        payload[i] ^= mask[i & 3]
+        i += 1
+
+
+def _send_window_now(track, samples, Py_ssize_t per_chunk):
+    """send_pcm_nowait's native path, as send_chunk_now is send_chunk's: PCM16 ``bytes``
+    or a C-contiguous native int16 array, on an unpaced PCM16 track, on an open picows
+    connection whose write buffer has room. Frames every ``per_chunk`` sample frames as
+    the track_data send_chunk makes, masks them as WebSocket frames into one buffer,
+    writes it to the socket at once, counts them and moves the playout clock.
+
+    Returns the seconds sent, or None: declined, nothing done (the general path sends,
+    raises or says what is wrong).
+    """
+    global _wn_rng
+    sender = track._sender
+    if type(sender) is not TrackSender:
+        return None
+    cdef TrackSender s = <TrackSender>sender
+    if not s.enabled or type(s.encoder) is not TrackDataEncoder or type(s.clock) is not PlayoutClock:
+        return None
+    if not s.seconds_per_byte:
+        return None  # Opus
+    cdef Py_buffer view
+    if PyBytes_CheckExact(samples):
+        pass
+    elif not (
+        isinstance(samples, cnp.ndarray)
+        and (<cnp.ndarray>samples).dtype == np_int16
+        and (<cnp.ndarray>samples).dtype.isnative
+        and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>samples)
+        and (
+            cnp.PyArray_NDIM(<cnp.ndarray>samples) == 1
+            or (cnp.PyArray_NDIM(<cnp.ndarray>samples) == 2
+                and (<cnp.ndarray>samples).shape[1] * 2 == s.frame_bytes)
+        )
+    ):
+        return None
+    session = s.session
+    if session._outage is not None or session._closed is not None:
+        return None
+    transport = session._transport
+    if transport.writing_paused or transport.closed is not None:
+        return None
+    ws = getattr(transport, "_ws", None)  # picows' WSTransport
+    underlying = getattr(ws, "underlying_transport", None)
+    if underlying is None or ws.is_close_frame_sent:
+        return None
+    PyObject_GetBuffer(samples, &view, PyBUF_SIMPLE)
+    cdef bytes id_field = (<TrackDataEncoder>s.encoder)._id_field
+    cdef const char *id_s = PyBytes_AS_STRING(id_field)
+    cdef Py_ssize_t id_n = PyBytes_GET_SIZE(id_field)
+    cdef Py_ssize_t size, chunk_bytes, count, k, n, message, total = 0, sent_bytes = 0
+    cdef const unsigned char *src
+    cdef unsigned char *p
+    cdef unsigned char *payload
+    try:
+        size = view.len
+        if size % s.frame_bytes or size == 0 or per_chunk <= 0:
+            return None
+        if _wn_rng == 0:
+            import os
+            _wn_rng = int.from_bytes(os.urandom(8), "little") | 1
+        chunk_bytes = per_chunk * s.frame_bytes
+        count = (size + chunk_bytes - 1) // chunk_bytes
+        for k in range(count):
+            n = min(chunk_bytes, size - k * chunk_bytes)
+            message = _track_data_size(id_n, n)
+            total += _wn_ws_header(message) + 4 + message
+        out = bytearray(total)
+        p = <unsigned char *>PyByteArray_AS_STRING(out)
+        src = <const unsigned char *>view.buf
+        for k in range(count):
+            n = min(chunk_bytes, size - k * chunk_bytes)
+            message = _track_data_size(id_n, n)
+            payload = _wn_ws_head(p, message)
+            p = _write_track_data(payload, id_s, id_n, n)
+            memcpy(p, src + k * chunk_bytes, n)
+            p += n
+            _wn_mask(payload, message)
+            sent_bytes += message
+        wbuf_check_written(<unsigned char *>PyByteArray_AS_STRING(out), p, total, "_send_window_now")
+    finally:
+        PyBuffer_Release(&view)
+    underlying.write(out)
+    stats = session.stats
+    stats.messages_sent += count
+    stats.bytes_sent += sent_bytes
+    cdef double seconds = size * s.seconds_per_byte
+    cdef double now = _monotonic()
+    cdef PlayoutClock clock = <PlayoutClock>s.clock
+    clock.ends_at = (clock.ends_at if clock.ends_at > now else now) + seconds
+    clock.sent_seconds += seconds
+    return seconds

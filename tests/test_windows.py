@@ -172,14 +172,18 @@ async def test_audio_iterator_owns_its_windows_and_ends_with_the_session(
     agent = await _agent(fj)
     samples = _noise(1600 * 3, 1, 7)
     async with agent.connect() as session:
-        stream = session.audio(100)
+        stream = session.audio(100, coalesce=False)
         for start in range(0, len(samples), 320):
             await fj.send_raw(agent.id, hostile.track_data(samples[start : start + 320].tobytes()))
         windows = [await asyncio.wait_for(anext(stream), TIMEOUT) for _ in range(3)]
         pcm = np.concatenate([w[0].pcm for w in windows])
         assert pcm.tobytes() == samples.tobytes()
         assert all(w[0].pcm.base is None or w[0].pcm.flags.owndata for w in windows)
+        # half a window, then the server closes: it is handed on padded, then the end
+        await fj.send_raw(agent.id, hostile.track_data(samples[:800].tobytes()))
         await fj.close_agent(agent.id, 1000, "bye")
+        [last] = await asyncio.wait_for(anext(stream), TIMEOUT)
+        assert last.missing == 800 and last.received.tobytes() == samples[:800].tobytes()
         with pytest.raises(StopAsyncIteration):
             await asyncio.wait_for(anext(stream), TIMEOUT)
 
