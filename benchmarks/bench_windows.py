@@ -329,6 +329,80 @@ def test_windows(benchmark: Any, mode: str, agents: int, window_ms: int, coalesc
     assert result.echoes > 0, "no echo reached the pacer"
 
 
+async def _stopped_peer(window_ms: int, coalesce: bool, sessions: int, rounds: int) -> list[float]:
+    """Each session hears a peer speak 2.4 windows in real time, then stop: the time
+    from the last chunk's sending to the padded window's delivery, per round."""
+    import fishjam_fast
+    from fishjam_fast.local import LocalFishjam
+
+    chunk = np.zeros(320, np.int16).tobytes()
+    late: list[float] = []
+    async with LocalFishjam() as fj, contextlib.AsyncExitStack() as stack:
+        room = await fj.create_room()
+        delivered: list[list[float]] = []
+        ids = []
+        for _ in range(sessions):
+            peer = await fj.add_agent(room)
+            agent = fishjam_fast.Agent(peer.id, room, peer.token, fj.url)
+            session = await stack.enter_async_context(agent.connect())
+            times: list[float] = []
+
+            def on_window(window: list[Any], times: list[float] = times) -> None:
+                if window[0].missing:
+                    times.append(time.monotonic())
+
+            session.on_audio(on_window, window_ms, coalesce=coalesce)
+            delivered.append(times)
+            ids.append(peer.id)
+        chunks = round(2.4 * window_ms / 20)
+        for _ in range(rounds):
+            for _ in range(chunks):
+                await asyncio.gather(*(fj.send_raw(i, track_data(chunk)) for i in ids))
+                await asyncio.sleep(0.02)
+            last = time.monotonic() - 0.02
+            await asyncio.sleep(3 * window_ms / 1000 + 0.3)
+            for times in delivered:
+                late += [t - last for t in times]
+                times.clear()
+    return late
+
+
+def track_data(data: bytes) -> bytes:
+    """AgentResponse{track_data{peer_id "p", track{id "t"}, data}} (google.protobuf)."""
+    from fishjam_fast._proto import agent_pb2, notifications_pb2
+
+    message = agent_pb2.AgentResponse(
+        track_data=agent_pb2.AgentResponse.TrackData(
+            peer_id="p", track=notifications_pb2.Track(id="t"), data=data
+        )
+    )
+    return message.SerializeToString()
+
+
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "per-chunk-reads"])
+def test_stopped_peer_lateness(benchmark: Any, coalesce: bool) -> None:
+    """A peer stops mid-window: how long after its last chunk the padded window comes
+    (the ticker's bound), 20 sessions against the local Fishjam in this process."""
+    import fishjam_fast
+
+    benchmark.group = "windows-stopped-peer"
+    benchmark.name = f"stopped-peer[{'coalesced' if coalesce else 'per-chunk-reads'}]"
+    late: list[float] = []
+
+    def run_once() -> None:
+        late.extend(fishjam_fast.run(_stopped_peer(100, coalesce, 20, 2 if QUICK else 5)))
+
+    benchmark.pedantic(run_once, rounds=1, iterations=1)
+    assert late, "no padded window was delivered"
+    benchmark.extra_info.update(
+        window_ms=100,
+        windows=len(late),
+        lateness_after_last_chunk_p50_ms=1e3 * percentile(late, 0.50),
+        lateness_after_last_chunk_p99_ms=1e3 * percentile(late, 0.99),
+        lateness_after_last_chunk_max_ms=1e3 * max(late),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="One windowed measurement (see the docstring).")
     parser.add_argument(
