@@ -64,6 +64,8 @@ cdef class _WindowAssembler:
     cdef int _pad(self, _TrackRing ring) except -1
     # hands on every complete window
     cpdef flush(self)
+    # no track is mid-window without a whole one ready
+    cdef bint _all_ready(self)
     # the ticker's work: 1 when the session ended
     cdef int tick(self, double now) except -1
     cdef Py_ssize_t _wanted_lowat(self, double now)

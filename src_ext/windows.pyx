@@ -221,9 +221,21 @@ cdef class _WindowAssembler:
         ring.last_data = now
         self._write(ring, payload.ptr, ring.chunk_frames, now)
         if ring.ready and not self.scheduled:
-            # handed on once the transport has parsed all it read (one call per read)
-            self.scheduled = True
-            self.loop.call_soon(self._flush_soon)
+            if self._all_ready():
+                # every track heard has a whole window: handed on now, where it was read
+                self.flush()
+            else:
+                # another track is mid-window: handed on once the transport has parsed
+                # all it read, which may complete it (one hand-on per read)
+                self.scheduled = True
+                self.loop.call_soon(self._flush_soon)
+        return True
+
+    cdef bint _all_ready(self):
+        cdef _TrackRing ring
+        for ring in self.tracks:
+            if ring.fill and not ring.ready:
+                return False
         return True
 
     cdef object _ring(self, ReadCursor *peer, ReadCursor *track_id, double now):
@@ -396,14 +408,15 @@ cdef class _WindowAssembler:
         return 0
 
     cdef Py_ssize_t _wanted_lowat(self, double now):
-        """The socket bytes of one window of the tracks heard lately, less half a chunk
-        (the read happens as the window's last chunk arrives); 1 when none."""
+        """The socket bytes that complete the current window of the tracks heard lately
+        (a whole window's once reads are aligned with the windows), less half a chunk:
+        the read happens as the window's last chunk arrives; 1 when none."""
         cdef _TrackRing ring
         cdef double wanted = 0.0
         cdef Py_ssize_t smallest = 0
         for ring in self.tracks:
             if ring.chunk_frames and now - ring.last_data < WN_IDLE_SECONDS:
-                wanted += ring.wire_bytes * (<double>self.window / ring.chunk_frames)
+                wanted += ring.wire_bytes * (<double>(self.window - ring.fill) / ring.chunk_frames)
                 if smallest == 0 or ring.wire_bytes < smallest:
                     smallest = ring.wire_bytes
         wanted -= smallest / 2
