@@ -442,9 +442,11 @@ class AgentSession(SessionLifecycle):
 
         ``callback(window)`` is called with a list of :class:`~fishjam_fast.TrackAudio`,
         one for every peer track heard in the window, each ``window_ms`` of int16
-        samples. A window is handed on as soon as all of its audio arrived; a track
+        samples. A window is handed on as soon as all of its audio arrived (where the
+        transport read it, as ``on_track_data``; right after that read when another
+        track is mid-window); a track
         whose peer stopped mid-window comes zero-padded (``missing`` counts the zeros
-        at its end) within about ``window_ms`` + 100 ms of its last chunk. Each
+        at its end) about ``window_ms`` + 60 ms after its last chunk. Each
         ``pcm`` is a view of the track's ring buffer, valid during the call only:
         ``.copy()`` what you keep. The session's socket is read about once per window
         (``SO_RCVLOWAT``; ``coalesce=False``: per chunk). The callback must not block;
