@@ -446,7 +446,7 @@ class AgentSession(SessionLifecycle):
         transport read it, as ``on_track_data``; right after that read when another
         track is mid-window); a track
         whose peer stopped mid-window comes zero-padded (``missing`` counts the zeros
-        at its end) about ``window_ms`` + 60 ms after its last chunk. Each
+        at its end) about ``window_ms`` + 30-60 ms after its last chunk. Each
         ``pcm`` is a view of the track's ring buffer, valid during the call only:
         ``.copy()`` what you keep. The session's socket is read about once per window
         (``SO_RCVLOWAT``; ``coalesce=False``: per chunk). The callback must not block;
