@@ -37,7 +37,7 @@ from ._transport import Transport, TransportClosed
 from .errors import AgentConnectionError, AgentError
 from .stats import SessionStats
 from .track import OutgoingTrack
-from .windows import AudioWindows, TrackAudio  # audio windows
+from .windows import AudioStream, AudioWindows, TrackAudio  # audio windows
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -488,12 +488,14 @@ class AgentSession(SessionLifecycle):
         max_buffered_ms: float = 1000,
         max_tracks: int = 32,
         coalesce: bool = True,
-    ) -> AsyncIterator[list[TrackAudio]]:
+    ) -> AudioStream:
         """Peers' audio a window at a time, as an async iterator: ``async for window
         in session.audio(100)``. As :meth:`on_audio` (same arguments), but each
         window's ``pcm`` arrays are owned copies; at most ``max_buffered_ms`` of
         windows wait unread (then the oldest are dropped). Ends when the session
         closes normally; raises ``AgentConnectionError`` when it ended otherwise.
+        Leaving the loop does not stop the windows: ``async with session.audio() as
+        windows: async for window in windows: ...`` does, at its end (or ``aclose()``).
 
         Raises:
             ValueError: an option is out of range.

@@ -20,7 +20,7 @@ import sys
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -285,7 +285,9 @@ class AudioStream:
     Windows wait here until read, at most ``max_buffered_ms`` of them; when the loop
     does not keep up, the oldest are dropped (``dropped_windows``). The iteration ends
     when the session closes normally, or raises ``AgentConnectionError`` when it ended
-    otherwise (as ``receive()``); ``aclose()`` (or leaving the ``async for``) stops it.
+    otherwise (as ``receive()``). Leaving an ``async for`` does not stop the windows
+    (audio keeps going to them, not to ``receive()``): ``await stream.aclose()``, or
+    ``async with session.audio() as stream:``, which stops them at its end.
     """
 
     def __init__(self, session: AgentSession, window_ms: float, **options: Any) -> None:
@@ -339,6 +341,12 @@ class AudioStream:
         """Stops the windows (audio goes to ``receive()`` again)."""
         self.windows.stop()
 
+    async def __aenter__(self) -> AudioStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.windows.stop()
+
 
 def audio(
     session: AgentSession,
@@ -349,7 +357,7 @@ def audio(
     max_buffered_ms: float = DEFAULT_MAX_BUFFERED_MS,
     max_tracks: int = DEFAULT_MAX_TRACKS,
     coalesce: bool = True,
-) -> AsyncIterator[Window]:
+) -> AudioStream:
     """``AgentSession.audio`` (documented there)."""
     if getattr(session, "_audio_windows", None) is not None:
         raise AgentError(

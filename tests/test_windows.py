@@ -188,6 +188,23 @@ async def test_audio_iterator_owns_its_windows_and_ends_with_the_session(
             await asyncio.wait_for(anext(stream), TIMEOUT)
 
 
+async def test_audio_in_async_with_stops_the_windows_at_its_end(
+    local_fishjam: LocalFishjam,
+) -> None:
+    fj = local_fishjam
+    agent = await _agent(fj)
+    async with agent.connect() as session:
+        async with session.audio(20) as stream:
+            await fj.send_raw(agent.id, hostile.track_data(b"\x01\x00" * 320))
+            async for window in stream:
+                assert window[0].pcm[0] == 1
+                break
+        await fj.send_raw(agent.id, hostile.track_data(b"\x02\x00"))  # to receive() again
+        message = await asyncio.wait_for(session.receive().__anext__(), TIMEOUT)
+        assert message.data == b"\x02\x00"
+        session.on_audio(print)  # windows can start again
+
+
 async def test_audio_iterator_raises_when_the_connection_is_lost(
     local_fishjam: LocalFishjam,
 ) -> None:
