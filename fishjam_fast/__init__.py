@@ -37,6 +37,7 @@ from .errors import (
 )
 from .runner import run
 from .session import AgentSession, OutgoingAudioTrackOptions, OutgoingTrack, SessionStats
+from .windows import TrackAudio  # audio windows
 
 if TYPE_CHECKING:
     from .client import FishjamClient
@@ -71,6 +72,7 @@ __all__ = [
     "SessionStateChange",
     "SessionStats",
     "Track",
+    "TrackAudio",
     "TrackEncoding",
     "TrackType",
     "decode_server_notifications",

@@ -96,6 +96,7 @@ class Dispatcher:
     stats: Any
     on_track_data: Callable[[IncomingTrackData], object] | None
     on_closed: Callable[[Any, Any], object] | None
+    windows: Any  # audio windows: the session's _WindowAssembler, or None
     def __init__(
         self, stats: Any, image_waiters: dict[str, Any], loop: asyncio.AbstractEventLoop
     ) -> None: ...

@@ -67,7 +67,7 @@ class Dispatcher:
             ``Transport.set_dispatcher``): the session learns of a drop at once.
     """
 
-    __slots__ = ("_image_waiters", "_loop", "on_closed", "on_track_data", "stats")
+    __slots__ = ("_image_waiters", "_loop", "on_closed", "on_track_data", "stats", "windows")
 
     def __init__(
         self,
@@ -80,6 +80,8 @@ class Dispatcher:
         self._loop = loop
         self.on_track_data: Callable[[IncomingTrackData], object] | None = None
         self.on_closed: Callable[[Transport, TransportClosed], object] | None = None
+        # audio windows: the session's native _WindowAssembler, or None (windows.py)
+        self.windows: Any = None
 
     def dispatch(self, frame: Buffer) -> IncomingTrackData | IncomingTrackImage | None:
         """Counts and decodes one frame (any buffer; valid during the call only).
@@ -89,6 +91,9 @@ class Dispatcher:
         ``stats.frames_skipped``, logged at WARNING), or of no interest
         (``authenticated``).
         """
+        # audio windows: with on_audio a peer's audio goes into its track's ring
+        if self.windows is not None and self.windows.take_frame(frame):
+            return None
         size = len(frame) if type(frame) is bytes else memoryview(frame).nbytes
         stats = self.stats
         stats.messages_received += 1

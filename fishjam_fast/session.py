@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _codec, _hotpath
+from . import windows as _windows  # audio windows
 from ._codec import IncomingTrackData, IncomingTrackImage
 from ._lifecycle import AfterDrop, SessionLifecycle
 from ._locks import ReadLock
@@ -36,6 +37,7 @@ from .errors import AgentConnectionError, AgentError
 from .stats import SessionStats
 from .track import OutgoingTrack
 from .transport.base import Transport, TransportClosed
+from .windows import AudioStream, AudioWindows, TrackAudio  # audio windows
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -411,6 +413,86 @@ class AgentSession(SessionLifecycle):
                 f"on_track_data takes a callable or None, not {type(callback).__name__}"
             )
         self._dispatcher.on_track_data = callback
+
+    # audio windows: on_audio and audio() are fishjam_fast/windows.py's
+    def on_audio(
+        self,
+        callback: Callable[[list[TrackAudio]], object] | None,
+        window_ms: float = 100,
+        *,
+        sample_rate: int = 16000,
+        channels: int = 1,
+        max_buffered_ms: float = 1000,
+        max_tracks: int = 32,
+        coalesce: bool = True,
+    ) -> AudioWindows | None:
+        """Hands peers' audio to ``callback`` a window at a time, instead of per chunk.
+
+        ``callback(window)`` is called with a list of :class:`~fishjam_fast.TrackAudio`,
+        one for every peer track heard in the window, each ``window_ms`` of int16
+        samples. A window is handed on as soon as all of its audio arrived (where the
+        transport read it, as ``on_track_data``; right after that read when another
+        track is mid-window); a track
+        whose peer stopped mid-window comes zero-padded (``missing`` counts the zeros
+        at its end) about ``window_ms`` + 30-60 ms after its last chunk. Each
+        ``pcm`` is a view of the track's ring buffer, valid during the call only:
+        ``.copy()`` what you keep. The session's socket is read about once per window
+        (``SO_RCVLOWAT``; ``coalesce=False``: per chunk). The callback must not block;
+        its exceptions go to the loop's exception handler. It replaces
+        ``on_track_data``; images still go to :meth:`receive`; it stays across
+        reconnections. See docs/windows.md.
+
+        Args:
+            callback: Called with each window; None stops the windows.
+            window_ms: Milliseconds per window (10 to 2000, whole samples).
+            sample_rate: The rate peers' audio arrives at: the agent's
+                ``audio_sample_rate`` (16000 or 24000; the wire does not say).
+            channels: Channels of peers' audio (1, or 2 interleaved).
+            max_buffered_ms: Audio each track's ring holds (whole windows); beyond
+                it the oldest undelivered window is dropped and counted.
+            max_tracks: Peer tracks held at once.
+            coalesce: Read the socket once per window (True) or per chunk.
+
+        Returns:
+            The :class:`~fishjam_fast.windows.AudioWindows` (its counters, ``stop()``),
+            or None when ``callback`` is None.
+
+        Raises:
+            TypeError: ``callback`` is neither callable nor None.
+            ValueError: an option is out of range.
+            AgentError: windows are already on, or the native extension is missing.
+        """
+        return _windows.on_audio(
+            self, callback, window_ms, sample_rate=sample_rate, channels=channels,
+            max_buffered_ms=max_buffered_ms, max_tracks=max_tracks, coalesce=coalesce,
+        )  # fmt: skip
+
+    def audio(
+        self,
+        window_ms: float = 100,
+        *,
+        sample_rate: int = 16000,
+        channels: int = 1,
+        max_buffered_ms: float = 1000,
+        max_tracks: int = 32,
+        coalesce: bool = True,
+    ) -> AudioStream:
+        """Peers' audio a window at a time, as an async iterator: ``async for window
+        in session.audio(100)``. As :meth:`on_audio` (same arguments), but each
+        window's ``pcm`` arrays are owned copies; at most ``max_buffered_ms`` of
+        windows wait unread (then the oldest are dropped). Ends when the session
+        closes normally; raises ``AgentConnectionError`` when it ended otherwise.
+        Leaving the loop does not stop the windows: ``async with session.audio() as
+        windows: async for window in windows: ...`` does, at its end (or ``aclose()``).
+
+        Raises:
+            ValueError: an option is out of range.
+            AgentError: windows are already on, or the native extension is missing.
+        """
+        return _windows.audio(
+            self, window_ms, sample_rate=sample_rate, channels=channels,
+            max_buffered_ms=max_buffered_ms, max_tracks=max_tracks, coalesce=coalesce,
+        )  # fmt: skip
 
     async def _read_message(self) -> IncomingAgentMessage | None:
         """Reads a frame; the message in it for the application, or None: try again.

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _codec, _hotpath, _pcm, _pcm_py, pcm
+from . import windows as _windows  # audio windows: send_pcm_nowait
 from ._options import TrackParams, track_params
 from ._pcm_stream import PcmStream
 from ._resample import check_rate
@@ -282,6 +283,34 @@ class OutgoingTrack:
             session._check_open_now()  # it found the connection gone: raises
         if seconds:
             self._clock.add(seconds, now)
+
+    # audio windows: a window of audio at once (fishjam_fast/windows.py)
+    def send_pcm_nowait(self, samples: Buffer | npt.NDArray[Any], chunk_ms: int = 20) -> float:
+        """Sends a window of audio now, as consecutive ``chunk_ms`` frames; for
+        ``on_audio`` callbacks.
+
+        Each frame holds the bytes ``send_chunk`` would send for that piece (the last
+        one what is left), all written before it returns. Where ``send_pcm`` would
+        wait it raises instead and sends nothing: a full write buffer, or more than
+        ``max_queued`` queued on the playout clock.
+
+        Args:
+            samples: PCM16 bytes (whole sample frames), or a NumPy array as
+                :meth:`send_chunk` takes (int16, or float in [-1, 1]; ``(n,)`` or
+                ``(n, channels)``), at the track's rate.
+            chunk_ms: Milliseconds per frame (20, as Fishjam's own chunks).
+
+        Returns:
+            The seconds of audio sent.
+
+        Raises:
+            TypeError, ValueError: as :meth:`send_chunk`; an Opus track.
+            AgentError: the track was removed.
+            AgentWouldBlockError: the write buffer is full, or ``max_queued`` would
+                be exceeded.
+            AgentConnectionError: the session is closed, or reconnecting.
+        """
+        return _windows.send_pcm_nowait(self, samples, chunk_ms)
 
     def _frame_chunk(self, data: Buffer) -> tuple[Buffer, float]:
         """The ``track_data`` frame of one chunk, and the seconds of audio it holds.

@@ -12,6 +12,7 @@ fishjam_fast/_ext.pxd, the module's declarations, includes those .pxd files:
     pcm       PCM16 packing kernels
     playout   the playout clock of an outgoing track
     session_hot  the per-message path of a session (receive loop, chunk sending)
+    windows   audio windows: per-track rings, coalesced reads (on_audio)
 """
 
 cimport cython
@@ -38,3 +39,5 @@ include "pcm.pyx"
 
 include "playout.pyx"
 include "session_hot.pyx"
+# audio windows: the per-track rings of on_audio (fishjam_fast/windows.py)
+include "windows.pyx"

@@ -6,6 +6,7 @@ cdef class Dispatcher:
     cdef object _loop                 # reports a callback's exceptions
     cdef public object on_track_data  # the session's callback, or None
     cdef public object on_closed      # called by a transport when its connection ended
+    cdef public object windows        # audio windows: the session's _WindowAssembler, or None
 
     cpdef object dispatch(self, object frame)
     # dispatch() of a frame at `data` (picows' receive buffer): the listener's C call

@@ -40,6 +40,7 @@ cdef class Dispatcher:
         self._loop = loop
         self.on_track_data = None
         self.on_closed = None
+        self.windows = None
 
     cpdef object dispatch(self, object frame):
         """Counts and decodes one frame (any buffer; valid during the call only).
@@ -62,6 +63,11 @@ cdef class Dispatcher:
     cdef object dispatch_at(self, const unsigned char *data, Py_ssize_t size):
         # the native listener calls this with picows' payload pointer: decoded where it
         # lies in picows' receive buffer, the audio copied once, into the message
+        # audio windows: with on_audio a peer's audio is copied into its track's ring
+        # instead (windows.pyx), counted there
+        windows = self.windows
+        if windows is not None and (<_WindowAssembler>windows).take(data, size):
+            return None
         message = self._decode_counted(data, size)
         if message is None:
             return None
