@@ -36,6 +36,8 @@ pytest.importorskip("prometheus_client")
 pytest.importorskip("aiohttp")
 redis_asyncio = pytest.importorskip("redis.asyncio")
 
+from fishjam_fast.server.cluster import TAKE_BATCH  # noqa: E402 (redis, skipped above)
+
 LEASE = 2.0
 
 # the boxes are processes of their own (on uvloop): the test's loop only watches them
@@ -129,8 +131,10 @@ async def test_boxes_share_rooms_one_agent_each_and_a_killed_box_rooms_move(
     held = await owners(redis, keys)
     per_box = {box.pid: sum(1 for o in held.values() if pid_of(o) == box.pid) for box in boxes}
     assert sum(per_box.values()) == 30, held
-    # least-loaded first: the spread is within one job of even (10 each)
-    assert max(per_box.values()) - min(per_box.values()) <= 1, per_box
+    # least-loaded first: during a burst a box takes up to a batch of requests at its
+    # turn, so none gets more than a batch ahead (the 300-room test asserts 10% of even)
+    assert max(per_box.values()) - min(per_box.values()) <= TAKE_BATCH, per_box
+    assert min(per_box.values()) >= 1, per_box
     peers_before = {r: connected_agents(local_fishjam)[r][0] for r in rooms}
     # the fleet's gauges are as of the box's last renewal (every third of a lease)
     samples: dict[str, float] = {}
