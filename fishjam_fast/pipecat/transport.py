@@ -33,13 +33,14 @@ from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.utils.utils import obj_id
 from pydantic import Field, field_validator
 
-from .. import events
+from .. import _codec, events
 from ..agent import Agent
 from ..errors import AgentConnectionError, AgentWouldBlockError
 from ..notifier import FishjamNotifier, NotificationIterator
 from ..pcm import Resampler
 from ..session import AgentSession
 from ..track import OutgoingTrack
+from ..windows import AudioWindows, TrackAudio
 from ._connection import FishjamConnection
 from ._frames import FrameAssembler, FrameMixer, resample_pcm16
 
@@ -112,10 +113,15 @@ class FishjamInputTransport(BaseInputTransport):
     """Pushes each peer's audio into the pipeline as ``UserAudioRawFrame(user_id=peer_id)``
     (or, with ``audio_in_user_tracks=False``, everyone's mixed as ``InputAudioRawFrame``).
 
-    Audio reaches it in the session's ``on_track_data`` callback (no task per chunk);
-    :class:`FrameAssembler` resamples and cuts it into frames (the one place a windowed
-    audio source would replace), which wait in a bounded deque for one pump task that
-    hands them to pipecat's input queue in order, participant events among them.
+    Audio reaches it in windows of one input frame (``session.on_audio``, window_ms =
+    ``audio_in_frame_ms``): one callback per frame time for every peer in the room, the
+    socket read about once per window, each peer's samples copied once natively. A
+    window of one frame adds no latency (a frame is handed on as soon as its audio is
+    there, as per chunk) and needs no cutting when the rates agree; :class:`FrameAssembler`
+    resamples per peer where they differ. The frames wait in a bounded deque for one
+    pump task that hands them to pipecat's input queue in order, participant events
+    among them. The pure-Python build (no windows) takes the session's per-chunk
+    ``on_track_data`` callback instead, through the same assembler.
     """
 
     def __init__(
@@ -125,6 +131,7 @@ class FishjamInputTransport(BaseInputTransport):
         self._transport = transport
         self._connection = connection
         self._assembler: FrameAssembler | None = None
+        self._windows: AudioWindows | None = None
         # frames and events for the pipeline, oldest first; the frames are bounded by
         # audio_in_max_queued_secs (_on_track_data drops the oldest beyond it)
         self._pending: deque[InputAudioRawFrame | tuple[str, str]] = deque()
@@ -156,8 +163,8 @@ class FishjamInputTransport(BaseInputTransport):
         self._ready = True
         if self._pump is None:
             self._pump = self.create_task(self._run_pump())
-        if self._params.audio_in_enabled:
-            self._connection.on_track_data(self._on_track_data)
+        if self._params.audio_in_enabled and self._windows is None:
+            self._take_audio()
 
     async def stop(self, frame: EndFrame) -> None:
         """Stops taking audio and lets go of the connection."""
@@ -174,9 +181,23 @@ class FishjamInputTransport(BaseInputTransport):
         await super().cleanup()
         await self._teardown()
 
+    def _take_audio(self) -> None:
+        """Asks the session for peers' audio: in windows, or per chunk without them."""
+        params: FishjamParams = self._params
+        if not _codec.NATIVE:  # the pure-Python build has no windows
+            self._connection.on_track_data(self._on_track_data)
+            return
+        self._windows = self._connection.on_audio(
+            self._on_window, params.audio_in_frame_ms, params.agent_sample_rate
+        )
+
     async def _teardown(self) -> None:
         self._ready = False
-        self._connection.on_track_data(None)
+        if self._windows is not None:
+            self._windows.stop()
+            self._windows = None
+        else:
+            self._connection.on_track_data(None)
         if self._pump is not None:
             await self.cancel_task(self._pump)
             self._pump = None
@@ -195,16 +216,29 @@ class FishjamInputTransport(BaseInputTransport):
         self._pending.append((name, peer_id))
         self._wakeup.set()
 
-    def _on_track_data(self, message: Any) -> None:
-        """The session's callback, once per chunk: must not block."""
-        assembler = self._assembler
-        if not self._ready or assembler is None:
+    def _on_window(self, window: list[TrackAudio]) -> None:
+        """The session's callback, once per window (one frame time): must not block."""
+        if not self._ready:
             return
-        peer_id: str = message.peer_id
+        for track in window:
+            # pcm is a view of the session's ring, valid during this call: one copy out
+            # (a zero-padded tail where the peer stopped keeps the stream's timing)
+            self._add(track.peer_id, track.pcm.tobytes())
+
+    def _on_track_data(self, message: Any) -> None:
+        """The session's callback, once per chunk (the pure-Python build): must not block."""
+        if self._ready:
+            self._add(message.peer_id, message.data)
+
+    def _add(self, peer_id: str, data: Any) -> None:
+        """Cuts (and resamples) one peer's audio into frames and queues them."""
+        assembler = self._assembler
+        if assembler is None:
+            return
         if self._transport._heard(peer_id):
             self._pending.append(("joined", peer_id))
             self._wakeup.set()
-        frames = assembler.push(peer_id, message.data)
+        frames = assembler.push(peer_id, data)
         if not frames:
             return
         rate = self.sample_rate
