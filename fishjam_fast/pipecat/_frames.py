@@ -1,8 +1,8 @@
 """Input frame assembly: each peer's Fishjam chunks -> frames of the size the pipeline takes.
 
 The one place where incoming audio is resampled and cut: the input feeds it each
-peer's audio from a window (``session.on_audio``; one frame long, so it passes
-through uncut when the rates agree) or, in the pure-Python build, per chunk. Nothing
+peer's audio a window at a time (``session.on_audio``; whole frames long) or, in the
+pure-Python build, per chunk. Nothing
 here imports pipecat, so it is tested and typed without it.
 """
 

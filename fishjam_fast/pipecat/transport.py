@@ -31,7 +31,7 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.utils.utils import obj_id
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .. import _codec, events
 from ..agent import Agent
@@ -47,6 +47,7 @@ from ._frames import FrameAssembler, FrameMixer, resample_pcm16
 logger = logging.getLogger("fishjam_fast")
 
 FISHJAM_RATES = (16000, 24000)
+DEFAULT_IN_WINDOW_MS = 40
 _WEBRTC = events.ServerMessagePeerType.PEER_TYPE_WEBRTC
 
 
@@ -63,6 +64,12 @@ class FishjamParams(TransportParams):
             resampled to the pipeline's input rate when they differ.
         audio_in_frame_ms: Milliseconds of audio per input frame pushed into the
             pipeline (Fishjam's chunks are 20 ms).
+        audio_in_window_ms: Milliseconds of peers' audio taken from the session at
+            once (``session.on_audio``'s window), a whole number of input frames:
+            40 (two 20 ms frames) reads the socket and runs the callback half as often
+            as per chunk, for at most 20 ms more latency on a window's first frame
+            (Silero's VAD analyses 32 ms at a time anyway). None: 40 ms, or one frame
+            when frames are longer. Each window's frames are pushed together.
         audio_in_max_queued_secs: Input audio waiting to be handed to pipecat at most
             (received while the event loop was busy elsewhere); older frames are
             dropped beyond it (counted, logged). The pipeline's own queues, after
@@ -80,6 +87,7 @@ class FishjamParams(TransportParams):
     audio_in_user_tracks: bool = True
     agent_sample_rate: int = 16000
     audio_in_frame_ms: int = Field(default=20, ge=10, le=1000)
+    audio_in_window_ms: int | None = Field(default=None, ge=10, le=2000)
     audio_in_max_queued_secs: float = Field(default=2.0, gt=0)
     audio_out_track_sample_rate: int | None = None
     audio_out_max_queued_secs: float = Field(default=0.5, gt=0)
@@ -91,6 +99,24 @@ class FishjamParams(TransportParams):
         if rate is not None and rate not in FISHJAM_RATES:
             raise ValueError(f"Fishjam's PCM16 audio is 16000 or 24000 Hz, not {rate}")
         return rate
+
+    @model_validator(mode="after")
+    def _check_window(self) -> FishjamParams:
+        window, frame = self.audio_in_window_ms, self.audio_in_frame_ms
+        if window is not None and window % frame:
+            raise ValueError(
+                f"audio_in_window_ms must be a whole number of input frames "
+                f"(audio_in_frame_ms={frame}), got {window}"
+            )
+        return self
+
+    @property
+    def in_window_ms(self) -> int:
+        """The input's window: ``audio_in_window_ms``, or its default (see above)."""
+        if self.audio_in_window_ms is not None:
+            return self.audio_in_window_ms
+        frame = self.audio_in_frame_ms
+        return frame * max(1, DEFAULT_IN_WINDOW_MS // frame)
 
     @field_validator("audio_in_channels")
     @classmethod
@@ -113,12 +139,11 @@ class FishjamInputTransport(BaseInputTransport):
     """Pushes each peer's audio into the pipeline as ``UserAudioRawFrame(user_id=peer_id)``
     (or, with ``audio_in_user_tracks=False``, everyone's mixed as ``InputAudioRawFrame``).
 
-    Audio reaches it in windows of one input frame (``session.on_audio``, window_ms =
-    ``audio_in_frame_ms``): one callback per frame time for every peer in the room, the
-    socket read about once per window, each peer's samples copied once natively. A
-    window of one frame adds no latency (a frame is handed on as soon as its audio is
-    there, as per chunk) and needs no cutting when the rates agree; :class:`FrameAssembler`
-    resamples per peer where they differ. The frames wait in a bounded deque for one
+    Audio reaches it in windows of whole input frames (``session.on_audio``,
+    ``audio_in_window_ms``, 40 ms: two 20 ms frames): one callback per window for every
+    peer in the room, the socket read about once per window, each peer's samples copied
+    once natively; :class:`FrameAssembler` cuts each window into frames and resamples
+    per peer where the rates differ. The frames wait in a bounded deque for one
     pump task that hands them to pipecat's input queue in order, participant events
     among them. The pure-Python build (no windows) takes the session's per-chunk
     ``on_track_data`` callback instead, through the same assembler.
@@ -143,6 +168,13 @@ class FishjamInputTransport(BaseInputTransport):
         self.frames_dropped = 0
         """Input frames dropped because the pump fell ``audio_in_max_queued_secs``
         behind."""
+
+    @property
+    def audio_windows(self) -> AudioWindows | None:
+        """The session's audio windows this input takes (their counters: ``windows``,
+        ``overflow_frames``, ...), or None before the start, after the end, and in the
+        pure-Python build (per chunk there)."""
+        return self._windows
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
         """Sets up pipecat's side, then connects (the input rate is known now)."""
@@ -188,7 +220,7 @@ class FishjamInputTransport(BaseInputTransport):
             self._connection.on_track_data(self._on_track_data)
             return
         self._windows = self._connection.on_audio(
-            self._on_window, params.audio_in_frame_ms, params.agent_sample_rate
+            self._on_window, params.in_window_ms, params.agent_sample_rate
         )
 
     async def _teardown(self) -> None:
@@ -217,7 +249,7 @@ class FishjamInputTransport(BaseInputTransport):
         self._wakeup.set()
 
     def _on_window(self, window: list[TrackAudio]) -> None:
-        """The session's callback, once per window (one frame time): must not block."""
+        """The session's callback, once per window: must not block."""
         if not self._ready:
             return
         for track in window:
