@@ -109,9 +109,7 @@ class FishjamConnection:
         # also stop windows that the owner of a given session started)
         if self._session is None or self._session.closed:
             return None
-        return self._session.on_audio(
-            callback, window_ms, sample_rate=sample_rate, channels=1
-        )
+        return self._session.on_audio(callback, window_ms, sample_rate=sample_rate, channels=1)
 
     async def close(self, user: str) -> None:
         """``user`` lets go; the last one closes what this object opened (idempotent)."""
