@@ -137,6 +137,11 @@ async def test_a_person_s_audio_reaches_the_pipeline_at_its_rate_with_their_id(
             resampled = _resampled(speech, 16000, 24000, 320)
             expected = resampled[: len(resampled) // frame_bytes * frame_bytes]
         await _until(lambda: sum(len(f.audio) for f in collector.frames) >= len(expected))
+        windows = transport.input().audio_windows
+        assert windows is not None  # the native build: in 40 ms windows, not per chunk
+        assert windows.windows >= 25  # 1 s of speech
+        assert windows.overflow_frames == 0
+    assert transport.input().audio_windows is None  # stopped with the pipeline
     frames = collector.frames
     assert {f.user_id for f in frames} == {person.peer_id}
     assert {(f.sample_rate, f.num_channels, len(f.audio)) for f in frames} == {
@@ -290,6 +295,9 @@ async def test_a_given_session_stays_open_and_gets_its_track_back(local_fishjam:
         async with _running(transport) as worker:
             await worker.queue_frame(OutputAudioRawFrame(_pcm(0.2, 16000, seed=5), 16000, 1))
         assert not session.closed
+        # the transport stopped the windows it started: the session's owner may start its own
+        assert session.on_audio(lambda window: None, 20) is not None
+        session.on_audio(None)
         recording = fj.agent(agent.id).track(0)
         await _until(lambda: recording.removed)  # the transport removed what it added
         assert recording.total_bytes == 6400
@@ -302,6 +310,10 @@ def test_bad_arguments_say_what_is_allowed() -> None:
         FishjamParams(agent_sample_rate=8000)
     with pytest.raises(ValueError, match="mono"):
         FishjamParams(audio_in_channels=2)
+    with pytest.raises(ValueError, match="whole number of input frames"):
+        FishjamParams(audio_in_frame_ms=20, audio_in_window_ms=50)
+    assert FishjamParams().in_window_ms == 40  # two 20 ms frames
+    assert FishjamParams(audio_in_frame_ms=60).in_window_ms == 60  # at least one frame
     with pytest.raises(ValueError, match="whole number of samples"):
         FrameAssembler(16000, 22050, frame_ms=15)
 

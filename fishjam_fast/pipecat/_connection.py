@@ -18,6 +18,7 @@ from ..agent import Agent
 from ..errors import AgentError
 from ..session import AgentSession, OutgoingAudioTrackOptions
 from ..track import OutgoingTrack
+from ..windows import AudioWindows, Window
 
 logger = logging.getLogger("fishjam_fast")
 
@@ -88,9 +89,27 @@ class FishjamConnection:
         return self.track
 
     def on_track_data(self, callback: Callable[[Any], object] | None) -> None:
-        """Sets (or clears) the session's audio callback."""
+        """Sets (or clears) the session's per-chunk audio callback."""
         if self._session is not None and not self._session.closed:
             self._session.on_track_data(callback)
+
+    def on_audio(
+        self, callback: Callable[[Window], object], window_ms: int, sample_rate: int
+    ) -> AudioWindows | None:
+        """Hands peers' mono audio to ``callback`` in windows of ``window_ms``.
+
+        Returns:
+            The windows (``stop()`` ends them), or None when the session is closed.
+
+        Raises:
+            AgentError: the native extension is missing (the pure-Python build), or
+                the session already hands audio on in windows to someone else.
+        """
+        # (the input stops the windows it started itself: on_audio(None) here would
+        # also stop windows that the owner of a given session started)
+        if self._session is None or self._session.closed:
+            return None
+        return self._session.on_audio(callback, window_ms, sample_rate=sample_rate, channels=1)
 
     async def close(self, user: str) -> None:
         """``user`` lets go; the last one closes what this object opened (idempotent)."""

@@ -1,9 +1,9 @@
 """Input frame assembly: each peer's Fishjam chunks -> frames of the size the pipeline takes.
 
-The one place where incoming audio is resampled and cut: a windowed audio source
-(several chunks handed over at once) replaces :meth:`FrameAssembler.push`'s loop and
-keeps its contract (PCM16 in, whole frames at the pipeline's rate out, per peer).
-Nothing here imports pipecat, so it is tested and typed without it.
+The one place where incoming audio is resampled and cut: the input feeds it each
+peer's audio a window at a time (``session.on_audio``; whole frames long) or, in the
+pure-Python build, per chunk. Nothing
+here imports pipecat, so it is tested and typed without it.
 """
 
 from __future__ import annotations

@@ -31,21 +31,23 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.utils.utils import obj_id
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from .. import events
+from .. import _codec, events
 from ..agent import Agent
 from ..errors import AgentConnectionError, AgentWouldBlockError
 from ..notifier import FishjamNotifier, NotificationIterator
 from ..pcm import Resampler
 from ..session import AgentSession
 from ..track import OutgoingTrack
+from ..windows import AudioWindows, TrackAudio
 from ._connection import FishjamConnection
 from ._frames import FrameAssembler, FrameMixer, resample_pcm16
 
 logger = logging.getLogger("fishjam_fast")
 
 FISHJAM_RATES = (16000, 24000)
+DEFAULT_IN_WINDOW_MS = 40
 _WEBRTC = events.ServerMessagePeerType.PEER_TYPE_WEBRTC
 
 
@@ -62,6 +64,12 @@ class FishjamParams(TransportParams):
             resampled to the pipeline's input rate when they differ.
         audio_in_frame_ms: Milliseconds of audio per input frame pushed into the
             pipeline (Fishjam's chunks are 20 ms).
+        audio_in_window_ms: Milliseconds of peers' audio taken from the session at
+            once (``session.on_audio``'s window), a whole number of input frames:
+            40 (two 20 ms frames) reads the socket and runs the callback half as often
+            as per chunk, for at most 20 ms more latency on a window's first frame
+            (Silero's VAD analyses 32 ms at a time anyway). None: 40 ms, or one frame
+            when frames are longer. Each window's frames are pushed together.
         audio_in_max_queued_secs: Input audio waiting to be handed to pipecat at most
             (received while the event loop was busy elsewhere); older frames are
             dropped beyond it (counted, logged). The pipeline's own queues, after
@@ -79,6 +87,7 @@ class FishjamParams(TransportParams):
     audio_in_user_tracks: bool = True
     agent_sample_rate: int = 16000
     audio_in_frame_ms: int = Field(default=20, ge=10, le=1000)
+    audio_in_window_ms: int | None = Field(default=None, ge=10, le=2000)
     audio_in_max_queued_secs: float = Field(default=2.0, gt=0)
     audio_out_track_sample_rate: int | None = None
     audio_out_max_queued_secs: float = Field(default=0.5, gt=0)
@@ -90,6 +99,24 @@ class FishjamParams(TransportParams):
         if rate is not None and rate not in FISHJAM_RATES:
             raise ValueError(f"Fishjam's PCM16 audio is 16000 or 24000 Hz, not {rate}")
         return rate
+
+    @model_validator(mode="after")
+    def _check_window(self) -> FishjamParams:
+        window, frame = self.audio_in_window_ms, self.audio_in_frame_ms
+        if window is not None and window % frame:
+            raise ValueError(
+                f"audio_in_window_ms must be a whole number of input frames "
+                f"(audio_in_frame_ms={frame}), got {window}"
+            )
+        return self
+
+    @property
+    def in_window_ms(self) -> int:
+        """The input's window: ``audio_in_window_ms``, or its default (see above)."""
+        if self.audio_in_window_ms is not None:
+            return self.audio_in_window_ms
+        frame = self.audio_in_frame_ms
+        return frame * max(1, DEFAULT_IN_WINDOW_MS // frame)
 
     @field_validator("audio_in_channels")
     @classmethod
@@ -112,10 +139,14 @@ class FishjamInputTransport(BaseInputTransport):
     """Pushes each peer's audio into the pipeline as ``UserAudioRawFrame(user_id=peer_id)``
     (or, with ``audio_in_user_tracks=False``, everyone's mixed as ``InputAudioRawFrame``).
 
-    Audio reaches it in the session's ``on_track_data`` callback (no task per chunk);
-    :class:`FrameAssembler` resamples and cuts it into frames (the one place a windowed
-    audio source would replace), which wait in a bounded deque for one pump task that
-    hands them to pipecat's input queue in order, participant events among them.
+    Audio reaches it in windows of whole input frames (``session.on_audio``,
+    ``audio_in_window_ms``, 40 ms: two 20 ms frames): one callback per window for every
+    peer in the room, the socket read about once per window, each peer's samples copied
+    once natively; :class:`FrameAssembler` cuts each window into frames and resamples
+    per peer where the rates differ. The frames wait in a bounded deque for one
+    pump task that hands them to pipecat's input queue in order, participant events
+    among them. The pure-Python build (no windows) takes the session's per-chunk
+    ``on_track_data`` callback instead, through the same assembler.
     """
 
     def __init__(
@@ -125,6 +156,7 @@ class FishjamInputTransport(BaseInputTransport):
         self._transport = transport
         self._connection = connection
         self._assembler: FrameAssembler | None = None
+        self._windows: AudioWindows | None = None
         # frames and events for the pipeline, oldest first; the frames are bounded by
         # audio_in_max_queued_secs (_on_track_data drops the oldest beyond it)
         self._pending: deque[InputAudioRawFrame | tuple[str, str]] = deque()
@@ -136,6 +168,13 @@ class FishjamInputTransport(BaseInputTransport):
         self.frames_dropped = 0
         """Input frames dropped because the pump fell ``audio_in_max_queued_secs``
         behind."""
+
+    @property
+    def audio_windows(self) -> AudioWindows | None:
+        """The session's audio windows this input takes (their counters: ``windows``,
+        ``overflow_frames``, ...), or None before the start, after the end, and in the
+        pure-Python build (per chunk there)."""
+        return self._windows
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
         """Sets up pipecat's side, then connects (the input rate is known now)."""
@@ -156,8 +195,8 @@ class FishjamInputTransport(BaseInputTransport):
         self._ready = True
         if self._pump is None:
             self._pump = self.create_task(self._run_pump())
-        if self._params.audio_in_enabled:
-            self._connection.on_track_data(self._on_track_data)
+        if self._params.audio_in_enabled and self._windows is None:
+            self._take_audio()
 
     async def stop(self, frame: EndFrame) -> None:
         """Stops taking audio and lets go of the connection."""
@@ -174,9 +213,23 @@ class FishjamInputTransport(BaseInputTransport):
         await super().cleanup()
         await self._teardown()
 
+    def _take_audio(self) -> None:
+        """Asks the session for peers' audio: in windows, or per chunk without them."""
+        params: FishjamParams = self._params
+        if not _codec.NATIVE:  # the pure-Python build has no windows
+            self._connection.on_track_data(self._on_track_data)
+            return
+        self._windows = self._connection.on_audio(
+            self._on_window, params.in_window_ms, params.agent_sample_rate
+        )
+
     async def _teardown(self) -> None:
         self._ready = False
-        self._connection.on_track_data(None)
+        if self._windows is not None:
+            self._windows.stop()
+            self._windows = None
+        else:
+            self._connection.on_track_data(None)
         if self._pump is not None:
             await self.cancel_task(self._pump)
             self._pump = None
@@ -195,16 +248,29 @@ class FishjamInputTransport(BaseInputTransport):
         self._pending.append((name, peer_id))
         self._wakeup.set()
 
-    def _on_track_data(self, message: Any) -> None:
-        """The session's callback, once per chunk: must not block."""
-        assembler = self._assembler
-        if not self._ready or assembler is None:
+    def _on_window(self, window: list[TrackAudio]) -> None:
+        """The session's callback, once per window: must not block."""
+        if not self._ready:
             return
-        peer_id: str = message.peer_id
+        for track in window:
+            # pcm is a view of the session's ring, valid during this call: one copy out
+            # (a zero-padded tail where the peer stopped keeps the stream's timing)
+            self._add(track.peer_id, track.pcm.tobytes())
+
+    def _on_track_data(self, message: Any) -> None:
+        """The session's callback, once per chunk (the pure-Python build): must not block."""
+        if self._ready:
+            self._add(message.peer_id, message.data)
+
+    def _add(self, peer_id: str, data: Any) -> None:
+        """Cuts (and resamples) one peer's audio into frames and queues them."""
+        assembler = self._assembler
+        if assembler is None:
+            return
         if self._transport._heard(peer_id):
             self._pending.append(("joined", peer_id))
             self._wakeup.set()
-        frames = assembler.push(peer_id, message.data)
+        frames = assembler.push(peer_id, data)
         if not frames:
             return
         rate = self.sample_rate
