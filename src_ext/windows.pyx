@@ -496,56 +496,13 @@ cdef inline uint32_t _wn_mask_key() noexcept:
     return <uint32_t>((_wn_rng * 0x2545F4914F6CDD1DULL) >> 32)
 
 
-def _ws_client_frames(cnp.ndarray buffer, cnp.ndarray offsets):
-    """The messages ``buffer[offsets[i]:offsets[i+1]]`` as masked binary WebSocket frames
-    (RFC 6455 5.2), back to back in one new bytearray: what a client writes for them,
-    in one socket write."""
+cdef int _wn_seed() except -1:
+    """Seeds the masking keys' generator from os.urandom, once, before the first frame."""
     global _wn_rng
     if _wn_rng == 0:
         import os
         _wn_rng = int.from_bytes(os.urandom(8), "little") | 1
-    if buffer.dtype != np_uint8 or offsets.dtype != np_int64 or not buffer.flags.c_contiguous:
-        raise TypeError("buffer must be contiguous uint8 and offsets int64")
-    cdef const unsigned char *src = <const unsigned char *>cnp.PyArray_DATA(buffer)
-    cdef const int64_t *offs = <const int64_t *>cnp.PyArray_DATA(offsets)
-    cdef Py_ssize_t count = offsets.shape[0] - 1
-    cdef Py_ssize_t size = buffer.shape[0]
-    cdef Py_ssize_t total = 0, k, n, i
-    for k in range(count):
-        n = offs[k + 1] - offs[k]
-        if offs[k] < 0 or n < 0 or offs[k + 1] > size:
-            raise ValueError("offsets outside the buffer")
-        total += (2 if n < 126 else (4 if n < 65536 else 10)) + 4 + n
-    out = bytearray(total)
-    cdef unsigned char *p = <unsigned char *>PyByteArray_AS_STRING(out)
-    cdef const unsigned char *payload
-    cdef unsigned char mask[4]
-    cdef uint32_t key
-    for k in range(count):
-        n = offs[k + 1] - offs[k]
-        payload = src + offs[k]
-        p[0] = 0x82  # FIN, binary
-        if n < 126:
-            p[1] = 0x80 | <unsigned char>n
-            p += 2
-        elif n < 65536:
-            p[1] = 0x80 | 126
-            p[2] = <unsigned char>(n >> 8)
-            p[3] = <unsigned char>n
-            p += 4
-        else:
-            p[1] = 0x80 | 127
-            for i in range(8):
-                p[2 + i] = <unsigned char>((<uint64_t>n) >> (8 * (7 - i)))
-            p += 10
-        key = _wn_mask_key()
-        memcpy(mask, &key, 4)
-        memcpy(p, mask, 4)
-        p += 4
-        for i in range(n):
-            p[i] = payload[i] ^ mask[i & 3]
-        p += n
-    return out
+    return 0
 
 
 cdef inline unsigned char *_wn_ws_head(unsigned char *p, Py_ssize_t n) noexcept:
@@ -587,6 +544,35 @@ cdef inline void _wn_mask(unsigned char *payload, Py_ssize_t n) noexcept:
         i += 1
 
 
+def _ws_client_frames(cnp.ndarray buffer, cnp.ndarray offsets):
+    """The messages ``buffer[offsets[i]:offsets[i+1]]`` as masked binary WebSocket frames
+    (RFC 6455 5.2), back to back in one new bytearray: what a client writes for them,
+    in one socket write."""
+    _wn_seed()
+    if buffer.dtype != np_uint8 or offsets.dtype != np_int64 or not buffer.flags.c_contiguous:
+        raise TypeError("buffer must be contiguous uint8 and offsets int64")
+    cdef const unsigned char *src = <const unsigned char *>cnp.PyArray_DATA(buffer)
+    cdef const int64_t *offs = <const int64_t *>cnp.PyArray_DATA(offsets)
+    cdef Py_ssize_t count = offsets.shape[0] - 1
+    cdef Py_ssize_t size = buffer.shape[0]
+    cdef Py_ssize_t total = 0, k, n
+    for k in range(count):
+        n = offs[k + 1] - offs[k]
+        if offs[k] < 0 or n < 0 or offs[k + 1] > size:
+            raise ValueError("offsets outside the buffer")
+        total += _wn_ws_header(n) + 4 + n
+    out = bytearray(total)
+    cdef unsigned char *p = <unsigned char *>PyByteArray_AS_STRING(out)
+    cdef unsigned char *payload
+    for k in range(count):
+        n = offs[k + 1] - offs[k]
+        payload = _wn_ws_head(p, n)
+        memcpy(payload, src + offs[k], n)
+        _wn_mask(payload, n)
+        p = payload + n
+    return out
+
+
 def _send_window_now(track, samples, Py_ssize_t per_chunk):
     """send_pcm_nowait's native path, as send_chunk_now is send_chunk's: PCM16 ``bytes``
     or a C-contiguous native int16 array, on an unpaced PCM16 track, on an open picows
@@ -597,7 +583,6 @@ def _send_window_now(track, samples, Py_ssize_t per_chunk):
     Returns the seconds sent, or None: declined, nothing done (the general path sends,
     raises or says what is wrong).
     """
-    global _wn_rng
     sender = track._sender
     if type(sender) is not TrackSender:
         return None
@@ -643,9 +628,7 @@ def _send_window_now(track, samples, Py_ssize_t per_chunk):
         size = view.len
         if size % s.frame_bytes or size == 0 or per_chunk <= 0:
             return None
-        if _wn_rng == 0:
-            import os
-            _wn_rng = int.from_bytes(os.urandom(8), "little") | 1
+        _wn_seed()
         chunk_bytes = per_chunk * s.frame_bytes
         count = (size + chunk_bytes - 1) // chunk_bytes
         for k in range(count):
