@@ -28,9 +28,10 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped,unused-ignore]
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
+
+from ._sockets import OpenSockets, receive_message
 
 if TYPE_CHECKING:
     from .notifications import NotificationHub
@@ -114,9 +115,7 @@ class PeerSockets:
         self.hub = hub
         self.heartbeat = heartbeat
         self.auth_timeout = auth_timeout
-        self._open: dict[
-            asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.Transport | None]
-        ] = {}
+        self._open = OpenSockets()
 
     @property
     def open_count(self) -> int:
@@ -125,51 +124,26 @@ class PeerSockets:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler of ``/socket/peer/websocket``."""
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat, compress=False)
-        await ws.prepare(request)
-        task = asyncio.current_task()
-        if task is not None:
-            self._open[task] = (ws, request.transport)
+        ws = await self._open.accept(request, self.heartbeat)
         conn: PeerConnection | None = None
         try:
             conn = await self._authenticate(ws)
             if conn is None:
                 return ws
-            while True:
-                msg = await ws.receive()
-                if msg.type is WSMsgType.TEXT:
-                    await conn.close(1003, "unsupported data")
-                    return ws
-                if msg.type is not WSMsgType.BINARY:
-                    return ws
-                try:
-                    PeerMessage.FromString(msg.data)
-                except DecodeError:
-                    await conn.close(1011, "invalid message")
-                    return ws
+            # every message is read and ignored; a bad frame closes (receive_message)
+            while await receive_message(ws, PeerMessage.FromString) is not None:
+                pass
+            return ws
         finally:
             if conn is not None:
                 self._detach(conn)
             if not ws.closed:
                 await ws.close()
-            if task is not None:
-                self._open.pop(task, None)
+            self._open.forget()
 
     async def _authenticate(self, ws: web.WebSocketResponse) -> PeerConnection | None:
-        try:
-            msg = await ws.receive(timeout=self.auth_timeout)
-        except TimeoutError:
-            await ws.close(code=1000, message=b"unauthenticated")
-            return None
-        if msg.type is WSMsgType.TEXT:
-            await ws.close(code=1003, message=b"unsupported data")
-            return None
-        if msg.type is not WSMsgType.BINARY:
-            return None
-        try:
-            req = PeerMessage.FromString(msg.data)
-        except DecodeError:
-            await ws.close(code=1011, message=b"invalid message")
+        req = await receive_message(ws, PeerMessage.FromString, self.auth_timeout)
+        if req is None:
             return None
         if req.WhichOneof("content") != "auth_request":
             await ws.close(code=1000, message=b"unauthenticated")
@@ -199,22 +173,8 @@ class PeerSockets:
 
     def drop_all(self) -> int:
         """Drop every peer socket without a close frame; returns how many."""
-        sockets = list(self._open.values())
-        for _, transport in sockets:
-            if transport is not None:
-                transport.abort()
-        return len(sockets)
+        return self._open.drop_all()
 
     async def close_all(self, code: int, reason: str, timeout: float) -> None:
         """Close every peer socket, then cancel the handlers still running."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(
-                    *(
-                        ws.close(code=code, message=reason.encode())
-                        for ws, _ in self._open.values()
-                    ),
-                    return_exceptions=True,
-                )
-        for task in list(self._open):
-            task.cancel()
+        await self._open.close_all(code, reason, timeout)

@@ -22,11 +22,11 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from aiohttp import WSMsgType, web
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
+from aiohttp import web
 
 from fishjam_fast._proto import server_notifications_pb2
 
+from ._sockets import OpenSockets, receive_message
 from .notifications import Subscriber
 
 if TYPE_CHECKING:
@@ -59,10 +59,7 @@ class ServerSockets:
         self.heartbeat = heartbeat
         self.auth_timeout = auth_timeout
         self.max_queue = max_queue
-        # handler task -> (socket, TCP transport for drops)
-        self._open: dict[
-            asyncio.Task[object], tuple[web.WebSocketResponse, asyncio.Transport | None]
-        ] = {}
+        self._open = OpenSockets()
         self._closing: set[asyncio.Task[bool]] = set()  # overflow closes in progress
 
     @property
@@ -72,27 +69,15 @@ class ServerSockets:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler of ``/socket/server/websocket``."""
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat, compress=False)
-        await ws.prepare(request)
-        task = asyncio.current_task()
-        if task is not None:
-            self._open[task] = (ws, request.transport)
+        ws = await self._open.accept(request, self.heartbeat)
         subscriber: Subscriber | None = None
         sender: asyncio.Task[None] | None = None
         try:
             if not await self._authenticate(ws):
                 return ws
             while True:
-                msg = await ws.receive()
-                if msg.type is WSMsgType.TEXT:
-                    await ws.close(code=1003, message=b"unsupported data")
-                    return ws
-                if msg.type is not WSMsgType.BINARY:
-                    return ws
-                try:
-                    req = ServerMessage.FromString(msg.data)
-                except DecodeError:
-                    await ws.close(code=1011, message=b"invalid message")
+                req = await receive_message(ws, ServerMessage.FromString)
+                if req is None:
                     return ws
                 if req.WhichOneof("content") != "subscribe_request" or subscriber is not None:
                     continue
@@ -116,24 +101,11 @@ class ServerSockets:
                     await sender
             if not ws.closed:
                 await ws.close()
-            if task is not None:
-                self._open.pop(task, None)
+            self._open.forget()
 
     async def _authenticate(self, ws: web.WebSocketResponse) -> bool:
-        try:
-            msg = await ws.receive(timeout=self.auth_timeout)
-        except TimeoutError:
-            await ws.close(code=1000, message=b"unauthenticated")
-            return False
-        if msg.type is WSMsgType.TEXT:
-            await ws.close(code=1003, message=b"unsupported data")
-            return False
-        if msg.type is not WSMsgType.BINARY:
-            return False
-        try:
-            req = ServerMessage.FromString(msg.data)
-        except DecodeError:
-            await ws.close(code=1011, message=b"invalid message")
+        req = await receive_message(ws, ServerMessage.FromString, self.auth_timeout)
+        if req is None:
             return False
         if req.WhichOneof("content") != "auth_request":
             await ws.close(code=1000, message=b"unauthenticated")
@@ -162,23 +134,11 @@ class ServerSockets:
         Returns:
             How many were dropped.
         """
-        sockets = list(self._open.values())
-        for _, transport in sockets:
-            if transport is not None:
-                transport.abort()
-        return len(sockets)
+        return self._open.drop_all()
 
     async def close_all(self, code: int, reason: str, timeout: float) -> None:
         """Close every notification socket, then cancel the handlers still running."""
-        sockets = [ws for ws, _ in self._open.values()]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(
-                    *(ws.close(code=code, message=reason.encode()) for ws in sockets),
-                    return_exceptions=True,
-                )
-        for task in list(self._open):
-            task.cancel()
+        await self._open.close_all(code, reason, timeout)
 
 
 async def _send_loop(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
