@@ -431,24 +431,13 @@ class ServerState:
             The WebRTC peer it authenticates, or None and the close reason (as for
             agents; an agent's token is ``invalid token`` here).
         """
-        ids = self._tokens.get(token)
-        if not token:
-            return None, "missing token"
-        if ids is None or token in self._revoked:
-            return None, "invalid token"
-        room = self.rooms.get(ids[0])
-        if room is None:
-            return None, "room not found"
-        peer = room.peers.get(ids[1])
-        if peer is None:
-            return None, "peer not found"
-        if peer.type != "webrtc" or peer.simulated:
-            return None, "invalid token"
-        if peer.peer_socket is not None:
-            return None, "peer already connected"
-        return peer, ""
+        return self._check(token, self._tokens.get(token), "webrtc")
 
-    def _check(self, token: str, ids: tuple[str, str] | None) -> tuple[Peer | None, str]:
+    def _check(
+        self, token: str, ids: tuple[str, str] | None, peer_type: str = "agent"
+    ) -> tuple[Peer | None, str]:
+        """The peer ``token`` authenticates on the ``peer_type`` peer's socket, or None
+        and the close reason the real Fishjam gives (another type's token is invalid)."""
         if not token:
             return None, "missing token"
         if ids is None or token in self._revoked:
@@ -459,8 +448,10 @@ class ServerState:
         peer = room.peers.get(ids[1])
         if peer is None:
             return None, "peer not found"
-        if peer.type != "agent":
+        # a simulated person is connected without a socket: its token opens none
+        if peer.type != peer_type or peer.simulated:
             return None, "invalid token"
-        if peer.connection is not None:
+        socket = peer.connection if peer_type == "agent" else peer.peer_socket
+        if socket is not None:
             return None, "peer already connected"
         return peer, ""
