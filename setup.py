@@ -33,10 +33,10 @@ DEBUG = _flag("FISHJAM_FAST_DEBUG")
 
 
 STALE_EXTENSIONS = [
-    "build/**/fishjam_fast/_ext*.so",
-    "build/**/fishjam_fast/_ext*.pyd",
-    "fishjam_fast/_ext*.so",
-    "fishjam_fast/_ext*.pyd",
+    f"{where}fishjam_fast/{name}*.{suffix}"
+    for where in ("build/**/", "")
+    for name in ("_ext", "_playout", "_picows_listener")
+    for suffix in ("so", "pyd")
 ]
 """Where earlier builds leave the compiled extension: setuptools packages whatever is in
 build/lib, and an in-place copy is imported from a source checkout."""
@@ -123,7 +123,16 @@ def _extensions() -> list[Extension]:
         define_macros=macros,
         extra_compile_args=compile_args,
     )
-    extensions = [extension]
+    # the playout clock, compiled from its Python source (Cython's pure-Python mode with
+    # the augmenting fishjam_fast/_playout.pxd): one source for both builds; _ext
+    # cimports its C fields
+    playout = Extension(
+        "fishjam_fast._playout",
+        sources=["fishjam_fast/_playout.py"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+    )
+    extensions = [extension, playout]
     include_path = ["src_ext", "."]
     listener = _picows_listener(macros, compile_args)
     if listener is not None:

@@ -347,14 +347,14 @@ def send_chunk_now(track, data, bint nowait=False):
     cdef PlayoutClock clock = None
     if seconds:
         if type(s.clock) is not PlayoutClock:
-            return False  # (a Python clock: the general path)
-        # PlayoutClock.add: what is queued plays first
+            return False  # (the uncompiled clock of a pure-Python build: the general path)
+        # the clock's own add (a C call through its vtable); what it was is kept for
+        # the case where nothing goes out
         clock = <PlayoutClock>s.clock
         now = _monotonic()
         ends_at = clock.ends_at
         sent = clock.sent_seconds
-        clock.ends_at = (ends_at if ends_at > now else now) + seconds
-        clock.sent_seconds = sent + seconds
+        clock.add(seconds, now)
     if not _write_counted(session, transport, frame):
         if not nowait:
             return frame

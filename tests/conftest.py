@@ -92,16 +92,14 @@ ALL_TRANSPORTS = pytest.mark.parametrize(
 """For transport tests: picows with each per-frame listener, and websockets."""
 
 
-# -- the session's per-message path: native (_ext) or Python (_session_py, _playout) ----
+# -- the session's per-message path: native (_ext) or Python (_session_py) -------------
 @pytest.fixture(params=["native", "python"])
 def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The implementation of the session's per-message path every session here uses."""
-    from fishjam_fast import _hotpath, _playout, _session_py
+    from fishjam_fast import _hotpath, _session_py
 
     module: Any = (
-        native_extension()
-        if request.param == "native"
-        else SimpleNamespace(**{**vars(_playout), **vars(_session_py)})
+        native_extension() if request.param == "native" else SimpleNamespace(**vars(_session_py))
     )
     for name in _hotpath.SESSION_NAMES:
         monkeypatch.setattr(_hotpath, name, getattr(module, name))
