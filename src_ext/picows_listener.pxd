@@ -1,5 +1,7 @@
 from picows.picows cimport WSFrame, WSListener, WSTransport
 
+from fishjam_fast._ext cimport Dispatcher
+
 
 cdef class FrameListener(WSListener):
     cdef:
@@ -18,7 +20,9 @@ cdef class FrameListener(WSListener):
         public bint _write_paused    # the write buffer is above its high-water mark
         public WSTransport _ws       # picows' transport, set in on_ws_connected
         public object _loop          # the running loop (recv's futures)
-        public object _dispatcher    # the session's Dispatcher (decodes, routes), or None
+        # the session's native Dispatcher (decodes, routes), or None; typed, so a frame
+        # is handed on by a C call (set_dispatcher refuses any other object)
+        public Dispatcher _dispatcher
 
     cpdef deliver(self, object message, Py_ssize_t size=*)
     cpdef recv_nowait(self)

@@ -11,20 +11,20 @@ C. Before a session exists (authentication) the frame is copied into a ``bytes``
 ``_on_other_frame``; pausing reading to ``_pause_for_queue``. Sends go straight to
 ``WSTransport.send`` (picows frames and masks them).
 
-``fishjam_fast/transport/_picows_frames_py.py`` is the same class in Python, the fallback where
-this module is not built; tests run both.
+No Python twin: picows is itself compiled, and where fishjam_fast's extension is not
+built (the pure-Python build) there is no native Dispatcher to call either, so the
+picows transport needs this module and the pure-Python build uses the websockets
+transport (``transport.choose.default_transport``).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport PTRDIFF_MAX as PY_SSIZE_T_MAX
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
-from fishjam_fast._ext cimport Dispatcher
+# (Dispatcher: cimported in picows_listener.pxd)
 
 from asyncio import get_running_loop
 from collections import deque
-
-NATIVE = True
 
 
 cdef class FrameListener(WSListener):
@@ -71,12 +71,9 @@ cdef class FrameListener(WSListener):
             # decoded where it lies in picows' receive buffer: the audio is copied once,
             # into the message; peers' audio may go straight to the session's
             # on_track_data callback, queued only what receive() yields
-            if type(dispatcher) is Dispatcher:
-                message = (<Dispatcher>dispatcher).dispatch_at(
-                    <const unsigned char *>frame.payload_ptr, frame.payload_size
-                )
-            else:  # the Python twin (tests switch implementations)
-                message = dispatcher.dispatch(frame.get_payload_as_memoryview())
+            message = dispatcher.dispatch_at(
+                <const unsigned char *>frame.payload_ptr, frame.payload_size
+            )
             if message is not None:
                 self.deliver(message, frame.payload_size)
         else:
