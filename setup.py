@@ -35,7 +35,7 @@ DEBUG = _flag("FISHJAM_FAST_DEBUG")
 STALE_EXTENSIONS = [
     f"{where}fishjam_fast/{name}*.{suffix}"
     for where in ("build/**/", "")
-    for name in ("_ext", "_playout", "_picows_listener")
+    for name in ("_ext", "_playout", "_picows_listener", "transport/_queue")
     for suffix in ("so", "pyd")
 ]
 """Where earlier builds leave the compiled extension: setuptools packages whatever is in
@@ -123,16 +123,19 @@ def _extensions() -> list[Extension]:
         define_macros=macros,
         extra_compile_args=compile_args,
     )
-    # the playout clock, compiled from its Python source (Cython's pure-Python mode with
-    # the augmenting fishjam_fast/_playout.pxd): one source for both builds; _ext
-    # cimports its C fields
-    playout = Extension(
-        "fishjam_fast._playout",
-        sources=["fishjam_fast/_playout.py"],
-        define_macros=macros,
-        extra_compile_args=compile_args,
-    )
-    extensions = [extension, playout]
+    # modules compiled from their Python source (Cython's pure-Python mode with an
+    # augmenting .pxd beside each): one source for both builds. The playout clock, whose
+    # C fields _ext cimports; the receive queue, which the picows listener cimports
+    one_source = [
+        Extension(
+            f"fishjam_fast.{module.replace('/', '.')}",
+            sources=[f"fishjam_fast/{module}.py"],
+            define_macros=macros,
+            extra_compile_args=compile_args,
+        )
+        for module in ("_playout", "transport/_queue")
+    ]
+    extensions = [extension, *one_source]
     include_path = ["src_ext", "."]
     listener = _picows_listener(macros, compile_args)
     if listener is not None:

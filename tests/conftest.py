@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -105,3 +108,26 @@ def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     for name in _hotpath.SESSION_NAMES:
         monkeypatch.setattr(_hotpath, name, getattr(module, name))
     return str(request.param)
+
+
+# -- modules compiled from their own .py (Cython's pure-Python mode): both builds --------
+def uncompiled(module: ModuleType) -> ModuleType:
+    """``module``'s .py source run by the interpreter (what the pure-Python build runs),
+    loaded from beside the imported module under another name."""
+    name = module.__name__.rpartition(".")[2]
+    source = Path(module.__file__ or "").with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_source", source)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def compiled(module: ModuleType) -> ModuleType:
+    """``module`` as imported, which must be the compiled build of its .py; the test is
+    skipped where it is not, or fails where it is expected (as for native_extension)."""
+    if not isinstance(module.__loader__, importlib.machinery.ExtensionFileLoader):
+        if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
+            pytest.fail(f"{module.__name__} is expected compiled, {module.__file__} loaded")
+        pytest.skip(f"{module.__name__} is not compiled in this build")
+    return module

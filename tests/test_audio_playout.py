@@ -3,53 +3,30 @@ its one source (Cython's pure-Python mode) and as that source runs uncompiled.""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import os
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from fishjam_fast import _playout
 from fishjam_fast._playout import PlayoutClock
-
-
-def _source_module() -> ModuleType:
-    """fishjam_fast/_playout.py run by the interpreter (what the pure-Python build runs),
-    loaded from the source beside the compiled module, under another name."""
-    source = Path(_playout.__file__).with_name("_playout.py")
-    spec = importlib.util.spec_from_file_location("_playout_source", source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _compiled_module() -> ModuleType:
-    """fishjam_fast._playout as imported: compiled where the extension is built."""
-    if not isinstance(_playout.__loader__, importlib.machinery.ExtensionFileLoader):
-        if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
-            pytest.fail(f"the compiled playout clock is expected, {_playout.__file__} loaded")
-        pytest.skip("fishjam_fast._playout is not compiled in this build")
-    return _playout
+from tests.conftest import compiled, uncompiled
 
 
 @pytest.fixture(params=["python", "compiled"], autouse=True)
 def _implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs on both builds of the clock (the module's PlayoutClock name is
     switched)."""
-    module = _source_module() if request.param == "python" else _compiled_module()
+    module = uncompiled(_playout) if request.param == "python" else compiled(_playout)
     monkeypatch.setitem(globals(), "PlayoutClock", module.PlayoutClock)
 
 
 def test_both_builds_come_from_the_one_source() -> None:
     """The compiled clock is a cdef class built from _playout.py (no twin in src_ext)."""
-    compiled = _compiled_module().PlayoutClock
-    assert compiled.__module__ == "fishjam_fast._playout"
-    assert _source_module().PlayoutClock is not compiled
+    built = compiled(_playout).PlayoutClock
+    assert built.__module__ == "fishjam_fast._playout"
+    assert uncompiled(_playout).PlayoutClock is not built
     with pytest.raises(AttributeError):  # C fields only: the declared three
-        compiled().elsewhere = 1.0  # type: ignore[attr-defined]
+        built().elsewhere = 1.0  # type: ignore[attr-defined]
     src_ext = Path(__file__).resolve().parents[1] / "src_ext"
     assert not (src_ext / "playout.pyx").exists()
 

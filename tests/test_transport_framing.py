@@ -129,7 +129,7 @@ def test_the_picows_transport_runs_on_the_compiled_listener(transport: str) -> N
     assert issubclass(PicowsTransport, FrameListener)
     # compiled with its declarations (fishjam_fast/_picows_listener.pxd): the fields
     # are C members, not entries of an instance dict looked up per frame
-    for field in ("_messages", "_reader", "_closed", "_write_paused", "_ws", "_dispatcher"):
+    for field in ("_queue", "_closed", "_write_paused", "_ws", "_dispatcher"):
         assert type(FrameListener.__dict__[field]).__name__ == "getset_descriptor"
     # the dispatcher is the native one, called in C per frame: nothing else is taken
     assert _hotpath.Dispatcher.__module__ == "fishjam_fast._ext"

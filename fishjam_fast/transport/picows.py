@@ -17,7 +17,6 @@ import asyncio
 import ssl as ssl_module
 import urllib.parse
 import urllib.request
-from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSTransport, ws_connect
@@ -32,6 +31,7 @@ except ImportError:  # pragma: no cover - a picows without proxy support
 
 from .._env import NO_EXTENSIONS
 from .._native import BUILD_HINT
+from ._queue import BoundedQueue
 from .base import (
     PICOWS_PROXY_SCHEMES,
     TransportBase,
@@ -94,9 +94,7 @@ class _PicowsTransport(TransportBase):
     (``fishjam_fast._picows_listener``); this class handles the rest.
     """
 
-    _messages: deque[bytes]
-    _sizes: deque[int]
-    _reader: asyncio.Future[bytes] | None
+    _queue: BoundedQueue
     _closed: TransportClosed | None
     _fragments: bytearray | None
     _reading_paused: bool
@@ -373,9 +371,7 @@ class _PicowsTransport(TransportBase):
 
     def _wake_all(self) -> None:
         """The connection ended (``_closed`` is set): every waiter, and the session."""
-        reader, self._reader = self._reader, None
-        if reader is not None and not reader.done():
-            reader.set_exception(self._closed_copy())
+        self._queue.fail_reader(self._closed_copy())
         self._wake_drainers()
         self._tell_closed()
 
@@ -419,7 +415,7 @@ class _PicowsTransport(TransportBase):
 
     @property
     def queued_messages(self) -> int:
-        return len(self._messages)
+        return len(self._queue)
 
     def get_extra_info(self, name: str) -> Any:
         return self._socket.get_extra_info(name) if self._socket is not None else None
