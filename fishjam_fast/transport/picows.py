@@ -402,6 +402,18 @@ class _PicowsTransport(TransportBase):
 
     # -- sending ------------------------------------------------------------------------
 
+    takes_client_frames = True
+
+    def write_client_frames(self, frames: Buffer) -> bool:
+        """Writes frames the caller framed and masked straight to the socket, in one
+        write (picows' own ``send`` would frame each message again); False, writing
+        nothing, once the connection ended or our close frame went out."""
+        ws = self._ws
+        if self._closed is not None or ws is None or ws.is_close_frame_sent:
+            return False
+        self._socket.write(frames)
+        return True
+
     def _raise_closed(self) -> None:
         raise self._closed_copy()
 
