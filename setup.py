@@ -35,7 +35,7 @@ DEBUG = _flag("FISHJAM_FAST_DEBUG")
 STALE_EXTENSIONS = [
     f"{where}fishjam_fast/{name}*.{suffix}"
     for where in ("build/**/", "")
-    for name in ("_ext", "_playout", "_picows_listener", "transport/_queue")
+    for name in ("_ext", "_playout", "_locks", "_picows_listener", "transport/_queue")
     for suffix in ("so", "pyd")
 ]
 """Where earlier builds leave the compiled extension: setuptools packages whatever is in
@@ -125,7 +125,8 @@ def _extensions() -> list[Extension]:
     )
     # modules compiled from their Python source (Cython's pure-Python mode with an
     # augmenting .pxd beside each): one source for both builds. The playout clock, whose
-    # C fields _ext cimports; the receive queue, which the picows listener cimports
+    # C fields _ext cimports; the read lock, which the session's receive loop takes by C
+    # calls; the receive queue, which the picows listener cimports
     one_source = [
         Extension(
             f"fishjam_fast.{module.replace('/', '.')}",
@@ -133,7 +134,7 @@ def _extensions() -> list[Extension]:
             define_macros=macros,
             extra_compile_args=compile_args,
         )
-        for module in ("_playout", "transport/_queue")
+        for module in ("_playout", "_locks", "transport/_queue")
     ]
     extensions = [extension, *one_source]
     include_path = ["src_ext", "."]

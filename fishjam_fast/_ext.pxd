@@ -22,5 +22,7 @@ include "pcm.pxd"        # PCM16 kernels (pcm_*)
 # the playout clock: its own module, compiled from fishjam_fast/_playout.py (one source
 # for the compiled and the pure-Python build)
 from fishjam_fast._playout cimport PlayoutClock
+# the session's read lock, compiled from fishjam_fast/_locks.py the same way
+from fishjam_fast._locks cimport ReadLock
 include "session_hot.pxd"  # the per-message path of a session (Dispatcher)
 include "windows.pxd"      # audio windows: per-track rings (_WindowAssembler)
