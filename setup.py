@@ -33,10 +33,10 @@ DEBUG = _flag("FISHJAM_FAST_DEBUG")
 
 
 STALE_EXTENSIONS = [
-    "build/**/fishjam_fast/_ext*.so",
-    "build/**/fishjam_fast/_ext*.pyd",
-    "fishjam_fast/_ext*.so",
-    "fishjam_fast/_ext*.pyd",
+    f"{where}fishjam_fast/{name}*.{suffix}"
+    for where in ("build/**/", "")
+    for name in ("_ext", "_playout", "_locks", "_picows_listener", "transport/_queue")
+    for suffix in ("so", "pyd")
 ]
 """Where earlier builds leave the compiled extension: setuptools packages whatever is in
 build/lib, and an in-place copy is imported from a source checkout."""
@@ -123,7 +123,20 @@ def _extensions() -> list[Extension]:
         define_macros=macros,
         extra_compile_args=compile_args,
     )
-    extensions = [extension]
+    # modules compiled from their Python source (Cython's pure-Python mode with an
+    # augmenting .pxd beside each): one source for both builds. The playout clock, whose
+    # C fields _ext cimports; the read lock, which the session's receive loop takes by C
+    # calls; the receive queue, which the picows listener cimports
+    one_source = [
+        Extension(
+            f"fishjam_fast.{module.replace('/', '.')}",
+            sources=[f"fishjam_fast/{module}.py"],
+            define_macros=macros,
+            extra_compile_args=compile_args,
+        )
+        for module in ("_playout", "_locks", "transport/_queue")
+    ]
+    extensions = [extension, *one_source]
     include_path = ["src_ext", "."]
     listener = _picows_listener(macros, compile_args)
     if listener is not None:

@@ -51,7 +51,6 @@ PCM_NAMES = ("frame_pcm16", "pcm16_bytes", "pcm16_into", "pcm16_to_float32")
 
 SESSION_NAMES = (
     "Dispatcher",
-    "PlayoutClock",
     "TrackSender",
     "accept_frame",
     "read_message",
@@ -59,7 +58,7 @@ SESSION_NAMES = (
     "send_chunk_now",
     "write_now",
 )
-"""The per-message path of a session (``_session_py`` and ``_playout`` in the fallback)."""
+"""The per-message path of a session (``_session_py`` in the fallback)."""
 
 NOTIFICATION_NAMES = ("decode_server_message",)
 """The ServerMessage decoder (``_notifications_py`` in the fallback: google.protobuf)."""

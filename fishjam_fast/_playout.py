@@ -10,6 +10,14 @@ no task, timer or per-chunk record.
 
 Pure logic: every method takes ``now`` (seconds of ``time.monotonic()``), so tests can
 drive the clock with made-up times.
+
+One source for both builds (Cython's pure-Python mode, as aiohttp compiles ``reader_c``
+from ``reader_py.py``): setup.py compiles this file, with the augmenting
+``_playout.pxd`` beside it, into the extension module ``fishjam_fast._playout``, which
+Python imports in place of this file; there the class is a cdef class with C fields that
+the session's send path and audio windows move directly. Without a compiler this file
+runs as it is. Keep it to what Cython compiles (no decorators on the methods, no
+attributes beyond the declared three).
 """
 
 from __future__ import annotations

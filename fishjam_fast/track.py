@@ -22,6 +22,7 @@ from . import _codec, _hotpath, _pcm, _pcm_py, pcm
 from . import windows as _windows  # audio windows: send_pcm_nowait
 from ._options import TrackParams, track_params
 from ._pcm_stream import PcmStream
+from ._playout import PlayoutClock
 from ._resample import check_rate
 from .enums import TrackType
 from .errors import AgentError, AgentWouldBlockError
@@ -29,7 +30,6 @@ from .errors import AgentError, AgentWouldBlockError
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-    from ._playout import PlayoutClock
     from .session import AgentSession
 
 
@@ -97,7 +97,7 @@ class OutgoingTrack:
         self._frame_bytes = params.frame_bytes if params.is_pcm16 else 1
         self._removed = False
         # playout: seconds per PCM16 byte (0 for Opus: its clock never moves)
-        self._clock: PlayoutClock = _hotpath.PlayoutClock()  # type: ignore[assignment]
+        self._clock = PlayoutClock()
         self._seconds_per_byte = (
             1.0 / (params.frame_bytes * params.sample_rate) if params.is_pcm16 else 0.0
         )

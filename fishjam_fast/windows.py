@@ -463,12 +463,11 @@ def send_pcm_nowait(track: OutgoingTrack, samples: Any, chunk_ms: int = 20) -> f
             "nothing was sent: send_pcm waits for room"
         )
     stats = session.stats
-    ws = getattr(transport, "_ws", None)  # picows' WSTransport (the picows transport)
-    if not hasattr(ws, "underlying_transport"):  # websockets' connection: per frame
-        ws = None
-    if ws is not None and transport.closed is None and not ws.is_close_frame_sent:
-        # every frame masked into one buffer, handed to the socket in one write
-        ws.underlying_transport.write(_native()._ws_client_frames(buffer, offsets))
+    # picows: every frame masked into one buffer, handed to the socket in one write
+    # (the transport's declared write_client_frames)
+    if transport.takes_client_frames and transport.write_client_frames(
+        _native()._ws_client_frames(buffer, offsets)
+    ):
         stats.messages_sent += count
         stats.bytes_sent += int(offsets[-1])
         clock.add(seconds, now)

@@ -11,39 +11,30 @@ C. Before a session exists (authentication) the frame is copied into a ``bytes``
 ``_on_other_frame``; pausing reading to ``_pause_for_queue``. Sends go straight to
 ``WSTransport.send`` (picows frames and masks them).
 
-``fishjam_fast/transport/_picows_frames_py.py`` is the same class in Python, the fallback where
-this module is not built; tests run both.
+No Python twin: picows is itself compiled, and where fishjam_fast's extension is not
+built (the pure-Python build) there is no native Dispatcher to call either, so the
+picows transport needs this module and the pure-Python build uses the websockets
+transport (``transport.choose.default_transport``).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.stdint cimport PTRDIFF_MAX as PY_SSIZE_T_MAX
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
-from fishjam_fast._ext cimport Dispatcher
+# (Dispatcher: cimported in picows_listener.pxd)
 
 from asyncio import get_running_loop
-from collections import deque
-
-NATIVE = True
 
 
 cdef class FrameListener(WSListener):
     def __init__(self, Py_ssize_t max_queue, Py_ssize_t max_size, Py_ssize_t max_bytes=0):
         self._loop = get_running_loop()
-        self._messages = deque()
-        self._reader = None
+        # max_queue_bytes 0: no byte bound; reading pauses past either bound, resumes at
+        # a quarter of both
+        self._queue = BoundedQueue(self._loop, max_queue, max_bytes)
         self._closed = None
         self._fragments = None
         self._reading_paused = False
-        self._max_queue = max_queue
         self._max_size = max_size
-        self._resume_at = max(1, max_queue // 4)
-        # max_queue_bytes (0: no byte bound): reading pauses above it, resumes at a
-        # quarter, as for the count; _sizes holds each queued message's frame size
-        self._max_bytes = max_bytes if max_bytes > 0 else PY_SSIZE_T_MAX
-        self._resume_bytes = max(1, self._max_bytes // 4)
-        self._queued_bytes = 0
-        self._sizes = deque()
         self._write_paused = False
         self._ws = None
         self._dispatcher = None
@@ -71,12 +62,9 @@ cdef class FrameListener(WSListener):
             # decoded where it lies in picows' receive buffer: the audio is copied once,
             # into the message; peers' audio may go straight to the session's
             # on_track_data callback, queued only what receive() yields
-            if type(dispatcher) is Dispatcher:
-                message = (<Dispatcher>dispatcher).dispatch_at(
-                    <const unsigned char *>frame.payload_ptr, frame.payload_size
-                )
-            else:  # the Python twin (tests switch implementations)
-                message = dispatcher.dispatch(frame.get_payload_as_memoryview())
+            message = dispatcher.dispatch_at(
+                <const unsigned char *>frame.payload_ptr, frame.payload_size
+            )
             if message is not None:
                 self.deliver(message, frame.payload_size)
         else:
@@ -85,19 +73,9 @@ cdef class FrameListener(WSListener):
     cpdef deliver(self, object message, Py_ssize_t size=0):
         """Hands a whole message (a frame of ``size`` bytes) to the waiting reader, else
         queues it (pausing reading above max_queue messages or max_queue_bytes)."""
-        reader = self._reader
-        if reader is not None:
-            # a reader waits only while the queue is empty: no message jumps the queue
-            self._reader = None
-            if not reader.done():  # else its task was cancelled: queue the message
-                reader.set_result(message)
-                return
-        self._messages.append(message)
-        self._sizes.append(size)
-        self._queued_bytes += size
-        if (
-            len(self._messages) > self._max_queue or self._queued_bytes > self._max_bytes
-        ) and not self._reading_paused:
+        queue = self._queue
+        queue.put(message, size)
+        if queue.past_bound() and not self._reading_paused:
             self._pause_for_queue()
 
     cpdef recv_nowait(self):
@@ -106,32 +84,24 @@ cdef class FrameListener(WSListener):
         Messages that arrived before the connection ended are still returned (at most
         max_queue of them), then the cause is raised (TransportClosed).
         """
-        messages = self._messages
-        if not messages:
+        queue = self._queue
+        message = queue.take()
+        if message is None:
             if self._closed is not None:
                 self._raise_closed()
             return None
-        message = messages.popleft()
-        self._queued_bytes -= self._sizes.popleft()
-        if (
-            self._reading_paused
-            and len(messages) <= self._resume_at
-            and self._queued_bytes <= self._resume_bytes
-        ):
+        if self._reading_paused and queue.drained():
             self._resume_for_queue()
         return message
 
     cpdef recv(self):
         """The next message: a future that ``deliver`` resolves with it (no coroutine
         per message), or with the cause of the end of the connection."""
-        reader = self._loop.create_future()
         message = self.recv_nowait()
-        if message is not None:
-            reader.set_result(message)
-        elif self._reader is not None and not self._reader.done():
-            raise RuntimeError("another coroutine is already receiving")
-        else:
-            self._reader = reader
+        if message is None:
+            return self._queue.wait()
+        reader = self._loop.create_future()
+        reader.set_result(message)
         return reader
 
     @property

@@ -153,23 +153,6 @@ async def read_message(session):
     return _accept(session, frame)
 
 
-cdef inline bint _lock_try_acquire(object lock) except -1:
-    # ReadLock.try_acquire (fishjam_fast/_locks.py) without a Python frame
-    if lock._locked or lock._waiters:
-        return False
-    lock._locked = True
-    return True
-
-
-cdef inline int _lock_release(object lock) except -1:
-    # ReadLock.release without a Python frame when nobody waits (every message)
-    if lock._waiters:
-        lock.release()
-    else:
-        lock._locked = False
-    return 0
-
-
 def receive_messages(session):
     """What AgentSession.receive() returns (as fishjam_fast._session_py.receive_messages):
     an async generator over the session's messages."""
@@ -232,7 +215,8 @@ _AsyncGenerator.register(_Receiver)
 
 async def _receive_messages(session):
     """The body of receive()'s async generator (as fishjam_fast._session_py's)."""
-    lock = session._read_lock
+    # the compiled ReadLock (fishjam_fast/_locks.py): taken and released by C calls
+    cdef ReadLock lock = session._read_lock
     backlog = session._backlog
     while True:
         if backlog:
@@ -243,7 +227,7 @@ async def _receive_messages(session):
         session._receiving = True
         try:
             try:
-                if not _lock_try_acquire(lock):
+                if not lock.try_acquire():
                     await lock.acquire()  # request_image is reading
                     if backlog:
                         # it read (and set aside) messages while we waited
@@ -252,7 +236,7 @@ async def _receive_messages(session):
                 try:
                     message = await read_message(session)
                 finally:
-                    _lock_release(lock)
+                    lock.release()
             except _TransportClosed as closed:
                 if session._outage is not None:
                     await _shield(session._outage)  # back, or raises what ended it
@@ -347,14 +331,14 @@ def send_chunk_now(track, data, bint nowait=False):
     cdef PlayoutClock clock = None
     if seconds:
         if type(s.clock) is not PlayoutClock:
-            return False  # (a Python clock: the general path)
-        # PlayoutClock.add: what is queued plays first
+            return False  # (the uncompiled clock of a pure-Python build: the general path)
+        # the clock's own add (a C call through its vtable); what it was is kept for
+        # the case where nothing goes out
         clock = <PlayoutClock>s.clock
         now = _monotonic()
         ends_at = clock.ends_at
         sent = clock.sent_seconds
-        clock.ends_at = (ends_at if ends_at > now else now) + seconds
-        clock.sent_seconds = sent + seconds
+        clock.add(seconds, now)
     if not _write_counted(session, transport, frame):
         if not nowait:
             return frame

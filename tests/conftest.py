@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -65,44 +68,66 @@ def codec(request: pytest.FixtureRequest) -> SimpleNamespace:
 # -- transport: the agent tests run on both (pytestmark = usefixtures("transport")) ------
 @pytest.fixture(params=["picows", "websockets"])
 def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The transport every Agent made in the test uses by default (its name).
-
-    ``picows-py`` (asked for with ``indirect=True``) is picows with the pure-Python
-    per-frame listener instead of the native one.
-    """
+    """The transport every Agent made in the test uses by default (its name)."""
     name = str(request.param)
-    if name.startswith("picows"):
+    if name == "picows":
         try:
-            from fishjam_fast.transport import picows as _transport_picows
+            from fishjam_fast.transport import picows as _transport_picows  # noqa: F401
         except ImportError as exc:
             if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
                 pytest.fail(f"picows is expected but did not import: {exc}")
             pytest.skip(f"picows unavailable: {exc}")
-        if name == "picows-py":
-            monkeypatch.setattr(
-                _transport_picows, "transport_class", _transport_picows.PicowsTransportPy
-            )
-    monkeypatch.setenv("FISHJAM_FAST_TRANSPORT", name.removesuffix("-py"))
+    monkeypatch.setenv("FISHJAM_FAST_TRANSPORT", name)
     return name
 
 
-ALL_TRANSPORTS = pytest.mark.parametrize(
-    "transport", ["picows", "picows-py", "websockets"], indirect=True
-)
-"""For transport tests: picows with each per-frame listener, and websockets."""
+ALL_TRANSPORTS = pytest.mark.parametrize("transport", ["picows", "websockets"], indirect=True)
+"""For transport tests: both transports (kept as a name: the transport tests use it)."""
 
 
-# -- the session's per-message path: native (_ext) or Python (_session_py, _playout) ----
+# -- the session's per-message path: native (_ext) or Python (_session_py) -------------
 @pytest.fixture(params=["native", "python"])
 def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The implementation of the session's per-message path every session here uses."""
-    from fishjam_fast import _hotpath, _playout, _session_py
+    """The implementation of the session's per-message path every session here uses.
+
+    The Python one is the pure-Python build's, which runs on the websockets transport
+    only (the picows transport's per-frame path calls the native dispatcher in C): with
+    picows it is skipped.
+    """
+    from fishjam_fast import _hotpath, _session_py
+
+    transport = (
+        request.getfixturevalue("transport") if "transport" in request.fixturenames else None
+    )
+    if request.param == "python" and transport == "picows":
+        pytest.skip("the pure-Python session path runs on the websockets transport")
 
     module: Any = (
-        native_extension()
-        if request.param == "native"
-        else SimpleNamespace(**{**vars(_playout), **vars(_session_py)})
+        native_extension() if request.param == "native" else SimpleNamespace(**vars(_session_py))
     )
     for name in _hotpath.SESSION_NAMES:
         monkeypatch.setattr(_hotpath, name, getattr(module, name))
     return str(request.param)
+
+
+# -- modules compiled from their own .py (Cython's pure-Python mode): both builds --------
+def uncompiled(module: ModuleType) -> ModuleType:
+    """``module``'s .py source run by the interpreter (what the pure-Python build runs),
+    loaded from beside the imported module under another name."""
+    name = module.__name__.rpartition(".")[2]
+    source = Path(module.__file__ or "").with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_source", source)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def compiled(module: ModuleType) -> ModuleType:
+    """``module`` as imported, which must be the compiled build of its .py; the test is
+    skipped where it is not, or fails where it is expected (as for native_extension)."""
+    if not isinstance(module.__loader__, importlib.machinery.ExtensionFileLoader):
+        if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
+            pytest.fail(f"{module.__name__} is expected compiled, {module.__file__} loaded")
+        pytest.skip(f"{module.__name__} is not compiled in this build")
+    return module

@@ -1,21 +1,34 @@
-"""The playout clock (fishjam_fast._playout, and its native twin in fishjam_fast._ext),
-driven with made-up times."""
+"""The playout clock (fishjam_fast._playout), driven with made-up times: as compiled from
+its one source (Cython's pure-Python mode) and as that source runs uncompiled."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from fishjam_fast import _playout
 from fishjam_fast._playout import PlayoutClock
-from tests.conftest import native_extension
+from tests.conftest import compiled, uncompiled
 
 
-@pytest.fixture(params=["python", "native"], autouse=True)
+@pytest.fixture(params=["python", "compiled"], autouse=True)
 def _implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test runs on both clocks (the module's PlayoutClock name is switched)."""
-    native = request.param == "native"
-    cls = native_extension().PlayoutClock if native else _playout.PlayoutClock
-    monkeypatch.setitem(globals(), "PlayoutClock", cls)
+    """Every test runs on both builds of the clock (the module's PlayoutClock name is
+    switched)."""
+    module = uncompiled(_playout) if request.param == "python" else compiled(_playout)
+    monkeypatch.setitem(globals(), "PlayoutClock", module.PlayoutClock)
+
+
+def test_both_builds_come_from_the_one_source() -> None:
+    """The compiled clock is a cdef class built from _playout.py (no twin in src_ext)."""
+    built = compiled(_playout).PlayoutClock
+    assert built.__module__ == "fishjam_fast._playout"
+    assert uncompiled(_playout).PlayoutClock is not built
+    with pytest.raises(AttributeError):  # C fields only: the declared three
+        built().elsewhere = 1.0  # type: ignore[attr-defined]
+    src_ext = Path(__file__).resolve().parents[1] / "src_ext"
+    assert not (src_ext / "playout.pyx").exists()
 
 
 def test_idle_clock_holds_nothing() -> None:

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 import fishjam_fast
 from fishjam_fast import (
     _codec,
@@ -19,7 +21,6 @@ from fishjam_fast import (
     _notifications_py,
     _pcm,
     _pcm_py,
-    _playout,
     _session_py,
 )
 from tests.conftest import native_extension
@@ -64,7 +65,7 @@ def test_extension_defines_exactly_the_selected_names() -> None:
 
 
 def test_fallback_defines_exactly_the_selected_names() -> None:
-    fallback = (_messages_py, _codec_py, _pcm_py, _playout, _session_py, _notifications_py)
+    fallback = (_messages_py, _codec_py, _pcm_py, _session_py, _notifications_py)
     assert _defined(*fallback) == set(_codec.NAMES)
 
 
@@ -185,3 +186,49 @@ def test_pure_python_package_imports_in_any_order(tmp_path: Path) -> None:
             [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
         )
         assert result.returncode == 0, f"import {module}: {result.stderr}"
+
+
+_PURE_PYTHON_TRANSPORT = """
+import warnings
+warnings.simplefilter("ignore")
+from fishjam_fast import Agent
+agent = Agent("agent", "room", "token", "http://127.0.0.1:1")
+print(agent.transport_name)
+try:
+    Agent("agent", "room", "token", "http://127.0.0.1:1", transport="picows")
+except ImportError as exc:
+    print(str(exc))
+else:
+    print("no error")
+"""
+
+
+@pytest.mark.parametrize("how", ["not-built", "switched-off"])
+def test_pure_python_build_uses_the_websockets_transport(tmp_path: Path, how: str) -> None:
+    """The picows transport's per-frame path is compiled (no Python twin): without the
+    extension the default is websockets, and asking for picows says what to do."""
+    if how == "not-built":
+        cwd, env = _package_without_extension(tmp_path), {"FISHJAM_FAST_NO_EXTENSIONS": ""}
+    else:
+        cwd, env = tmp_path, {"FISHJAM_FAST_NO_EXTENSIONS": "1"}
+    environ = {k: v for k, v in os.environ.items() if k != "FISHJAM_FAST_TRANSPORT"}
+    result = subprocess.run(
+        [sys.executable, "-c", _PURE_PYTHON_TRANSPORT],
+        cwd=cwd,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    default, refusal = result.stdout.strip().split("\n")
+    assert default == "websockets"
+    assert "the picows transport runs on fishjam_fast's compiled extension" in refusal
+    assert "use transport='websockets'" in refusal
+
+
+def test_native_build_defaults_to_picows(monkeypatch: pytest.MonkeyPatch) -> None:
+    native_extension()
+    from fishjam_fast.transport.choose import default_transport
+
+    monkeypatch.delenv("FISHJAM_FAST_TRANSPORT", raising=False)
+    assert default_transport() == "picows"

@@ -7,7 +7,6 @@ byte for byte, however the bytes were cut into reads.
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
@@ -120,20 +119,25 @@ async def test_a_control_frame_between_fragments_split_at_every_offset() -> None
     assert [p.payload for p in pongs] == [b"mid"] * len(points)
 
 
-def test_the_native_listener_is_used_where_it_was_built(transport: str) -> None:
-    from fishjam_fast.transport import picows as _transport_picows
+def test_the_picows_transport_runs_on_the_compiled_listener(transport: str) -> None:
+    if transport != "picows":
+        pytest.skip("the picows transport's listener")
+    from fishjam_fast import _hotpath
+    from fishjam_fast._picows_listener import FrameListener
+    from fishjam_fast.transport.picows import PicowsTransport
 
-    if transport == "picows" and os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
-        assert _transport_picows.NATIVE_LISTENER
-        assert _transport_picows.transport_class is _transport_picows.PicowsTransportNative
-        # compiled with its declarations (fishjam_fast/_picows_listener.pxd): the fields
-        # are C members, not entries of an instance dict looked up per frame
-        from fishjam_fast._picows_listener import FrameListener
+    assert issubclass(PicowsTransport, FrameListener)
+    # compiled with its declarations (fishjam_fast/_picows_listener.pxd): the fields
+    # are C members, not entries of an instance dict looked up per frame
+    for field in ("_queue", "_closed", "_write_paused", "_ws", "_dispatcher"):
+        assert type(FrameListener.__dict__[field]).__name__ == "getset_descriptor"
+    # the dispatcher is the native one, called in C per frame: nothing else is taken
+    assert _hotpath.Dispatcher.__module__ == "fishjam_fast._ext"
+    from fishjam_fast import _session_py
 
-        for field in ("_messages", "_reader", "_closed", "_write_paused", "_ws"):
-            assert type(FrameListener.__dict__[field]).__name__ == "getset_descriptor"
-    if transport == "picows-py":
-        assert _transport_picows.transport_class is _transport_picows.PicowsTransportPy
+    listener = FrameListener.__new__(FrameListener)  # no connection: the field only
+    with pytest.raises(TypeError):
+        listener._dispatcher = _session_py.Dispatcher(None, {}, None)  # type: ignore[arg-type]
 
 
 async def test_a_receive_cancelled_while_waiting_loses_no_message() -> None:

@@ -255,6 +255,22 @@ class Transport(Protocol):
             TransportClosed: the connection is closed (nothing was written).
         """
 
+    @property
+    def takes_client_frames(self) -> bool:
+        """True when :meth:`write_client_frames` writes frames framed and masked by the
+        caller (picows: straight to its socket); False when only :meth:`write` can
+        (websockets frames every message itself)."""
+
+    def write_client_frames(self, frames: Buffer) -> bool:
+        """Writes whole, masked client frames (several messages framed by the caller,
+        as audio windows' ``send_pcm_nowait`` does) to the socket in one write.
+
+        Returns:
+            True when written; False when nothing was written: the transport does not
+            take client frames, or the connection ended or is closing (:meth:`write`
+            then says why).
+        """
+
     async def drain(self) -> None:
         """Waits while the write buffer is above its high-water mark.
 
@@ -386,6 +402,13 @@ class TransportBase:
             return
         self._close_told = True
         self._loop.call_soon(dispatcher.on_closed, self, self._closed_copy())
+
+    takes_client_frames = False
+    """See :meth:`Transport.takes_client_frames` (the picows transport's is True)."""
+
+    def write_client_frames(self, frames: Buffer) -> bool:
+        """See :meth:`Transport.write_client_frames`: here, never (False)."""
+        return False
 
     if TYPE_CHECKING:  # provided by each transport (picows: by its FrameListener base)
 

@@ -10,6 +10,7 @@ import importlib.util
 import os
 from typing import Any
 
+from .._native import NATIVE
 from .base import (
     PICOWS_PROXY_SCHEMES,
     TRANSPORT_NAMES,
@@ -22,8 +23,10 @@ from .base import (
 def default_transport() -> TransportName:
     """The transport an Agent uses unless told otherwise.
 
-    ``FISHJAM_FAST_TRANSPORT=picows|websockets`` chooses; otherwise picows where it is
-    installed, websockets where it is not (a platform without picows wheels).
+    ``FISHJAM_FAST_TRANSPORT=picows|websockets`` chooses; otherwise picows where it runs
+    (picows installed and fishjam_fast's compiled extension used: the picows transport's
+    per-frame path is compiled), websockets where it does not (the pure-Python build, a
+    platform without picows wheels).
     """
     chosen = os.environ.get("FISHJAM_FAST_TRANSPORT", "").strip().lower()
     if chosen == "picows":
@@ -34,7 +37,12 @@ def default_transport() -> TransportName:
         raise ValueError(
             f"FISHJAM_FAST_TRANSPORT={chosen!r}: use one of {', '.join(TRANSPORT_NAMES)}"
         )
-    return "picows" if importlib.util.find_spec("picows") is not None else "websockets"
+    picows_runs = (
+        NATIVE
+        and importlib.util.find_spec("picows") is not None
+        and importlib.util.find_spec("fishjam_fast._picows_listener") is not None
+    )
+    return "picows" if picows_runs else "websockets"
 
 
 def transport_factory(name: str) -> TransportFactory:
@@ -42,7 +50,8 @@ def transport_factory(name: str) -> TransportFactory:
 
     Raises:
         ValueError: an unknown name.
-        ImportError: the transport's library is not installed.
+        ImportError: the transport's library is not installed, or picows was asked
+            for in the pure-Python build (its per-frame path is compiled).
     """
     if name == "picows":
         from .picows import open_picows
@@ -70,7 +79,8 @@ def connection_setup(
     Raises:
         ValueError, TypeError: ``ssl`` for a plain URL, an unknown transport, a bad
             limit, timeout or ``proxy`` (or a proxy scheme picows cannot use).
-        ImportError: the transport's library is not installed.
+        ImportError: the transport's library is not installed, or picows was asked
+            for in the pure-Python build (its per-frame path is compiled).
     """
     if options.get("ssl") is not None and not socket_url.startswith("wss://"):
         raise ValueError("an ssl context was given for a plain http:// or ws:// Fishjam URL")

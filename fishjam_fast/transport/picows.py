@@ -17,7 +17,6 @@ import asyncio
 import ssl as ssl_module
 import urllib.parse
 import urllib.request
-from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSTransport, ws_connect
@@ -31,7 +30,8 @@ except ImportError:  # pragma: no cover - a picows without proxy support
 
 
 from .._env import NO_EXTENSIONS
-from . import _picows_frames_py
+from .._native import BUILD_HINT
+from ._queue import BoundedQueue
 from .base import (
     PICOWS_PROXY_SCHEMES,
     TransportBase,
@@ -46,15 +46,22 @@ from .base import (
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+# The per-frame path is compiled, with no Python twin: picows itself needs a compiler, and
+# the pure-Python build (no extension) has the websockets transport, which
+# choose.default_transport picks there. Asking for picows there says so.
+if NO_EXTENSIONS:
+    raise ImportError(
+        "the picows transport runs on fishjam_fast's compiled extension, and "
+        "FISHJAM_FAST_NO_EXTENSIONS=1 chooses the pure-Python build: use "
+        "transport='websockets' (or unset FISHJAM_FAST_NO_EXTENSIONS)"
+    )
 try:
-    if NO_EXTENSIONS:
-        raise ImportError("FISHJAM_FAST_NO_EXTENSIONS is set")
-    from .._picows_listener import FrameListener as _NativeFrameListener
-except ImportError:  # pragma: no cover - built without the listener extension
-    _NativeFrameListener = _picows_frames_py.FrameListener  # type: ignore[misc]
-
-NATIVE_LISTENER = _NativeFrameListener is not _picows_frames_py.FrameListener
-"""True if the per-frame path runs in C (``fishjam_fast._picows_listener``)."""
+    from .._picows_listener import FrameListener
+except ImportError as exc:  # pragma: no cover - a build without the extension
+    raise ImportError(
+        f"the picows transport runs on fishjam_fast's compiled extension, which this "
+        f"installation lacks ({exc}): use transport='websockets', or {BUILD_HINT}"
+    ) from exc
 
 _BINARY = WSMsgType.BINARY
 _CONTINUATION = WSMsgType.CONTINUATION
@@ -83,13 +90,11 @@ class _PicowsTransport(TransportBase):
     """A Transport on picows; also the picows listener of its connection.
 
     The per-frame path (``on_ws_frame`` for whole binary frames, ``deliver``,
-    ``write``) comes from a FrameListener base: the native one in
-    ``fishjam_fast._picows_listener`` or its Python twin; this class handles the rest.
+    ``write``) comes from the compiled FrameListener base
+    (``fishjam_fast._picows_listener``); this class handles the rest.
     """
 
-    _messages: deque[bytes]
-    _sizes: deque[int]
-    _reader: asyncio.Future[bytes] | None
+    _queue: BoundedQueue
     _closed: TransportClosed | None
     _fragments: bytearray | None
     _reading_paused: bool
@@ -366,9 +371,7 @@ class _PicowsTransport(TransportBase):
 
     def _wake_all(self) -> None:
         """The connection ended (``_closed`` is set): every waiter, and the session."""
-        reader, self._reader = self._reader, None
-        if reader is not None and not reader.done():
-            reader.set_exception(self._closed_copy())
+        self._queue.fail_reader(self._closed_copy())
         self._wake_drainers()
         self._tell_closed()
 
@@ -399,6 +402,18 @@ class _PicowsTransport(TransportBase):
 
     # -- sending ------------------------------------------------------------------------
 
+    takes_client_frames = True
+
+    def write_client_frames(self, frames: Buffer) -> bool:
+        """Writes frames the caller framed and masked straight to the socket, in one
+        write (picows' own ``send`` would frame each message again); False, writing
+        nothing, once the connection ended or our close frame went out."""
+        ws = self._ws
+        if self._closed is not None or ws is None or ws.is_close_frame_sent:
+            return False
+        self._socket.write(frames)
+        return True
+
     def _raise_closed(self) -> None:
         raise self._closed_copy()
 
@@ -412,22 +427,14 @@ class _PicowsTransport(TransportBase):
 
     @property
     def queued_messages(self) -> int:
-        return len(self._messages)
+        return len(self._queue)
 
     def get_extra_info(self, name: str) -> Any:
         return self._socket.get_extra_info(name) if self._socket is not None else None
 
 
-class PicowsTransportPy(_PicowsTransport, _picows_frames_py.FrameListener):
-    """The picows transport with the per-frame path in Python (the fallback)."""
-
-
-class PicowsTransportNative(_PicowsTransport, _NativeFrameListener):
-    """The picows transport with the per-frame path in C (in Python if not built)."""
-
-
-transport_class: type[_PicowsTransport] = PicowsTransportNative
-"""What :func:`open_picows` makes (tests switch it to compare both listeners)."""
+class PicowsTransport(_PicowsTransport, FrameListener):
+    """The picows transport: the per-frame path in C, the rest in :class:`_PicowsTransport`."""
 
 
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:
@@ -487,7 +494,7 @@ async def open_picows(url: str, options: TransportOptions) -> _PicowsTransport:
     try:
         async with asyncio.timeout(options.open_timeout):
             _, listener = await ws_connect(
-                lambda: cast(WSListener, transport_class(options)),
+                lambda: cast(WSListener, PicowsTransport(options)),
                 url,
                 ssl_context=context,
                 # picows drops a connection whose handshake does not complete in time,

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -56,6 +55,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.protocol import OPEN, State
 
+from ._queue import BoundedQueue
 from .base import (
     TransportBase,
     TransportClosed,
@@ -171,15 +171,10 @@ class WebsocketsTransport(TransportBase):
         self._abort_timer: asyncio.TimerHandle | None = None
         self._dispatcher = None
         # the reader's queue: messages for receive() (or frames, before a dispatcher is
-        # set) and the frame size of each, bounded by max_queue and max_queue_bytes
-        self._messages: deque[Any] = deque()
-        self._sizes: deque[int] = deque()
-        self._queued_bytes = 0
-        self._reader: asyncio.Future[Any] | None = None  # recv()'s, while the queue is empty
+        # set), bounded by max_queue and max_queue_bytes (the picows transport's class)
+        self._queue = BoundedQueue(self._loop, options.max_queue, options.max_queue_bytes)
         self._resume: asyncio.Future[None] | None = None  # the reader's, while it is paused
         self._reading_paused = False
-        self._resume_at = max(1, options.max_queue // 4)
-        self._resume_bytes = max(1, options.max_queue_bytes // 4)
         self._socket_lost = False  # connection_lost: drain websockets' queue, bound or not
         self._closing = False  # close() waits for the answer: read on, drop what comes
         self._answers_unsent = 0  # bytes of pongs written while writing was paused
@@ -280,10 +275,7 @@ class WebsocketsTransport(TransportBase):
             self._ended()
 
     def _over_bound(self) -> bool:
-        return (
-            len(self._messages) >= self._options.max_queue
-            or self._queued_bytes >= self._options.max_queue_bytes
-        )
+        return self._queue.at_bound()
 
     def _wake_reader_task(self) -> None:
         resume, self._resume = self._resume, None
@@ -296,26 +288,14 @@ class WebsocketsTransport(TransportBase):
         hands what is for ``receive()`` to the waiting reader, or queues it."""
         dispatcher = self._dispatcher
         message: Any = frame if dispatcher is None else dispatcher.dispatch(frame)
-        if message is None:
-            return
-        reader = self._reader
-        if reader is not None:
-            # a reader waits only while the queue is empty: no message jumps the queue
-            self._reader = None
-            if not reader.done():  # else its task was cancelled: queue the message
-                reader.set_result(message)
-                return
-        self._messages.append(message)
-        self._sizes.append(len(frame))
-        self._queued_bytes += len(frame)
+        if message is not None:
+            self._queue.put(message, len(frame))
 
     def _ended(self) -> None:
         """The connection ended (``_closed`` is set): every waiter, and the session."""
         self._stop_keepalive()
-        if not self._messages:
-            reader, self._reader = self._reader, None
-            if reader is not None and not reader.done():
-                reader.set_exception(self._closed_copy())
+        if not len(self._queue):
+            self._queue.fail_reader(self._closed_copy())
         self._wake_drainers()
         self._tell_closed()
 
@@ -392,18 +372,13 @@ class WebsocketsTransport(TransportBase):
         Messages that arrived before the connection ended are still returned, then the
         cause is raised (TransportClosed).
         """
-        messages = self._messages
-        if not messages:
+        queue = self._queue
+        message = queue.take()
+        if message is None:
             if self._closed is not None:
                 raise self._closed_copy()
             return None
-        message = messages.popleft()
-        self._queued_bytes -= self._sizes.popleft()
-        if (
-            self._reading_paused
-            and len(messages) <= self._resume_at
-            and self._queued_bytes <= self._resume_bytes
-        ):
+        if self._reading_paused and queue.drained():
             self._wake_reader_task()
             if self._keepalive is None and self._closed is None:
                 interval = self._options.ping_interval
@@ -414,14 +389,11 @@ class WebsocketsTransport(TransportBase):
     def recv(self) -> asyncio.Future[Any]:
         """The next message: a future that the reader task resolves with it (no
         coroutine per message), or with the cause of the end of the connection."""
-        reader = self._loop.create_future()
         message = self.recv_nowait()
-        if message is not None:
-            reader.set_result(message)
-        elif self._reader is not None and not self._reader.done():
-            raise RuntimeError("another coroutine is already receiving")
-        else:
-            self._reader = reader
+        if message is None:
+            return self._queue.wait()
+        reader: asyncio.Future[Any] = self._loop.create_future()
+        reader.set_result(message)
         return reader
 
     # -- sending -----------------------------------------------------------------------
@@ -471,7 +443,7 @@ class WebsocketsTransport(TransportBase):
 
     @property
     def queued_messages(self) -> int:
-        return len(self._messages)
+        return len(self._queue)
 
     def get_extra_info(self, name: str) -> Any:
         return self._socket.get_extra_info(name)
