@@ -41,6 +41,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,28 @@ CONNECT_CONCURRENCY = bench_realtime.CONNECT_CONCURRENCY
 STT_BURST_EVERY = 5.0
 """Seconds between two replies of the speech-to-text-shaped agent."""
 STT_BURST_SECONDS = 1.0
+CLIENT_PRIORITY = -5
+"""The measured client's nice value where it may be raised (root), under the pacer's
+(pacer.PRIORITY): on a machine shared with busy jobs a client waiting for the CPU falls
+behind, and reads its backlog in batches that flatter its CPU figures. The CPU it takes
+per agent-second is the same at any priority."""
+
+
+@contextlib.contextmanager
+def raised_priority(value: int = CLIENT_PRIORITY) -> Iterator[None]:
+    """This process's nice value at most ``value`` for the block (the children it starts
+    inherit it), where permitted; back to what it was after."""
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        if before > value:
+            os.setpriority(os.PRIO_PROCESS, 0, value)
+    except OSError:  # not permitted: the default priority
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 _Arrivals = list[list[tuple[int, float]]]
@@ -252,7 +275,15 @@ def run_in_child(
     coalesce: bool = True,
 ) -> RealtimeResult:  # fmt: skip
     """A measurement in a fresh interpreter: this file's ``main``, or bench_realtime's
-    for the per-chunk baselines (``callback``, ``bare_picows``)."""
+    for the per-chunk baselines (``callback``, ``bare_picows``), at CLIENT_PRIORITY."""
+    with raised_priority():
+        return _run_in_child(mode, agents, seconds, warmup=warmup, window_ms=window_ms,
+                             coalesce=coalesce)  # fmt: skip
+
+
+def _run_in_child(
+    mode: str, agents: int, seconds: float, *, warmup: float, window_ms: int, coalesce: bool
+) -> RealtimeResult:
     if mode == "callback":
         return bench_realtime.run_in_child(
             "fishjam_fast", agents, seconds, warmup=warmup, api="callback"
