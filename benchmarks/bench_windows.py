@@ -41,6 +41,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -59,10 +60,37 @@ RealtimeResult = bench_realtime.RealtimeResult
 QUICK = bench_realtime.QUICK
 SECONDS = bench_realtime.SECONDS
 WARMUP = bench_realtime.WARMUP
+GUARD = os.environ.get("FISHJAM_FAST_BENCH_GUARD") == "1"
+GUARDED_ATTEMPTS = 3
+"""Runs tried, in guard mode, until the pacer kept pace and the client kept up, for the
+guarded N=400 pair (windows-100 and callback): a client that fell behind reads in batches,
+which flatters the per-chunk one most, and the floor would guard noise."""
 CONNECT_CONCURRENCY = bench_realtime.CONNECT_CONCURRENCY
 STT_BURST_EVERY = 5.0
 """Seconds between two replies of the speech-to-text-shaped agent."""
 STT_BURST_SECONDS = 1.0
+CLIENT_PRIORITY = -5
+"""The measured client's nice value where it may be raised (root), under the pacer's
+(pacer.PRIORITY): on a machine shared with busy jobs a client waiting for the CPU falls
+behind, and reads its backlog in batches that flatter its CPU figures. The CPU it takes
+per agent-second is the same at any priority."""
+
+
+@contextlib.contextmanager
+def raised_priority(value: int = CLIENT_PRIORITY) -> Iterator[None]:
+    """This process's nice value at most ``value`` for the block (the children it starts
+    inherit it), where permitted; back to what it was after."""
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        if before > value:
+            os.setpriority(os.PRIO_PROCESS, 0, value)
+    except OSError:  # not permitted: the default priority
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 _Arrivals = list[list[tuple[int, float]]]
@@ -252,7 +280,15 @@ def run_in_child(
     coalesce: bool = True,
 ) -> RealtimeResult:  # fmt: skip
     """A measurement in a fresh interpreter: this file's ``main``, or bench_realtime's
-    for the per-chunk baselines (``callback``, ``bare_picows``)."""
+    for the per-chunk baselines (``callback``, ``bare_picows``), at CLIENT_PRIORITY."""
+    with raised_priority():
+        return _run_in_child(mode, agents, seconds, warmup=warmup, window_ms=window_ms,
+                             coalesce=coalesce)  # fmt: skip
+
+
+def _run_in_child(
+    mode: str, agents: int, seconds: float, *, warmup: float, window_ms: int, coalesce: bool
+) -> RealtimeResult:
     if mode == "callback":
         return bench_realtime.run_in_child(
             "fishjam_fast", agents, seconds, warmup=warmup, api="callback"
@@ -314,11 +350,18 @@ def test_windows(benchmark: Any, mode: str, agents: int, window_ms: int, coalesc
     benchmark.group = f"windows-{agents}"
     benchmark.name = f"windows[{_label(mode, window_ms, coalesce)}]"
     results: list[RealtimeResult] = []
+    guarded = (
+        agents == 400 and coalesce and (mode, window_ms) in {("windows", 100), ("callback", 20)}
+    )
+    attempts = GUARDED_ATTEMPTS if GUARD and guarded else 1
 
     def run_once() -> None:
-        result = run_in_child(
-            mode, agents, SECONDS, warmup=WARMUP, window_ms=window_ms, coalesce=coalesce
-        )
+        for _ in range(attempts):
+            result = run_in_child(
+                mode, agents, SECONDS, warmup=WARMUP, window_ms=window_ms, coalesce=coalesce
+            )
+            if result.kept_pace and result.client_kept_up:
+                break
         results.append(result)
         _WINDOW_CPU.append(result.user_seconds + result.system_seconds)
 
@@ -327,6 +370,9 @@ def test_windows(benchmark: Any, mode: str, agents: int, window_ms: int, coalesc
     benchmark.extra_info.update(result.as_dict())
     assert result.errors == 0, f"{result.errors} of {agents} agents failed"
     assert result.echoes > 0, "no echo reached the pacer"
+    # (never valid in the attempts: kept as measured, the floor judges it; the figures
+    # say which run did not count: kept_pace, client_kept_up)
+    benchmark.extra_info["attempts"] = attempts
 
 
 async def _stopped_peer(window_ms: int, coalesce: bool, sessions: int, rounds: int) -> list[float]:

@@ -426,19 +426,22 @@ def _ticker(loop: asyncio.AbstractEventLoop) -> _Ticker:
 
 def send_pcm_nowait(track: OutgoingTrack, samples: Any, chunk_ms: int = 20) -> float:
     """``OutgoingTrack.send_pcm_nowait`` (documented there)."""
+    if _ext is not None:
+        # int16 or bytes on an open picows connection, unpaced, not removed: validated,
+        # framed, masked, written and clocked by one native call, first (an echo's
+        # every window comes here); None: declined, nothing done, the path below
+        seconds: float | None = _ext._send_window_now(track, samples, chunk_ms)
+        if seconds is not None:
+            return seconds
     track._check_not_removed()
     params = track._params
     if not params.is_pcm16:
         raise TypeError("send_pcm_nowait sends PCM16 samples; send Opus packets with send_chunk")
     if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, int) or not 10 <= chunk_ms <= 1000:
         raise ValueError(f"chunk_ms must be an int from 10 to 1000, got {chunk_ms!r}")
+    _native()
     rate = params.sample_rate
     per_chunk = rate * chunk_ms // 1000
-    # int16 or bytes on an open picows connection, unpaced: framed, masked, written
-    # and clocked by one native call (None: declined, the path below)
-    seconds = _native()._send_window_now(track, samples, per_chunk)
-    if seconds is not None:
-        return float(seconds)
     # validated and framed before anything is sent (raises as send_chunk does)
     buffer, offsets = _pcm.frame_pcm16(track.id, samples, params.channels, per_chunk)
     count = len(offsets) - 1

@@ -18,6 +18,7 @@ cdef class _TrackRing:
     cdef double last_data         # monotonic time of the last chunk
     cdef Py_ssize_t wire_bytes    # bytes on the socket of the last chunk (frame + header)
     cdef Py_ssize_t chunk_frames  # sample frames of the last chunk
+    cdef list views               # each slot's NumPy view, made once (handed on as pcm)
 
 
 cdef class _WindowAssembler:
@@ -28,6 +29,8 @@ cdef class _WindowAssembler:
     cdef public object transport  # the transport whose socket `fd` is
     cdef object make_item         # TrackAudio(peer_id, track_id, rate, pcm, start, missing)
     cdef list tracks              # _TrackRing of each track heard (at most max_tracks)
+    cdef _TrackRing last          # the ring of the last chunk (most chunks are its track's)
+    cdef list spare               # the last window's list of TrackAudio, nobody else held it
     cdef readonly Py_ssize_t sample_rate
     cdef readonly Py_ssize_t channels
     cdef readonly Py_ssize_t window       # sample frames per window
@@ -43,6 +46,9 @@ cdef class _WindowAssembler:
     cdef readonly Py_ssize_t lowat        # the low-water mark set, 0: none (1 while forced)
     cdef double last_read                 # monotonic time of the last frame taken
     cdef double forced_at                 # when the mark was lowered to force a read, 0: not
+    cdef double check_at                  # when the ticker next looks at the session
+    cdef bint lowat_stale                 # a chunk came since the mark was last computed
+    cdef double next_due                  # the ticker has nothing to do here before this
     cdef public bint closed               # stopped: takes nothing
     # counters (AudioWindows reads them)
     cdef readonly Py_ssize_t windows_delivered
@@ -68,5 +74,6 @@ cdef class _WindowAssembler:
     cdef bint _all_ready(self)
     # the ticker's work: 1 when the session ended
     cdef int tick(self, double now) except -1
+    cdef double _next_due(self)
     cdef Py_ssize_t _wanted_lowat(self, double now)
     cdef int _set_lowat(self, Py_ssize_t value) except -1

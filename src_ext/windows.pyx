@@ -28,6 +28,8 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 import logging as _wn_logging
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.ref cimport PyObject
 from numpy import float64 as np_float64, int16 as np_int16, int64 as np_int64, intp as np_intp
 from numpy import uint8 as np_uint8, zeros as np_zeros
 
@@ -48,9 +50,21 @@ cdef extern from *:
     """
     int fj_set_rcvlowat(int fd, int bytes) nogil
 
+cdef extern from *:
+    """
+    static inline Py_ssize_t fj_refcnt(PyObject *o) { return Py_REFCNT(o); }
+    static inline PyObject *fj_type(PyObject *o) { return (PyObject *)Py_TYPE(o); }
+    """
+    Py_ssize_t fj_refcnt(PyObject *o)
+    PyObject *fj_type(PyObject *o)
+
 cdef enum:
     WN_MAX_LOWAT = 262144   # never ask the kernel to hold more than this
     WN_IDLE_SECONDS = 2     # a track silent this long no longer sizes the low-water mark
+
+# the ticker looks at the session (ended? reconnected?) this often, not every tick: those
+# are Python attribute reads, and the ticks of every windowed session of a loop add up
+cdef double WN_CHECK_SECONDS = 0.1
 
 
 cdef inline double _wn_now() noexcept nogil:
@@ -146,6 +160,8 @@ cdef class _TrackRing:
         self.last_data = 0.0
         self.wire_bytes = 0
         self.chunk_frames = 0
+        # a window is always one whole slot: its view is made once, handed on each time
+        self.views = [ring[k * window:(k + 1) * window] for k in range(slots)]
 
 
 cdef class _WindowAssembler:
@@ -165,6 +181,8 @@ cdef class _WindowAssembler:
         self.session = None
         self.transport = None
         self.tracks = []
+        self.last = None
+        self.spare = None
         self.sample_rate = sample_rate
         self.channels = channels
         self.window = window
@@ -180,6 +198,9 @@ cdef class _WindowAssembler:
         self.lowat = 0
         self.last_read = _wn_now()
         self.forced_at = 0.0
+        self.check_at = 0.0
+        self.lowat_stale = True
+        self.next_due = 0.0
         self.closed = False
 
     # -- receiving (the Dispatcher's hook) ----------------------------------------------
@@ -220,6 +241,8 @@ cdef class _WindowAssembler:
         ring.chunk_frames = payload.remaining // frame_bytes
         ring.last_data = now
         self._write(ring, payload.ptr, ring.chunk_frames, now)
+        self.lowat_stale = True
+        self.next_due = 0.0  # the next tick looks at this session again
         if ring.ready and not self.scheduled:
             if self._all_ready():
                 # every track heard has a whole window: handed on now, where it was read
@@ -240,8 +263,16 @@ cdef class _WindowAssembler:
 
     cdef object _ring(self, ReadCursor *peer, ReadCursor *track_id, double now):
         """The ring of the track; None: an id is not UTF-8; _REFUSED: too many tracks."""
-        cdef _TrackRing ring
+        cdef _TrackRing ring = self.last
         cdef _TrackRing idle = None
+        if (
+            ring is not None
+            and PyBytes_GET_SIZE(ring.track_key) == track_id.remaining
+            and PyBytes_GET_SIZE(ring.peer_key) == peer.remaining
+            and memcmp(PyBytes_AS_STRING(ring.track_key), track_id.ptr, track_id.remaining) == 0
+            and memcmp(PyBytes_AS_STRING(ring.peer_key), peer.ptr, peer.remaining) == 0
+        ):
+            return ring
         for ring in self.tracks:
             if (
                 PyBytes_GET_SIZE(ring.track_key) == track_id.remaining
@@ -249,6 +280,7 @@ cdef class _WindowAssembler:
                 and memcmp(PyBytes_AS_STRING(ring.track_key), track_id.ptr, track_id.remaining) == 0
                 and memcmp(PyBytes_AS_STRING(ring.peer_key), peer.ptr, peer.remaining) == 0
             ):
+                self.last = ring
                 return ring
             if ring.ready == 0 and ring.fill == 0 and (idle is None or ring.last_data < idle.last_data):
                 idle = ring
@@ -256,6 +288,8 @@ cdef class _WindowAssembler:
             if idle is None:
                 return _REFUSED
             self.tracks.remove(idle)  # nothing of it is pending: make room
+            if idle is self.last:
+                self.last = None
         try:
             ring = _TrackRing(
                 PyBytes_FromStringAndSize(<const char *>peer.ptr, peer.remaining),
@@ -265,6 +299,7 @@ cdef class _WindowAssembler:
         except UnicodeDecodeError:
             return None
         self.tracks.append(ring)
+        self.last = ring
         return ring
 
     cdef int _write(self, _TrackRing ring, const unsigned char *src, Py_ssize_t n,
@@ -315,6 +350,7 @@ cdef class _WindowAssembler:
         ring.fill = 0
         ring.ready += 1
         ring.next_start = NAN  # what comes next starts a new run, at its arrival
+        self.lowat_stale = True
         return 0
 
     # -- handing windows on -------------------------------------------------------------
@@ -324,24 +360,43 @@ cdef class _WindowAssembler:
         self.flush()
 
     cpdef flush(self):
-        """Hands on every complete window, oldest first, one ``deliver(items)`` each."""
+        """Hands on every complete window, oldest first, one ``deliver(items)`` each.
+
+        The list and its TrackAudio items are reused for the next window when nobody
+        kept a reference to them (the common callback only reads them): no object is
+        made per window then; a list or item kept (audio() keeps both) is never touched
+        again. The pcm views are the slots' own, made once.
+        """
         cdef _TrackRing ring
         cdef list items, rings
-        cdef Py_ssize_t slot, window = self.window
+        cdef Py_ssize_t slot, k, count
+        cdef PyObject *held
         while not self.closed:
-            items = []
-            rings = []
-            for ring in self.tracks:
-                if ring.ready:
+            rings = [ring for ring in self.tracks if ring.ready]
+            count = len(rings)
+            if not count:
+                return
+            items = self.spare
+            self.spare = None
+            if items is not None and PyList_GET_SIZE(items) == count:
+                for k in range(count):
+                    ring = <_TrackRing>rings[k]
+                    slot = ring.oldest % ring.slots
+                    item = <object>PyList_GET_ITEM(items, k)
+                    item.peer_id = ring.peer_id
+                    item.track_id = ring.track_id
+                    item.pcm = ring.views[slot]
+                    item.start = ring.starts[slot]
+                    item.missing = ring.missing[slot]
+                item = None
+            else:
+                items = []
+                for ring in rings:
                     slot = ring.oldest % ring.slots
                     items.append(self.make_item(
-                        ring.peer_id, ring.track_id, self.sample_rate,
-                        ring.ring[slot * window:(slot + 1) * window],
+                        ring.peer_id, ring.track_id, self.sample_rate, ring.views[slot],
                         ring.starts[slot], ring.missing[slot],
                     ))
-                    rings.append(ring)
-            if not items:
-                return
             self.windows_delivered += 1
             try:
                 self.deliver(items)
@@ -355,6 +410,15 @@ cdef class _WindowAssembler:
                     if ring.ready:
                         ring.oldest += 1
                         ring.ready -= 1
+            # reusable only when this frame holds the sole reference to the list and the
+            # list the sole one to each item, still ours (TrackAudio): nobody can see it
+            if fj_refcnt(<PyObject *>items) == 1:
+                for k in range(PyList_GET_SIZE(items)):
+                    held = PyList_GET_ITEM(items, k)
+                    if fj_refcnt(held) != 1 or fj_type(held) != <PyObject *>self.make_item:
+                        break
+                else:
+                    self.spare = items
 
     # -- the ticker ---------------------------------------------------------------------
 
@@ -366,20 +430,27 @@ cdef class _WindowAssembler:
         cdef _TrackRing ring
         cdef double drained
         cdef bint padded = False
-        session = self.session
-        if session is not None:
-            if session._closed is not None:
-                # the session ended: what its peers sent last is handed on, padded
-                for ring in self.tracks:
-                    if ring.fill:
-                        self._pad(ring)
-                        padded = True
-                if padded:
-                    self.flush()
-                return 1
-            transport = session._transport
-            if transport is not self.transport:
-                self._attach(transport)
+        if now < self.next_due:
+            # most ticks: nothing of this session can be due (it is not even looked at
+            # further: with hundreds of sessions a tick is their cache misses)
+            return 0
+        if now >= self.check_at:
+            self.check_at = now + WN_CHECK_SECONDS
+            self.lowat_stale = True  # a track may have gone idle (WN_IDLE_SECONDS)
+            session = self.session
+            if session is not None:
+                if session._closed is not None:
+                    # the session ended: what its peers sent last is handed on, padded
+                    for ring in self.tracks:
+                        if ring.fill:
+                            self._pad(ring)
+                            padded = True
+                    if padded:
+                        self.flush()
+                    return 1
+                transport = session._transport
+                if transport is not self.transport:
+                    self._attach(transport)
         # until when the kernel surely holds nothing unread for us
         if self.lowat <= 1:
             drained = now
@@ -395,17 +466,29 @@ cdef class _WindowAssembler:
             if self.forced_at:
                 if now - self.forced_at >= self.stop_s + self.tick_s:
                     self.forced_at = 0.0
+                    self.lowat_stale = False
                     self._set_lowat(self._wanted_lowat(now))
             elif self.lowat > 1 and now - self.last_read >= self.window_s + self.tick_s:
                 # nothing read for a window: a peer stopped, or the mark is too high
                 self._set_lowat(1)
                 self.forced_at = now
                 self.forced_reads += 1
-            else:
+            elif self.lowat_stale:  # (the mark moves only when the rings' fill did)
+                self.lowat_stale = False
                 self._set_lowat(self._wanted_lowat(now))
         if padded and not self.scheduled:
             self.flush()
+        self.next_due = self._next_due()
         return 0
+
+    cdef double _next_due(self):
+        """When tick has work here at the earliest, with no chunk taken before (take()
+        sets it to 0): the session's check, and with the socket read once per window,
+        the forced read; in the other states (reading per chunk, a forced read, no
+        mark) every tick looks, as padding then depends on the time alone."""
+        if self.lowat_stale or self.forced_at or self.lowat <= 1 or self.fd < 0 or not self.coalesce:
+            return 0.0
+        return min(self.check_at, self.last_read + self.window_s + self.tick_s)
 
     cdef Py_ssize_t _wanted_lowat(self, double now):
         """The socket bytes that complete the current window of the tracks heard lately
@@ -573,7 +656,7 @@ def _ws_client_frames(cnp.ndarray buffer, cnp.ndarray offsets):
     return out
 
 
-def _send_window_now(track, samples, Py_ssize_t per_chunk):
+def _send_window_now(track, samples, chunk_ms):
     """send_pcm_nowait's native path, as send_chunk_now is send_chunk's: PCM16 ``bytes``
     or a C-contiguous native int16 array, on an unpaced PCM16 track, on an open picows
     connection whose write buffer has room. Frames every ``per_chunk`` sample frames as
@@ -591,6 +674,11 @@ def _send_window_now(track, samples, Py_ssize_t per_chunk):
         return None
     if not s.seconds_per_byte:
         return None  # Opus
+    if type(chunk_ms) is not int or not 10 <= chunk_ms <= 1000:
+        return None  # (the general path says what is wrong)
+    # the track's rate: seconds_per_byte is 1 / (rate * frame_bytes)
+    cdef Py_ssize_t rate = <Py_ssize_t>(1.0 / (s.seconds_per_byte * s.frame_bytes) + 0.5)
+    cdef Py_ssize_t per_chunk = rate * <Py_ssize_t>chunk_ms // 1000
     cdef Py_buffer view
     if PyBytes_CheckExact(samples):
         pass

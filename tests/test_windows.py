@@ -256,6 +256,57 @@ async def test_a_callbacks_exception_is_reported_and_windows_go_on(
         assert "on_audio callback" in errors[0]["message"]
 
 
+async def test_windows_a_callback_keeps_are_never_changed_after_it(
+    local_fishjam: LocalFishjam,
+) -> None:
+    """The list and items of a window are reused only when the callback kept neither:
+    a kept list, or a kept item, still holds what it held during its call."""
+    fj = local_fishjam
+    agent = await _agent(fj)
+    async with agent.connect() as session:
+        lists: list[tuple[list[TrackAudio], list[tuple[str, float, int]]]] = []
+        items: list[tuple[TrackAudio, tuple[str, float, int]]] = []
+        calls = [0]
+
+        def callback(window: list[TrackAudio]) -> None:
+            calls[0] += 1
+            seen = [(item.peer_id, item.start, int(item.pcm[0])) for item in window]
+            if calls[0] % 3 == 0:  # keeps the list
+                lists.append((window, seen))
+            elif calls[0] % 3 == 1:  # keeps an item, not the list
+                items.append((window[-1], seen[-1]))
+
+        session.on_audio(callback, 20)
+        for value in range(1, 13):  # a 20 ms window of each peer, one after the other
+            for peer in ("p", "q"):
+                data = bytes([value + (peer == "q") * 100, 0]) * 320
+                await fj.send_raw(agent.id, hostile.track_data(data, peer))
+            await asyncio.sleep(0.005)
+        await fj.wait_for(lambda: calls[0] == 24, TIMEOUT)
+        assert len(lists) == 8 and len(items) == 8
+        for window, seen in lists:  # (pcm is a view of the ring: only its content moves on)
+            assert [(i.peer_id, i.start) for i in window] == [(p, t) for p, t, _ in seen]
+        for item, (peer, start, _) in items:
+            assert (item.peer_id, item.start) == (peer, start)
+        assert len({id(window) for window, _ in lists}) == 8
+        assert len({id(item) for item, _ in items}) == 8
+
+
+async def test_send_pcm_nowait_checks_chunk_ms_and_removal(local_fishjam: LocalFishjam) -> None:
+    agent = await _agent(local_fishjam)
+    async with agent.connect() as session:
+        track = await session.add_track(OutgoingAudioTrackOptions())
+        sent = session.stats.messages_sent
+        assert track.send_pcm_nowait(np.zeros(1600, np.int16), chunk_ms=40) == pytest.approx(0.1)
+        assert session.stats.messages_sent - sent == 3  # 40 ms frames: 640 + 640 + 320
+        for wrong in (20.0, True, 5, 1001):
+            with pytest.raises(ValueError, match="chunk_ms"):
+                track.send_pcm_nowait(np.zeros(320, np.int16), chunk_ms=wrong)  # type: ignore[arg-type]
+        await session.remove_track(track)
+        with pytest.raises(AgentError, match="removed"):
+            track.send_pcm_nowait(np.zeros(320, np.int16))
+
+
 # -- hostile input -------------------------------------------------------------------
 
 
