@@ -34,6 +34,7 @@ __all__ = [
     "RENEW",
     "RESTORE",
     "SUBMIT",
+    "TAKE",
     "check_cluster_options",
 ]
 
@@ -88,6 +89,63 @@ end
 redis.call('HSET', p .. ':load', box, ARGV[7])
 local out = {'ok'}
 for _, v in ipairs(redis.call('HGETALL', p .. ':job:' .. k)) do out[#out + 1] = v end
+return out
+"""
+
+# ARGV: prefix, box, group, count, jobs, capacity, slack, ttl_ms, full. One round trip
+# per look at the stream: reads up to `count` job requests for this box (which runs
+# `jobs` of `capacity`) unless that would put it more than `slack` jobs ahead of the
+# least loaded other live box (dead boxes are forgotten), then does for each what CLAIM
+# does, and publishes the box's load. Returns {'wait'} (a less loaded box goes first),
+# {'empty', last entry id} (nothing to read: wait for an entry after that id), or
+# {'take', {key, 'ok', hash pairs...} | {key, 'gone'} | {key, 'taken'}, ...}.
+TAKE = """
+local p, box, group = ARGV[1], ARGV[2], ARGV[3]
+local count, jobs, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local stream = p .. ':jobs'
+local lowest = nil
+local loads = redis.call('HGETALL', p .. ':load')
+for i = 1, #loads, 2 do
+  local other = loads[i]
+  if other ~= box then
+    if redis.call('EXISTS', p .. ':box:' .. other) == 0 then
+      redis.call('HDEL', p .. ':load', other)
+    else
+      local load = tonumber(loads[i + 1])
+      if lowest == nil or load < lowest then lowest = load end
+    end
+  end
+end
+if lowest ~= nil then
+  local allowed = math.floor((lowest - jobs / cap) * cap + tonumber(ARGV[7]) + 1e-6)
+  if allowed < count then count = allowed end
+end
+if count < 1 then return {'wait'} end
+local read = redis.call('XREADGROUP', 'GROUP', group, box, 'COUNT', count, 'STREAMS', stream, '>')
+if not read or #read[1][2] == 0 then
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  return {'empty', last[1] and last[1][1] or '0-0'}
+end
+local out, taken = {'take'}, 0
+for _, e in ipairs(read[1][2]) do
+  redis.call('XACK', stream, group, e[1])
+  local k = e[2][2]
+  local lease = p .. ':lease:' .. k
+  redis.call('DEL', p .. ':queued:' .. k)
+  if redis.call('SISMEMBER', p .. ':rooms', k) == 0 then
+    out[#out + 1] = {k, 'gone'}
+  elseif not redis.call('SET', lease, box, 'NX', 'PX', ARGV[8]) then
+    out[#out + 1] = {k, 'taken'}
+  else
+    taken = taken + 1
+    local one = {k, 'ok'}
+    for _, v in ipairs(redis.call('HGETALL', p .. ':job:' .. k)) do one[#one + 1] = v end
+    out[#out + 1] = one
+  end
+end
+local load = (jobs + taken) / cap
+if jobs + taken >= cap then load = tonumber(ARGV[9]) end
+redis.call('HSET', p .. ':load', box, string.format('%.17g', load))
 return out
 """
 
