@@ -2,22 +2,22 @@
 
 Every box runs the same server with the same ``redis_url``. A job request (from the
 dispatch rule, a reconciliation or explicit dispatch) is queued once on a Redis stream
-(:data:`~.leases.SUBMIT`); boxes read it through one consumer group, a box only while
-a worker has room and never more than a batch of jobs ahead of the least loaded live
-box, and a box runs the job only after taking its lease atomically: one script
+(:data:`~.leases.SUBMIT`); boxes read it through one consumer group, a box only while a
+worker has room and never more than a batch of jobs ahead of the least loaded live box,
+and a box runs the job only after taking its lease atomically: one script
 (:data:`~.leases.TAKE`) checks the loads, reads, acknowledges and leases a batch in one
-round trip, so two boxes never both own a room and the boxes take a burst side by
-side. Owners renew their leases every third of ``lease_ttl``; a box that died stops
-renewing, its leases expire, and the orphan scan queues its jobs again for the others,
-which reuse the job's agent peer (its id and token are kept in Redis) where it still
-exists. A box that cannot reach
-Redis takes no job and, before its leases can expire, stops its agents (keeping their
-peers for the box taking over). On SIGTERM a box hands its rooms over: each agent stops,
-then its lease is released and its job queued again; or, with ``on_shutdown="drain"``,
-it lets its jobs end within ``drain_timeout`` (renewing their leases meanwhile) and
-hands over only the rest. A job request no box reads in time (every box full) is
-refused by :data:`~.leases.REFUSE` under the one-box ``when_full`` policy: a metric and
-a log line, never left in the stream for ever.
+round trip, so two boxes never both own a room and the boxes take a burst side by side.
+Owners renew their leases every third of ``lease_ttl``; a box that died stops renewing,
+its leases expire, and the orphan scan (run while a box is gone) queues its jobs again
+for the others, which reuse the job's agent peer (its id and token are kept in Redis)
+where it still exists. A box that cannot reach Redis takes no job and, before its leases
+can expire, stops its agents (keeping their peers for the box taking over). On SIGTERM a
+box hands its rooms over: each agent stops, then its lease is released and its job
+queued again; or, with ``on_shutdown="drain"``, it lets its jobs end within
+``drain_timeout`` (renewing their leases meanwhile) and hands over only the rest. A job
+request no box reads in time (every box full) is refused by :data:`~.leases.REFUSE`
+under the one-box ``when_full`` policy: a metric and a log line, never left in the
+stream for ever.
 
 Redis holds agent peer tokens (never the management token): protect it as you protect
 Fishjam's credentials.
@@ -84,6 +84,10 @@ SCRIPTS = (
     "RESTORE",
     "REFUSE",
 )
+
+ORPHAN_SCAN_EVERY = 9
+"""A box scans every wanted job for orphans every this many renewals (three leases)
+even when no box is gone: the safety net for a lease lost some other way."""
 
 REFUSE_BATCH = 1000
 """Most stale job requests one renewal refuses (the next renewal takes the rest)."""
@@ -615,7 +619,10 @@ class Cluster:
         if not self.healthy and not self._closing:
             logger.warning("Redis reachable again: taking jobs")
         self.healthy = not self._closing
-        await self._script("ORPHANS", self._queued_ms, STREAM_MAXLEN)
+        # the full scan reads every wanted job: only while a box is gone (the script
+        # knows), else every ORPHAN_SCAN_EVERY renewals as a safety net
+        full = self._ticks % ORPHAN_SCAN_EVERY == 0
+        await self._script("ORPHANS", self._queued_ms, STREAM_MAXLEN, int(full), self._ttl_ms)
         await self._refresh_stats()
         await self._refuse_stale()
 

@@ -17,6 +17,7 @@ Keys, under the prefix ``P``:
 - ``P:queued:{key}``: set while a request for the key waits in the stream (so the
   orphan scan does not queue it twice);
 - ``P:box:{id}``: a box's liveness, with expiry; ``P:load``: a hash box -> load;
+  ``P:seen``: a hash box -> 0 while it renews, else when it was first seen gone;
 - ``P:epoch``: a random value set once; a Redis that lost its data (restarted without
   persistence) has none, and the boxes register their running jobs again.
 """
@@ -185,14 +186,15 @@ return 1
 """
 
 # ARGV: prefix, box, epoch, ttl_ms, load, jobs, then the keys this box runs.
-# Renews the box's liveness, load and leases. Returns {'reset'} when Redis lost its
-# data (no epoch), else {'ok', ended keys..., '|', lost keys...}: ended = no longer
-# wanted, lost = another box holds the lease now.
+# Renews the box's liveness (and marks it seen alive, for ORPHANS), load and leases.
+# Returns {'reset'} when Redis lost its data (no epoch), else {'ok', ended keys...,
+# '|', lost keys...}: ended = no longer wanted, lost = another box holds the lease now.
 RENEW = """
 local p, box, ttl = ARGV[1], ARGV[2], ARGV[4]
 if redis.call('GET', p .. ':epoch') ~= ARGV[3] then return {'reset'} end
 redis.call('SET', p .. ':box:' .. box, ARGV[6], 'PX', ttl)
 redis.call('HSET', p .. ':load', box, ARGV[5])
+redis.call('HSET', p .. ':seen', box, '0')
 local ended, lost = {'ok'}, {}
 for i = 7, #ARGV do
   local k = ARGV[i]
@@ -213,10 +215,30 @@ for _, k in ipairs(lost) do ended[#ended + 1] = k end
 return ended
 """
 
-# ARGV: prefix, ttl_ms, maxlen. Queues every wanted job nobody holds a lease on and
-# none is queued for (its box died or lost Redis). Returns how many.
+# ARGV: prefix, ttl_ms, maxlen, full ('1' or '0'), lease_ms. Queues every wanted job
+# nobody holds a lease on and none is queued for (its box died or lost Redis). The scan
+# reads every wanted job, so it runs only while a box that renewed before has no
+# liveness key (and for two leases after: its last leases expire after its liveness),
+# or when the caller asks for it (`full`: a box's periodic safety net). Returns how
+# many jobs it queued, or -1 when it did not scan.
 ORPHANS = """
 local p = ARGV[1]
+local scan = ARGV[4] == '1'
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local seen = redis.call('HGETALL', p .. ':seen')
+for i = 1, #seen, 2 do
+  local box, since = seen[i], tonumber(seen[i + 1])
+  if redis.call('EXISTS', p .. ':box:' .. box) == 0 then
+    scan = true
+    if since == 0 then
+      redis.call('HSET', p .. ':seen', box, now_ms)
+    elseif now_ms - since > 2 * tonumber(ARGV[5]) then
+      redis.call('HDEL', p .. ':seen', box)
+    end
+  end
+end
+if not scan then return -1 end
 local n = 0
 for _, k in ipairs(redis.call('SMEMBERS', p .. ':rooms')) do
   if redis.call('EXISTS', p .. ':lease:' .. k) == 0
