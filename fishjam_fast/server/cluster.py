@@ -304,9 +304,16 @@ class Cluster:
         """
         if self._closing or self._draining:
             raise ServerDrainingError(f"the box is stopping: job in room {request.room_id} refused")
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
         key, args = self._submit_args(request)
         try:
-            await self._script("SUBMIT", *args)
+            try:
+                await self._script("SUBMIT", *args)
+            except RedisConnectionError:
+                # a pooled connection to a Redis that restarted since (the client retries
+                # on the same one; another may be stale too): SUBMIT is idempotent
+                await self._script("SUBMIT", *args)
         except Exception as exc:
             raise FleetUnavailableError(
                 f"job in room {request.room_id} not queued: Redis unreachable ({exc})"
