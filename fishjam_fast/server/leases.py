@@ -199,15 +199,18 @@ local ended, lost = {'ok'}, {}
 for i = 7, #ARGV do
   local k = ARGV[i]
   local lease = p .. ':lease:' .. k
-  local owner = redis.call('GET', lease)
   if redis.call('SISMEMBER', p .. ':rooms', k) == 0 then
     ended[#ended + 1] = k
-  elseif owner == box then
-    redis.call('PEXPIRE', lease, ttl)
-  elseif not owner then
-    redis.call('SET', lease, box, 'PX', ttl)
   else
-    lost[#lost + 1] = k
+    -- one command for the usual case: renewed if it exists, its owner returned
+    local owner = redis.call('SET', lease, box, 'XX', 'PX', ttl, 'GET')
+    if not owner then
+      redis.call('SET', lease, box, 'PX', ttl)
+    elseif owner ~= box then
+      -- another box's lease, given back (a lease longer by at most one lease: rare)
+      redis.call('SET', lease, owner, 'PX', ttl)
+      lost[#lost + 1] = k
+    end
   end
 end
 ended[#ended + 1] = '|'
