@@ -11,7 +11,9 @@
   open at the local Fishjam -> authenticated. Also: the spread of the jobs over the
   boxes (largest deviation from even, %), the Redis commands per job (``INFO``: every
   command Redis ran during the burst, those inside scripts and the boxes' renewals
-  included) with the most frequent by name, and the 1-minute load average.
+  included) with the most frequent by name, the CPU seconds of the boxes' processes
+  and of Redis during the burst, the share of the machine's cores this benchmark's
+  processes used, and the 1-minute load average.
   Beside it, ``one-box``: the same burst on one such process without Redis (same run).
   Both report the local Fishjam's CPU during the burst (``local_fishjam_cpu_s``,
   ``local_fishjam_core_share``): it shares this machine's cores with the boxes.
@@ -27,6 +29,7 @@ Needs ``redis-server`` on PATH (skipped without it). Linux only. Quick mode
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -45,7 +48,7 @@ pytest.importorskip("prometheus_client")
 pytest.importorskip("aiohttp")
 pytest.importorskip("redis")
 
-from benchmarks.bench_server import LocalShare
+from benchmarks.bench_server import LocalShare, cpu_seconds
 from fishjam_fast.fleet import percentile
 from fishjam_fast.local import LocalFishjamProcess
 from fishjam_fast.runner import run
@@ -191,7 +194,7 @@ def _stages(
 
 
 async def _dispatch_burst(
-    local: LocalFishjamProcess, redis_url: str | None, count: int = BOXES
+    local: LocalFishjamProcess, redis_url: str | None, count: int = BOXES, redis_pid: int = 0
 ) -> dict[str, float]:
     """``count`` boxes as real ``serve`` processes (one worker each) on the local
     Fishjam's notifications; a person joins each of BURST rooms at once; the latency is
@@ -208,6 +211,9 @@ async def _dispatch_burst(
         rooms = [local.call("POST", "/room", {})["room"]["id"] for _ in range(BURST)]
         before = await _commands(client) if redis_url else {}
         load_before = os.getloadavg()[0]
+        box_pids = [p for box in boxes for p in _tree(box.pid)]
+        redis_pids = [redis_pid] if redis_pid else []
+        cpu_before = _cpu(box_pids), _cpu(redis_pids)
         share = LocalShare(local)
         joined = await asyncio.to_thread(_join_all, local, rooms)
         deadline = time.monotonic() + 300
@@ -220,6 +226,7 @@ async def _dispatch_burst(
             assert time.monotonic() < deadline, f"{len(agents)} of {BURST} agents connected"
             await asyncio.sleep(0.1)
         local_part = share.result()
+        cpu = _cpu(box_pids) - cpu_before[0], _cpu(redis_pids) - cpu_before[1]
         commands = _per_job(before, await _commands(client)) if redis_url else {}
         load_after = os.getloadavg()[0]
         offset = time.time() - time.monotonic()
@@ -251,10 +258,33 @@ async def _dispatch_burst(
         **_stages(rooms, joined, marks),
         "spread_max_deviation_pct": 100 * max(abs(n - even) for n in per_box) / even,
         **commands,
+        # the boxes' processes (supervisors and workers) and Redis, over the burst
+        "boxes_cpu_s": cpu[0],
+        "redis_cpu_s": cpu[1],
+        "machine_core_share": (cpu[0] + cpu[1] + local_part["local_fishjam_cpu_s"])
+        / local_part["burst_wall_s"]
+        / (os.cpu_count() or 1),
         "load_1min_before": load_before,
         "load_1min_after": load_after,
         **local_part,
     }
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (a box: its supervisor and its workers)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out.extend(_tree(int(child)))
+    return out
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
 
 
 async def _ready(boxes: list[Any], logs: list[Path], timeout: float = 60) -> None:
@@ -272,6 +302,9 @@ async def _start_box(
     log: Path,
     extra: tuple[str, ...] = ("--source", "socket"),
 ) -> Any:
+    # run from the log's directory: a worker (multiprocessing) puts its working directory
+    # first on its path, and from the repository's root it would import the source tree
+    # (no extension) instead of the installed package
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
@@ -284,7 +317,7 @@ async def _start_box(
         return await asyncio.create_subprocess_exec(
             sys.executable, "-P", "-m", "fishjam_fast", "serve", "server_app:idle",
             "--fishjam-url", local.url, "--workers", "1", "--metrics-port", "0",
-            *fleet, *extra, env=env, stdout=out, stderr=out,
+            *fleet, *extra, env=env, stdout=out, stderr=out, cwd=log.parent,
         )  # fmt: skip
 
 
@@ -360,7 +393,7 @@ def test_cluster(benchmark: Any, what: str) -> None:
     def run_once() -> None:
         with LocalFishjamProcess(seconds=600, record=False) as local, _Redis() as redis:
             if what == "dispatch":
-                results.append(run(_dispatch_burst(local, redis.url)))
+                results.append(run(_dispatch_burst(local, redis.url, BOXES, redis.process.pid)))
             elif what == "one-box":  # the baseline: one box, no Redis, same burst
                 results.append(run(_dispatch_burst(local, None, 1)))
             else:
