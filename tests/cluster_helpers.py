@@ -124,12 +124,14 @@ async def start_box(
         "FISHJAM_FAST_DISPATCH_TOKEN": DISPATCH_TOKEN,
     }
     log = directory / f"box-{name}.log"
+    # not from the repository's root: a worker puts its working directory first on its
+    # path and would import the source tree (no extension) instead of the installed one
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-P", "-m", "fishjam_fast", "serve", entry,
             "--fishjam-url", fishjam.url, "--workers", "1", "--metrics-port", "0",
             "--drain-timeout", "5", "--redis", redis_url, "--lease-ttl", str(lease_ttl),
-            *extra, env=env, stdout=out, stderr=out,
+            *extra, env=env, stdout=out, stderr=out, cwd=directory,
         )  # fmt: skip
     return Box(name, log, process)
 

@@ -36,7 +36,10 @@ pytest.importorskip("prometheus_client")
 pytest.importorskip("aiohttp")
 redis_asyncio = pytest.importorskip("redis.asyncio")
 
-from fishjam_fast.server.cluster import TAKE_BATCH  # noqa: E402 (redis, skipped above)
+from fishjam_fast.server.cluster import (  # noqa: E402 (redis, skipped above)
+    ORPHAN_SCAN_EVERY,
+    TAKE_BATCH,
+)
 
 LEASE = 2.0
 
@@ -289,6 +292,22 @@ async def test_notifications_seen_by_every_box_start_one_job_per_room(
     assert await redis.scard("fishjam_fast:rooms") == 0
     await watch.stop()
     assert watch.longest_overlap == 0.0, watch.overlaps
+
+
+async def test_a_wanted_job_nobody_holds_is_queued_by_the_safety_scan_with_no_box_gone(
+    local_fishjam: Any, redis_server: RedisServer, redis: Any, boxes: list[Box], tmp_path: Path
+) -> None:
+    # the orphan scan reads every wanted job, so it runs only while a box is gone, or
+    # every ORPHAN_SCAN_EVERY renewals: a job wanted with no lease and no request queued
+    # (its request lost) gets its agent from that safety net, no box having died
+    await launch(boxes, 1, local_fishjam, redis_server.url, tmp_path, lease_ttl=LEASE)
+    (room,) = [await local_fishjam.create_room()]
+    key = "dispatch:lost"
+    await redis.hset(f"fishjam_fast:job:{key}", mapping={"room_id": room, "metadata": "null"})
+    await redis.sadd("fishjam_fast:rooms", key)
+    bound = (ORPHAN_SCAN_EVERY + 1) * LEASE / 3 + 5
+    await wait_for(lambda: each_room_has_one_agent(local_fishjam, [room]), bound, "scanned")
+    assert pid_of((await owners(redis, [key]))[key]) == boxes[0].pid
 
 
 def test_redis_options_are_checked() -> None:

@@ -2,20 +2,22 @@
 
 Every box runs the same server with the same ``redis_url``. A job request (from the
 dispatch rule, a reconciliation or explicit dispatch) is queued once on a Redis stream
-(:data:`~.leases.SUBMIT`); boxes read it through one consumer group, a box only while
-a worker has room and its load is the lowest among live boxes (so the least-loaded box
-takes first), and a box runs the job only after taking its lease atomically
-(:data:`~.leases.CLAIM`): two boxes never both own a room. Owners renew their leases
-every third of ``lease_ttl``; a box that died stops renewing, its leases expire, and
-the orphan scan queues its jobs again for the others, which reuse the job's agent peer
-(its id and token are kept in Redis) where it still exists. A box that cannot reach
-Redis takes no job and, before its leases can expire, stops its agents (keeping their
-peers for the box taking over). On SIGTERM a box hands its rooms over: each agent stops,
-then its lease is released and its job queued again; or, with ``on_shutdown="drain"``,
-it lets its jobs end within ``drain_timeout`` (renewing their leases meanwhile) and
-hands over only the rest. A job request no box reads in time (every box full) is
-refused by :data:`~.leases.REFUSE` under the one-box ``when_full`` policy: a metric and
-a log line, never left in the stream for ever.
+(:data:`~.leases.SUBMIT`); boxes read it through one consumer group, a box only while a
+worker has room and never more than a batch of jobs ahead of the least loaded live box,
+and a box runs the job only after taking its lease atomically: one script
+(:data:`~.leases.TAKE`) checks the loads, reads, acknowledges and leases a batch in one
+round trip, so two boxes never both own a room and the boxes take a burst side by side.
+Owners renew their leases every third of ``lease_ttl``; a box that died stops renewing,
+its leases expire, and the orphan scan (run while a box is gone) queues its jobs again
+for the others, which reuse the job's agent peer (its id and token are kept in Redis)
+where it still exists. A box that cannot reach Redis takes no job and, before its leases
+can expire, stops its agents (keeping their peers for the box taking over). On SIGTERM a
+box hands its rooms over: each agent stops, then its lease is released and its job
+queued again; or, with ``on_shutdown="drain"``, it lets its jobs end within
+``drain_timeout`` (renewing their leases meanwhile) and hands over only the rest. A job
+request no box reads in time (every box full) is refused by :data:`~.leases.REFUSE`
+under the one-box ``when_full`` policy: a metric and a log line, never left in the
+stream for ever.
 
 Redis holds agent peer tokens (never the management token): protect it as you protect
 Fishjam's credentials.
@@ -60,7 +62,7 @@ MAX_ACTIONS = 100_000
 reconciliation brings their rooms back in line."""
 
 POLL = 0.05
-"""Seconds between looks at the stream while this box is full or not the least loaded."""
+"""Seconds between looks at the stream while this box is full or a batch ahead."""
 
 FULL = 2.0
 """The load a box publishes while it cannot take a job (loads are fractions of capacity)."""
@@ -71,6 +73,7 @@ from the consumer group."""
 
 SCRIPTS = (
     "SUBMIT",
+    "TAKE",
     "CLAIM",
     "RECORD",
     "END",
@@ -82,23 +85,27 @@ SCRIPTS = (
     "REFUSE",
 )
 
+ORPHAN_SCAN_EVERY = 9
+"""A box scans every wanted job for orphans every this many renewals (three leases)
+even when no box is gone: the safety net for a lease lost some other way."""
+
 REFUSE_BATCH = 1000
 """Most stale job requests one renewal refuses (the next renewal takes the rest)."""
 
 NEXT_TURN = 0.005
-"""Seconds before a box at most a batch ahead of the least loaded looks again (during a
-burst the boxes take jobs in turn: this is the turn's length)."""
+"""Seconds before a box a batch ahead of the least loaded looks again during a burst."""
 
 ACTION_BATCH = 500
 """Most dispatch actions sent to Redis in one pipeline."""
 
 TAKE_BATCH = 8
-"""Most job requests a box reads at once during a burst (one at a time otherwise): the
-boxes take turns in batches, so a burst costs a box one turn per batch, not per job,
-and no box gets more than this many jobs ahead of the least loaded."""
+"""Most job requests a box reads at once, and how many jobs it may hold beyond the least
+loaded other live box: the boxes take a burst side by side, one round trip per batch,
+and none gets more than a batch ahead."""
 
 BURST_WINDOW = 0.5
-"""Seconds after this box took a job during which it looks again every NEXT_TURN."""
+"""Seconds after this box took a job during which, a batch ahead, it looks again every
+NEXT_TURN (else every POLL)."""
 
 STOP_MARGIN = 0.25
 """Fraction of ``lease_ttl`` before a lease can expire at which a box cut off from Redis
@@ -143,6 +150,7 @@ class Cluster:
         self._records: dict[str, dict[str, str]] = {}
         self._actions: asyncio.Queue[StartJob | EndJob] = asyncio.Queue(MAX_ACTIONS)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._to_record: list[list[str]] = []  # RECORD arguments waiting for a pipeline
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
         # draining (on_shutdown="drain"): no new job, the running ones keep their leases
@@ -296,9 +304,16 @@ class Cluster:
         """
         if self._closing or self._draining:
             raise ServerDrainingError(f"the box is stopping: job in room {request.room_id} refused")
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
         key, args = self._submit_args(request)
         try:
-            await self._script("SUBMIT", *args)
+            try:
+                await self._script("SUBMIT", *args)
+            except RedisConnectionError:
+                # a pooled connection to a Redis that restarted since (the client retries
+                # on the same one; another may be stale too): SUBMIT is idempotent
+                await self._script("SUBMIT", *args)
         except Exception as exc:
             raise FleetUnavailableError(
                 f"job in room {request.room_id} not queued: Redis unreachable ({exc})"
@@ -356,7 +371,11 @@ class Cluster:
                 "agent_url": job.peer.fishjam_url,
             }
             self._records.setdefault(key, {}).update(agent)
-            self._background(self._script("RECORD", self.box_id, key, *_flat(agent)))
+            # recorded in one pipeline with the others started meanwhile (a burst's
+            # agent peers cost a round trip per batch, not per job)
+            self._to_record.append([self.box_id, key, *_flat(agent)])
+            if len(self._to_record) == 1:
+                self._background(self._record())
         elif kind in ("job_ended", "job_refused"):
             del self._owned[key]
             self._records.pop(key, None)
@@ -367,6 +386,15 @@ class Cluster:
                 )
             else:
                 self._background(self._script("END", self.box_id, key))
+
+    async def _record(self) -> None:
+        await asyncio.sleep(0)  # the jobs started in this turn of the loop join the batch
+        batch, self._to_record = self._to_record, []
+        pipe = self._redis.pipeline(transaction=False)
+        for args in batch:
+            await self._scripts["RECORD"](keys=[], args=[self._p, *args], client=pipe)
+        self.operations += len(batch)
+        await pipe.execute()
 
     # -- loops -----------------------------------------------------------------------
     async def _action_loop(self) -> None:
@@ -405,19 +433,6 @@ class Cluster:
                 if not self.healthy or self._draining or not self._supervisor.has_room():
                     await asyncio.sleep(POLL)
                     continue
-                lowest, _ = await self._script("MIN_LOAD")
-                capacity = self._supervisor.capacity()
-                behind = (self._load() - float(lowest)) * capacity
-                in_burst = time.monotonic() - self._last_take < BURST_WINDOW
-                if behind > 1e-6:
-                    # a less loaded box takes first; a batch ahead during a burst (boxes
-                    # taking in turn) looks again soon, else at the slower pace
-                    close = behind <= TAKE_BATCH + 1e-6
-                    await asyncio.sleep(NEXT_TURN if in_burst and close else POLL)
-                    continue
-                count = TAKE_BATCH if in_burst else 1
-                count = max(1, min(count, capacity - len(self._owned)))
-                entries: list[Any] = []
                 if time.monotonic() - last_autoclaim > self._ttl:
                     # requests a box read and died before claiming: idle for a lease
                     last_autoclaim = time.monotonic()
@@ -427,17 +442,33 @@ class Cluster:
                         )
                     )
                     entries = [e for e in claimed[1] if e and e[1]]
-                if not entries:
-                    answer = await self._call(
-                        self._redis.xreadgroup(
-                            self._group, self.box_id, {self._stream: ">"}, count, block_ms
+                    if entries:
+                        answers = await self._claim(entries)
+                        await self._take_all(
+                            [
+                                (f.get("key", ""), a)
+                                for (_, f), a in zip(entries, answers, strict=True)
+                            ]
                         )
+                        continue
+                capacity = self._supervisor.capacity()
+                count = max(1, min(TAKE_BATCH, capacity - len(self._owned)))
+                # one script: the least-loaded check, the read, the claims, the load
+                answer = await self._script(
+                    "TAKE", self.box_id, self._group, count, len(self._owned),
+                    max(1, capacity), TAKE_BATCH, self._ttl_ms, repr(FULL),
+                )  # fmt: skip
+                if answer[0] == "wait":
+                    # a less loaded box takes first: soon again during a burst
+                    in_burst = time.monotonic() - self._last_take < BURST_WINDOW
+                    await asyncio.sleep(NEXT_TURN if in_burst else POLL)
+                elif answer[0] == "empty":
+                    # wakes on the next request without reading it (the group does)
+                    await self._call(
+                        self._redis.xread({self._stream: answer[1]}, count=1, block=block_ms)
                     )
-                    entries = _entries(answer)
-                for (entry_id, fields), claim in zip(
-                    entries, await self._claim(entries), strict=True
-                ):
-                    await self._take(entry_id, fields, claim)
+                else:
+                    await self._take_all([(one[0], one[1:]) for one in answer[1:]])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -447,6 +478,19 @@ class Cluster:
                 else:
                     logger.debug("taking jobs: %s", exc)
                 await asyncio.sleep(POLL)
+
+    async def _take_all(self, answers: list[tuple[str, Any]]) -> None:
+        """Starts the jobs claimed, side by side (a job taken over asks Fishjam whether
+        its agent peer still exists: those requests overlap)."""
+        if len(answers) == 1:
+            await self._take(*answers[0])
+        elif answers:
+            done = await asyncio.gather(
+                *(self._take(key, answer) for key, answer in answers), return_exceptions=True
+            )
+            for (key, _), outcome in zip(answers, done, strict=True):
+                if isinstance(outcome, Exception):
+                    logger.warning("job %s: not started here: %s", key, outcome)
 
     async def _claim(self, entries: list[tuple[str, dict[str, str]]]) -> list[Any]:
         """The CLAIM answers for the entries read, in one round trip (a pipeline). A
@@ -463,8 +507,7 @@ class Cluster:
         self.operations += len(entries)
         return list(await pipe.execute(raise_on_error=False))
 
-    async def _take(self, entry_id: str, fields: Mapping[str, str], answer: Any) -> None:
-        key = fields.get("key", "")
+    async def _take(self, key: str, answer: Any) -> None:
         if isinstance(answer, Exception):
             logger.warning("job %s not claimed: %s", key, answer)
             return
@@ -583,7 +626,10 @@ class Cluster:
         if not self.healthy and not self._closing:
             logger.warning("Redis reachable again: taking jobs")
         self.healthy = not self._closing
-        await self._script("ORPHANS", self._queued_ms, STREAM_MAXLEN)
+        # the full scan reads every wanted job: only while a box is gone (the script
+        # knows), else every ORPHAN_SCAN_EVERY renewals as a safety net
+        full = self._ticks % ORPHAN_SCAN_EVERY == 0
+        await self._script("ORPHANS", self._queued_ms, STREAM_MAXLEN, int(full), self._ttl_ms)
         await self._refresh_stats()
         await self._refuse_stale()
 

@@ -17,6 +17,7 @@ Keys, under the prefix ``P``:
 - ``P:queued:{key}``: set while a request for the key waits in the stream (so the
   orphan scan does not queue it twice);
 - ``P:box:{id}``: a box's liveness, with expiry; ``P:load``: a hash box -> load;
+  ``P:seen``: a hash box -> 0 while it renews, else when it was first seen gone;
 - ``P:epoch``: a random value set once; a Redis that lost its data (restarted without
   persistence) has none, and the boxes register their running jobs again.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "RENEW",
     "RESTORE",
     "SUBMIT",
+    "TAKE",
     "check_cluster_options",
 ]
 
@@ -91,6 +93,63 @@ for _, v in ipairs(redis.call('HGETALL', p .. ':job:' .. k)) do out[#out + 1] = 
 return out
 """
 
+# ARGV: prefix, box, group, count, jobs, capacity, slack, ttl_ms, full. One round trip
+# per look at the stream: reads up to `count` job requests for this box (which runs
+# `jobs` of `capacity`) unless that would put it more than `slack` jobs ahead of the
+# least loaded other live box (dead boxes are forgotten), then does for each what CLAIM
+# does, and publishes the box's load. Returns {'wait'} (a less loaded box goes first),
+# {'empty', last entry id} (nothing to read: wait for an entry after that id), or
+# {'take', {key, 'ok', hash pairs...} | {key, 'gone'} | {key, 'taken'}, ...}.
+TAKE = """
+local p, box, group = ARGV[1], ARGV[2], ARGV[3]
+local count, jobs, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local stream = p .. ':jobs'
+local lowest = nil
+local loads = redis.call('HGETALL', p .. ':load')
+for i = 1, #loads, 2 do
+  local other = loads[i]
+  if other ~= box then
+    if redis.call('EXISTS', p .. ':box:' .. other) == 0 then
+      redis.call('HDEL', p .. ':load', other)
+    else
+      local load = tonumber(loads[i + 1])
+      if lowest == nil or load < lowest then lowest = load end
+    end
+  end
+end
+if lowest ~= nil then
+  local allowed = math.floor((lowest - jobs / cap) * cap + tonumber(ARGV[7]) + 1e-6)
+  if allowed < count then count = allowed end
+end
+if count < 1 then return {'wait'} end
+local read = redis.call('XREADGROUP', 'GROUP', group, box, 'COUNT', count, 'STREAMS', stream, '>')
+if not read or #read[1][2] == 0 then
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  return {'empty', last[1] and last[1][1] or '0-0'}
+end
+local out, taken = {'take'}, 0
+for _, e in ipairs(read[1][2]) do
+  redis.call('XACK', stream, group, e[1])
+  local k = e[2][2]
+  local lease = p .. ':lease:' .. k
+  redis.call('DEL', p .. ':queued:' .. k)
+  if redis.call('SISMEMBER', p .. ':rooms', k) == 0 then
+    out[#out + 1] = {k, 'gone'}
+  elseif not redis.call('SET', lease, box, 'NX', 'PX', ARGV[8]) then
+    out[#out + 1] = {k, 'taken'}
+  else
+    taken = taken + 1
+    local one = {k, 'ok'}
+    for _, v in ipairs(redis.call('HGETALL', p .. ':job:' .. k)) do one[#one + 1] = v end
+    out[#out + 1] = one
+  end
+end
+local load = (jobs + taken) / cap
+if jobs + taken >= cap then load = tonumber(ARGV[9]) end
+redis.call('HSET', p .. ':load', box, string.format('%.17g', load))
+return out
+"""
+
 # ARGV: prefix, box, key, then field/value pairs. Records the agent peer of a job this
 # box owns (so the box taking it over reuses it).
 RECORD = """
@@ -127,27 +186,31 @@ return 1
 """
 
 # ARGV: prefix, box, epoch, ttl_ms, load, jobs, then the keys this box runs.
-# Renews the box's liveness, load and leases. Returns {'reset'} when Redis lost its
-# data (no epoch), else {'ok', ended keys..., '|', lost keys...}: ended = no longer
-# wanted, lost = another box holds the lease now.
+# Renews the box's liveness (and marks it seen alive, for ORPHANS), load and leases.
+# Returns {'reset'} when Redis lost its data (no epoch), else {'ok', ended keys...,
+# '|', lost keys...}: ended = no longer wanted, lost = another box holds the lease now.
 RENEW = """
 local p, box, ttl = ARGV[1], ARGV[2], ARGV[4]
 if redis.call('GET', p .. ':epoch') ~= ARGV[3] then return {'reset'} end
 redis.call('SET', p .. ':box:' .. box, ARGV[6], 'PX', ttl)
 redis.call('HSET', p .. ':load', box, ARGV[5])
+redis.call('HSET', p .. ':seen', box, '0')
 local ended, lost = {'ok'}, {}
 for i = 7, #ARGV do
   local k = ARGV[i]
   local lease = p .. ':lease:' .. k
-  local owner = redis.call('GET', lease)
   if redis.call('SISMEMBER', p .. ':rooms', k) == 0 then
     ended[#ended + 1] = k
-  elseif owner == box then
-    redis.call('PEXPIRE', lease, ttl)
-  elseif not owner then
-    redis.call('SET', lease, box, 'PX', ttl)
   else
-    lost[#lost + 1] = k
+    -- one command for the usual case: renewed if it exists, its owner returned
+    local owner = redis.call('SET', lease, box, 'XX', 'PX', ttl, 'GET')
+    if not owner then
+      redis.call('SET', lease, box, 'PX', ttl)
+    elseif owner ~= box then
+      -- another box's lease, given back (a lease longer by at most one lease: rare)
+      redis.call('SET', lease, owner, 'PX', ttl)
+      lost[#lost + 1] = k
+    end
   end
 end
 ended[#ended + 1] = '|'
@@ -155,10 +218,30 @@ for _, k in ipairs(lost) do ended[#ended + 1] = k end
 return ended
 """
 
-# ARGV: prefix, ttl_ms, maxlen. Queues every wanted job nobody holds a lease on and
-# none is queued for (its box died or lost Redis). Returns how many.
+# ARGV: prefix, ttl_ms, maxlen, full ('1' or '0'), lease_ms. Queues every wanted job
+# nobody holds a lease on and none is queued for (its box died or lost Redis). The scan
+# reads every wanted job, so it runs only while a box that renewed before has no
+# liveness key (and for two leases after: its last leases expire after its liveness),
+# or when the caller asks for it (`full`: a box's periodic safety net). Returns how
+# many jobs it queued, or -1 when it did not scan.
 ORPHANS = """
 local p = ARGV[1]
+local scan = ARGV[4] == '1'
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local seen = redis.call('HGETALL', p .. ':seen')
+for i = 1, #seen, 2 do
+  local box, since = seen[i], tonumber(seen[i + 1])
+  if redis.call('EXISTS', p .. ':box:' .. box) == 0 then
+    scan = true
+    if since == 0 then
+      redis.call('HSET', p .. ':seen', box, now_ms)
+    elseif now_ms - since > 2 * tonumber(ARGV[5]) then
+      redis.call('HDEL', p .. ':seen', box)
+    end
+  end
+end
+if not scan then return -1 end
 local n = 0
 for _, k in ipairs(redis.call('SMEMBERS', p .. ':rooms')) do
   if redis.call('EXISTS', p .. ':lease:' .. k) == 0
