@@ -101,6 +101,11 @@ class Supervisor:
                 job.connected = True
                 if job.connected_at is None:  # the first attempt's dispatch latency
                     job.connected_at = time.monotonic()
+                    # the worker's side of the first attempt (monotonic is system-wide)
+                    for stage in ("received", "connected"):
+                        value = message.get(stage)
+                        if isinstance(value, float):
+                            job.stages.setdefault(stage, value)
                     latency = job.connected_at - job.submitted_at
                     self._on_event("latency", {"seconds": latency})
             self._changed.set()
@@ -350,12 +355,14 @@ class Supervisor:
             job.state = "starting"
             job.worker = worker.index
             worker.jobs[job.id] = job
+            job.stages.setdefault("placed", time.monotonic())
             self._background(self._start_job(job, worker))
 
     async def _start_job(self, job: JobInfo, worker: WorkerInfo) -> None:
         if job.peer is None:
             try:
                 job.peer = await self._rest.create_agent_peer(job.request.room_id)
+                job.stages.setdefault("peer", time.monotonic())
             except (FishjamApiError, ValueError) as exc:
                 worker.jobs.pop(job.id, None)
                 job.worker = None
@@ -390,6 +397,7 @@ class Supervisor:
         }
         try:
             worker.channel.send(message)
+            job.stages.setdefault("handed", time.monotonic())
         except ChannelError as exc:
             worker.jobs.pop(job.id, None)
             self._finish(job, "failed", f"cannot hand it to worker {worker.index}: {exc}")

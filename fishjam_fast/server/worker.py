@@ -1,10 +1,11 @@
 """A worker process: many jobs as tasks on one event loop (uvloop where installed).
 
-It runs ``prewarm`` once, says it is ready, then runs the jobs the supervisor sends it
-and reports its load (CPU over the last seconds, jobs, event-loop lag) and counters
-every ``report_interval``. A job's exception ends that job alone. The worker ignores
-SIGINT and SIGTERM (the supervisor drains and stops it over the channel) and exits
-when the channel closes, so it never outlives its supervisor.
+It runs ``prewarm`` once, says it is ready,
+then runs the jobs the supervisor sends it and reports its load (CPU over the last
+seconds, jobs, event-loop lag) and counters every ``report_interval``. A job's
+exception ends that job alone. The worker ignores SIGINT and SIGTERM (the supervisor
+drains and stops it over the channel) and exits when the channel closes, so it never
+outlives its supervisor.
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ class _Worker:
             kind = message["t"]
             if kind == "start":
                 job_id = message["job"]
+                message["received"] = time.monotonic()  # reported with "connected"
                 self._jobs[job_id] = asyncio.create_task(self._run_job(message))
             elif kind == "cancel":
                 task = self._jobs.get(message["job"])
@@ -222,7 +224,16 @@ class _Worker:
 
         def on_session(session: AgentSession) -> None:
             self._sessions.append(session)
-            self._send({"t": "connected", "job": job_id})
+            # when the start message was read and the agent authenticated: the
+            # supervisor's dispatch-latency stages (time.monotonic() is system-wide)
+            self._send(
+                {
+                    "t": "connected",
+                    "job": job_id,
+                    "received": message["received"],
+                    "connected": time.monotonic(),
+                }
+            )
 
         outcome, error = "ok", ""
         try:
