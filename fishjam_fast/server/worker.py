@@ -1,6 +1,6 @@
 """A worker process: many jobs as tasks on one event loop (uvloop where installed).
 
-It runs ``prewarm`` once, says it is ready,
+It runs ``prewarm`` once, freezes what exists then (``gc.freeze``), says it is ready,
 then runs the jobs the supervisor sends it and reports its load (CPU over the last
 seconds, jobs, event-loop lag) and counters every ``report_interval``. A job's
 exception ends that job alone. The worker ignores SIGINT and SIGTERM (the supervisor
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import inspect
 import logging
@@ -173,6 +174,12 @@ class _Worker:
                 await channel.drain(5.0)
             return
         self._entry = entry
+        # what exists now (modules, what prewarm loaded) lives as long as the worker:
+        # frozen, the garbage collections of a burst of jobs do not traverse it (in a
+        # 500-room burst an unfrozen worker's full collections paused its loop for
+        # 0.25-0.36 s in all, one of them 0.25 s; frozen 0.10-0.14 s, at most 0.04-0.1 s)
+        gc.collect()
+        gc.freeze()
         channel.send({"t": "ready", "pid": os.getpid()})
         tasks = [asyncio.create_task(self._report()), asyncio.create_task(self._probe_lag())]
         try:
