@@ -176,8 +176,8 @@ class _Worker:
         self._entry = entry
         # what exists now (modules, what prewarm loaded) lives as long as the worker:
         # frozen, the garbage collections of a burst of jobs do not traverse it (in a
-        # 500-room burst an unfrozen worker's full collections paused its loop for
-        # 0.25-0.36 s in all, one of them 0.25 s; frozen 0.10-0.14 s, at most 0.04-0.1 s)
+        # 500-room burst an unfrozen worker's collections paused its loop for 0.25-0.36 s
+        # in all, the longest 0.25-0.29 s; frozen 0.10-0.18 s, the longest 0.04-0.17 s)
         gc.collect()
         gc.freeze()
         channel.send({"t": "ready", "pid": os.getpid()})
