@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import time
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -99,6 +100,19 @@ TAKEOVER_SECONDS = 5.0
 :data:`ALREADY_CONNECTED`: Fishjam may not have noticed the dead worker's connection go."""
 
 
+def _resolved_proxy(agent_options: dict[str, Any]) -> dict[str, Any]:
+    """The jobs' Agent options with ``proxy=True`` (the default: the environment's proxy)
+    settled once for the worker's life where the environment names no proxy at all:
+    then every connection is direct, and ``proxy=False`` says so without reading the
+    environment again at each connection (the transport's lookup walks every variable
+    twice: about 0.2 ms of a worker's 1.5-1.9 ms of CPU per job). A worker's environment
+    is its supervisor's at spawn; where a proxy is configured the option stays as
+    given."""
+    if agent_options.get("proxy", True) is True and not urllib.request.getproxies():
+        return {**agent_options, "proxy": False}
+    return agent_options
+
+
 class _JobAgent(Agent):
     """An :class:`Agent` that tells its worker about every session it opens (the
     traffic counters and the moment it authenticated), and that, for a job taken over
@@ -156,6 +170,7 @@ class _Worker:
         self._lag_max = 0.0
         self._cpu: deque[tuple[float, float]] = deque()
         self._channel: Channel | None = None
+        self._agent_options = _resolved_proxy(config["agent_options"])
 
     async def main(self) -> None:
         channel = await Channel.open(self._sock, self._config["max_message_size"])
@@ -251,7 +266,7 @@ class _Worker:
                 agent_info["url"],
                 on_session=on_session,
                 takeover=int(message.get("attempt", 1)) > 1,
-                **self._config["agent_options"],
+                **self._agent_options,
             )
             job = Job(
                 job_id,
