@@ -88,6 +88,15 @@ class LocalShare:
         }
 
 
+def box_busy_seconds() -> float:
+    """CPU seconds every core of the box spent busy since boot (/proc/stat: all but idle
+    and iowait), whichever process ran."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     """A process's resident memory in KiB."""
     with open(f"/proc/{pid}/status") as status:
@@ -119,9 +128,9 @@ async def _until(predicate: Any, timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _echo_run(local: LocalFishjamProcess, workers: int) -> dict[str, float]:
+async def _echo_run(local: LocalFishjamProcess, workers: int, agents: int) -> dict[str, float]:
     rooms = []
-    for _ in range(ECHO_AGENTS):
+    for _ in range(agents):
         room_id = local.call("POST", "/room", {})["room"]["id"]
         local.call("POST", f"/local/room/{room_id}/speaking_peer", SPEAKER)
         rooms.append(room_id)
@@ -129,6 +138,14 @@ async def _echo_run(local: LocalFishjamProcess, workers: int) -> dict[str, float
     await server.start()
     try:
         supervisor = server.supervisor
+        # the workers' own work with no job (load reports, the lag probe): a cost per
+        # worker, whatever it runs
+        await asyncio.sleep(2 * server.options.report_interval)
+        idle_pids = [w.pid for w in supervisor.workers if w.pid is not None]
+        idle0, idle_wall0 = sum(cpu_seconds(p) for p in idle_pids), time.monotonic()
+        await asyncio.sleep(2.0)
+        idle_cpu = sum(cpu_seconds(p) for p in idle_pids) - idle0
+        idle_share = idle_cpu / (time.monotonic() - idle_wall0) / workers
         for room_id in rooms:
             await server.dispatch(room_id)
         await _until(lambda: sum(1 for j in supervisor.jobs() if j.connected) == len(rooms), 60)
@@ -145,38 +162,80 @@ async def _echo_run(local: LocalFishjamProcess, workers: int) -> dict[str, float
             )
 
         wall0, workers0, own0, received0 = snapshot()
+        busy0 = box_busy_seconds()
         share = LocalShare(local)
         await asyncio.sleep(WINDOW + server.options.report_interval)
         wall1, workers1, own1, received1 = snapshot()
+        busy1 = box_busy_seconds()
         local_part = share.result()
     finally:
         await server.stop(drain=False)
     agent_seconds = (received1 - received0) * 0.020
-    box_cpu = (workers1 - workers0) + (own1 - own0)
+    wall = wall1 - wall0
+    worker_cpu = workers1 - workers0
+    supervisor_cpu = own1 - own0
+    box_cpu = worker_cpu + supervisor_cpu
+    local_cpu = local_part["local_fishjam_cpu_s"]
+    # everything else the box ran meanwhile (the benchmark process's other threads, the
+    # machine's other jobs): /proc/stat's busy time less the agent server and the local
+    # Fishjam
+    others_cpu = max(0.0, (busy1 - busy0) - box_cpu - local_cpu)
     cores = min(workers, CORES)
+    # the cores the agent server could use beside the local Fishjam (which a deployment
+    # runs elsewhere): one worker has a core of its own, two share the box with it. The
+    # machine's other jobs are reported apart, not subtracted: no deployment has them
+    available = min(float(cores), CORES - local_cpu / wall)
     return {
-        "agents": float(ECHO_AGENTS),
+        "agents": float(agents),
+        "agents_per_worker": agents / workers,
         "cpu_per_agent_second": box_cpu / agent_seconds,
         "box_cpu_per_agent_second_per_core": box_cpu / agent_seconds / cores,
+        # the workers alone: a linear server keeps this equal with one worker or more
+        "worker_cpu_per_agent_second": worker_cpu / agent_seconds,
         "agents_at_half_box": 0.5 * cores * agent_seconds / box_cpu,
-        "supervisor_share_of_box": (own1 - own0) / ((wall1 - wall0) * CORES),
-        "delivered_fraction": agent_seconds / (ECHO_AGENTS * (wall1 - wall0)),
+        # the same against the cores left to the agent server in this run
+        "available_cores": available,
+        "agents_at_half_available": 0.5 * available * agent_seconds / box_cpu,
+        "supervisor_share_of_box": supervisor_cpu / (wall * CORES),
+        "idle_worker_core_share": idle_share,
+        "delivered_fraction": agent_seconds / (agents * wall),
         # the local Fishjam (speaking peers, the echoes' sink) on the same cores: of the
         # box's cores, this fraction was not the agent server's to use
-        "local_fishjam_share_of_box": local_part["local_fishjam_cpu_s"] / (wall1 - wall0) / CORES,
+        "local_fishjam_share_of_box": local_cpu / wall / CORES,
+        "local_fishjam_cpu_per_agent_second": local_cpu / agent_seconds,
+        "others_share_of_box": others_cpu / wall / CORES,
+        "load_1min": os.getloadavg()[0],
     }
 
 
 @pytest.mark.benchmark(timer=time.process_time)
-@pytest.mark.parametrize("workers", [CORES, 1], ids=["all-cores", "one-process"])
-def test_server_echo(benchmark: Any, workers: int) -> None:
+@pytest.mark.parametrize(
+    ("workers", "agents"),
+    [
+        (CORES, ECHO_AGENTS),
+        (1, ECHO_AGENTS),
+        (1, ECHO_AGENTS // CORES),
+        (CORES, CORES * ECHO_AGENTS),
+    ],
+    ids=["all-cores", "one-process", "one-process-half", "all-cores-double"],
+)
+def test_server_echo(benchmark: Any, workers: int, agents: int) -> None:
+    """N agents over every core and in one process; and, at equal agents per process,
+    N/cores in one process and N per worker over every core. A worker's cost per
+    agent-second falls as it carries more agents (more chunks per wake-up), so equal
+    density compares the processes' work, not their batching."""
+    label = "one-process" if workers == 1 else "all-cores"
+    if agents < ECHO_AGENTS:
+        label += "-half"
+    elif agents > ECHO_AGENTS:
+        label += "-double"
     benchmark.group = f"server-echo-{ECHO_AGENTS}"
-    benchmark.name = f"server_echo[{'all-cores' if workers > 1 else 'one-process'}]"
+    benchmark.name = f"server_echo[{label}]"
     results: list[dict[str, float]] = []
 
     def run_once() -> None:
         with LocalFishjamProcess(seconds=300, record=False) as local:
-            results.append(run(_echo_run(local, workers)))
+            results.append(run(_echo_run(local, workers, agents)))
 
     benchmark.pedantic(run_once, rounds=1, iterations=1)
     benchmark.extra_info.update(results[0])
@@ -197,12 +256,23 @@ async def _dispatch_burst(local: LocalFishjamProcess) -> dict[str, float]:
         latencies = [
             j.connected_at - j.submitted_at for j in supervisor.jobs() if j.connected_at is not None
         ]
+        steps: dict[str, list[float]] = {name: [] for name, _ in STAGES[1:]}
+        for job in supervisor.jobs():
+            assert job.connected_at is not None
+            moments = {"submitted": job.submitted_at, **job.stages, "reported": job.connected_at}
+            previous = "submitted"
+            for name, stage in STAGES[1:]:
+                if stage in moments:
+                    steps[name].append(moments[stage] - moments[previous])
+                    previous = stage
     finally:
         await server.stop(drain=False)
     return {
         "rooms": float(BURST),
         "p50_s": percentile(latencies, 0.5),
         "p99_s": percentile(latencies, 0.99),
+        **_stage_figures(steps),
+        "load_1min": os.getloadavg()[0],
         **local_part,
     }
 
@@ -264,18 +334,49 @@ async def _people_burst(local: LocalFishjamProcess) -> dict[str, float]:
         await _until(lambda: sum(1 for j in supervisor.jobs() if j.connected) == BURST, 120)
         local_part = share.result()
         latencies = []
+        steps: dict[str, list[float]] = {name: [] for name, _ in STAGES}
         for room_id in rooms:
             job = supervisor.job_for_key(room_id)
             assert job is not None and job.connected_at is not None
             latencies.append(job.connected_at - joined[room_id])
+            moments = {"joined": joined[room_id], "submitted": job.submitted_at, **job.stages}
+            moments["reported"] = job.connected_at
+            previous = "joined"
+            for name, stage in STAGES:
+                if stage in moments:
+                    steps[name].append(moments[stage] - moments[previous])
+                    previous = stage
     finally:
         await server.stop(drain=False)
     return {
         "rooms": float(BURST),
         "p50_s": percentile(latencies, 0.5),
         "p99_s": percentile(latencies, 0.99),
+        **_stage_figures(steps),
+        "load_1min": os.getloadavg()[0],
         **local_part,
     }
+
+
+STAGES = (
+    ("notified", "submitted"),  # join request -> notification read, job submitted
+    ("placed", "placed"),  # -> a worker chosen
+    ("peer_created", "peer"),  # -> agent peer created over REST
+    ("handed", "handed"),  # -> start message written to the worker
+    ("worker_read", "received"),  # -> the worker read it
+    ("authenticated", "connected"),  # -> its agent authenticated (in the worker)
+    ("reported", "reported"),  # -> the supervisor read "connected"
+)
+"""The dispatch path's steps, each from the previous one's moment (``JobInfo.stages``)."""
+
+
+def _stage_figures(steps: dict[str, list[float]]) -> dict[str, float]:
+    figures = {}
+    for name, values in steps.items():
+        if values:
+            figures[f"{name}_p50_s"] = percentile(values, 0.5)
+            figures[f"{name}_p99_s"] = percentile(values, 0.99)
+    return figures
 
 
 @pytest.mark.benchmark(timer=time.perf_counter)

@@ -4,6 +4,7 @@ tests put this directory on sys.path, which spawned workers inherit)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 
 import fishjam_fast
@@ -21,7 +22,12 @@ async def echo(job: fishjam_fast.Job) -> None:
     """Echoes every chunk heard onto its own track until the room or agent goes."""
     async with job.agent.connect() as session:
         # the track's metadata says where the job ran and whether prewarm ran there first
-        where = {"pid": os.getpid(), "prewarmed": PREWARMED == [os.getpid()], "job": job.id}
+        where = {
+            "pid": os.getpid(),
+            "prewarmed": PREWARMED == [os.getpid()],
+            "job": job.id,
+            "frozen": gc.get_freeze_count(),  # objects the worker froze after prewarm
+        }
         track = await session.add_track(OutgoingAudioTrackOptions(metadata=where))
         async for message in session.receive():
             if isinstance(message, IncomingTrackData):

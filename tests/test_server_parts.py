@@ -16,7 +16,7 @@ from fishjam_fast.server.dispatch import EndJob, OneAgentPerRoom, StartJob
 from fishjam_fast.server.ipc import Channel, ChannelClosed, ChannelError
 from fishjam_fast.server.job import JobRequest
 from fishjam_fast.server.options import ServerOptions
-from fishjam_fast.server.worker import resolve, resolve_prewarm
+from fishjam_fast.server.worker import _resolved_proxy, resolve, resolve_prewarm
 
 events = pytest.importorskip("fishjam.events")
 WEBRTC = events.ServerMessagePeerType.PEER_TYPE_WEBRTC
@@ -199,3 +199,35 @@ def test_job_is_light_and_top_level() -> None:
     import fishjam_fast
 
     assert fishjam_fast.Job.__module__ == "fishjam_fast.server.job"
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "ws_proxy", "wss_proxy", "socks_proxy", "no_proxy")
+
+
+def _clear_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_worker_settles_the_default_proxy_once_when_the_environment_names_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _clear_proxies(monkeypatch)
+    # proxy=True (given or by default) means "the environment's": none here, so direct
+    assert _resolved_proxy({}) == {"proxy": False}
+    assert _resolved_proxy({"proxy": True, "max_queue": 7}) == {"proxy": False, "max_queue": 7}
+    # an explicit choice is kept as given
+    assert _resolved_proxy({"proxy": "http://127.0.0.1:3128"}) == {"proxy": "http://127.0.0.1:3128"}
+    assert _resolved_proxy({"proxy": None}) == {"proxy": None}
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "NO_PROXY"])
+def test_worker_keeps_the_environment_lookup_where_a_proxy_is_configured(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    _clear_proxies(monkeypatch)
+    monkeypatch.setenv(variable, "http://127.0.0.1:3128")
+    # the transport reads the environment at each connection, as without the server
+    assert _resolved_proxy({}) == {}
+    assert _resolved_proxy({"proxy": True}) == {"proxy": True}

@@ -1,13 +1,11 @@
-"""The supervisor: worker processes, job placement, restarts, and the agent peers' lives.
+"""The supervisor: jobs from submission to end, on the worker processes.
 
-It starts ``workers`` processes (``multiprocessing``'s *spawn* start method: a clean
-interpreter, nothing inherited from a running event loop, the management token never
-on a command line), places each job on the worker with the fewest jobs (ties: the
-lowest CPU load it reported), creates the job's agent peer over REST and hands the
-worker its id, token and URL; it deletes the peer when the job ends. A worker that dies
-or stops reporting is restarted, and its jobs are placed again on the live workers:
-with the same agent peer where it still exists, else a new one, and none where the
-room is gone.
+It queues each job, places it on the least-loaded worker (:mod:`.placement`), creates the
+job's agent peer over REST and hands the worker its id, token and URL; it deletes the
+peer when the job ends. The processes themselves (start, watch, restart, stop) are the
+worker pool's (:mod:`.processes`). When a worker dies its jobs are placed again on the
+live workers: with the same agent peer where it still exists, else a new one, and none
+where the room is gone. Draining ends the jobs within a deadline, then the workers.
 """
 
 from __future__ import annotations
@@ -17,114 +15,24 @@ import collections
 import contextlib
 import itertools
 import logging
-import multiprocessing
-import os
-import socket
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AgentError
 from ..rest import AgentPeer, AsyncFishjamClient, FishjamApiError, Room
-from .ipc import Channel, ChannelClosed, ChannelError
+from .ipc import ChannelError
 from .job import JobRequest
 from .options import ServerOptions
-from .worker import COUNTERS, worker_main
+from .placement import capacity, least_loaded
+from .processes import WorkerPool
+from .records import JobInfo, ServerDrainingError, ServerFullError, WorkerInfo
+from .tasks import BackgroundTasks
 
+# JobInfo, WorkerInfo and the errors live in .records; named here too, where the
+# server's other modules (and cluster.py) import them from
 __all__ = ["JobInfo", "ServerDrainingError", "ServerFullError", "Supervisor", "WorkerInfo"]
 
 logger = logging.getLogger("fishjam_fast.server")
-
-RESTART_BACKOFF = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)
-"""Seconds before restarting a worker that died again soon after its last start."""
-
-TOKEN_VARIABLE = "FISHJAM_MANAGEMENT_TOKEN"
-"""The environment variable the management token may come from (kept from workers)."""
-
-STABLE_SECONDS = 30.0
-"""A worker that lived this long restarts at once the next time it dies."""
-
-
-class ServerFullError(AgentError):
-    """Every worker is full and the job was refused (``when_full="refuse"``, a full
-    waiting queue, or ``job_wait_timeout`` passed)."""
-
-
-class ServerDrainingError(AgentError):
-    """The server is draining (SIGTERM or ``stop()``) and takes no new job."""
-
-
-@dataclass
-class JobInfo:
-    """A job as the supervisor tracks it (a snapshot is in :meth:`Supervisor.jobs`).
-
-    Attributes:
-        id: The job's id.
-        request: What asked for it.
-        state: ``"waiting"`` (for a worker with room), ``"starting"`` (agent peer being
-            created), ``"running"``, ``"ending"``.
-        worker: The worker's index, or None while waiting.
-        agent_peer_id: The agent peer's id once created.
-        attempt: 1, then one more each time its worker died under it.
-        connected: Whether its agent authenticated (in this attempt).
-        submitted_at: ``time.monotonic()`` when it was submitted.
-        connected_at: ``time.monotonic()`` when its agent first authenticated, or None.
-    """
-
-    id: str
-    request: JobRequest
-    state: str = "waiting"
-    worker: int | None = None
-    agent_peer_id: str | None = None
-    attempt: int = 1
-    connected: bool = False
-    # private bookkeeping
-    peer: AgentPeer | None = field(default=None, repr=False)
-    submitted_at: float = field(default=0.0, repr=False)
-    connected_at: float | None = field(default=None, repr=False)
-    wait_deadline: float = field(default=0.0, repr=False)
-    cancel_requested: bool = field(default=False, repr=False)
-    # set by release(): the job ends here but its agent peer is kept for another box
-    keep_peer: bool = field(default=False, repr=False)
-
-
-@dataclass
-class WorkerInfo:
-    """A worker process as the supervisor sees it.
-
-    Attributes:
-        index: Its slot (0..workers-1), kept across restarts.
-        pid: Its process id.
-        ready: Whether it ran prewarm and takes jobs.
-        cpu: Its CPU use over the load window (fraction of a core), as last reported.
-        lag: The longest event-loop lag in its last report interval, in seconds.
-        agents: Its connected agent sessions, as last reported.
-        restarts: How many times this slot's process was restarted.
-    """
-
-    index: int
-    pid: int | None = None
-    ready: bool = False
-    cpu: float = 0.0
-    lag: float = 0.0
-    agents: int = 0
-    restarts: int = 0
-    jobs: dict[str, JobInfo] = field(default_factory=dict, repr=False)
-    counters: dict[str, int] = field(default_factory=dict, repr=False)
-    retired: dict[str, int] = field(default_factory=dict, repr=False)
-    last_report: float = field(default=0.0, repr=False)
-    started_at: float = field(default=0.0, repr=False)
-    failures: int = field(default=0, repr=False)
-    error: str = field(default="", repr=False)
-    process: Any = field(default=None, repr=False)
-    channel: Channel | None = field(default=None, repr=False)
-    reader: asyncio.Task[None] | None = field(default=None, repr=False)
-    ready_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-
-    def total(self, name: str) -> int:
-        """A worker counter summed over every process this slot ran."""
-        return self.retired.get(name, 0) + self.counters.get(name, 0)
 
 
 class Supervisor:
@@ -140,21 +48,24 @@ class Supervisor:
         log_level: int | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
-        self._entry = entry
-        self._prewarm = prewarm
         self._options = options
         self._rest = rest
-        self._log_level = log_level
         self._on_event = on_event or (lambda kind, data: None)
-        self._context = multiprocessing.get_context("spawn")
-        self.workers = [WorkerInfo(i) for i in range(options.worker_count)]
+        self._tasks = BackgroundTasks()
+        self._pool = WorkerPool(
+            entry,
+            prewarm,
+            options,
+            self._tasks,
+            log_level=log_level,
+            on_message=self._on_message,
+            on_died=self._on_died,
+        )
         self._jobs: dict[str, JobInfo] = {}
         self._by_key: dict[str, JobInfo] = {}
         self._waiting: collections.deque[JobInfo] = collections.deque()
         self._ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._draining = False
-        self._stopping = False
         self._closed = False
         self._drain_deadline = 0.0
         self._changed = asyncio.Event()
@@ -164,6 +75,11 @@ class Supervisor:
         self.replaced = 0
 
     # -- lifecycle -------------------------------------------------------------------
+    @property
+    def workers(self) -> list[WorkerInfo]:
+        """The worker slots (index = slot), each with its process as last seen."""
+        return self._pool.workers
+
     async def start(self) -> None:
         """Starts every worker and waits until each is ready (``worker_start_timeout``).
 
@@ -171,87 +87,13 @@ class Supervisor:
             TimeoutError: A worker was not ready in time.
             RuntimeError: A worker could not load the entrypoint or prewarm.
         """
-        for worker in self.workers:
-            self._spawn(worker)
+        self._pool.start()
         self._background(self._watchdog())
-        try:
-            async with asyncio.timeout(self._options.worker_start_timeout):
-                await asyncio.gather(*(w.ready_event.wait() for w in self.workers))
-        except TimeoutError:
-            raise TimeoutError(
-                f"workers not ready within worker_start_timeout="
-                f"{self._options.worker_start_timeout:g} s"
-            ) from None
-        broken = [w for w in self.workers if not w.ready]
-        if broken:
-            raise RuntimeError(
-                f"worker {broken[0].index} cannot run jobs: {broken[0].error or 'it died'}"
-            )
+        await self._pool.wait_ready()
 
-    def _spawn(self, worker: WorkerInfo) -> None:
-        parent, child = socket.socketpair()
-        config = {
-            "max_message_size": self._options.max_message_size,
-            "report_interval": self._options.report_interval,
-            "load_window": self._options.load_window,
-            "agent_options": self._options.agent_options,
-            "use_uvloop": self._options.use_uvloop,
-            "log_level": self._log_level,
-        }
-        process = self._context.Process(
-            target=worker_main,
-            args=(child, worker.index, self._entry, self._prewarm, config),
-            name=f"fishjam_fast-worker-{worker.index}",
-            daemon=True,
-        )
-        # the management token stays in the supervisor: not in a worker's environment
-        saved = os.environ.pop(TOKEN_VARIABLE, None)
-        try:
-            process.start()
-        finally:
-            if saved is not None:
-                os.environ[TOKEN_VARIABLE] = saved
-        child.close()
-        worker.process = process
-        worker.pid = process.pid
-        worker.ready = False
-        worker.ready_event = asyncio.Event()
-        worker.counters = {}
-        worker.started_at = worker.last_report = time.monotonic()
-        worker.reader = self._background(self._read_worker(worker, parent, process))
-
-    async def _read_worker(self, worker: WorkerInfo, sock: socket.socket, process: Any) -> None:
-        channel = await Channel.open(sock, self._options.max_message_size)
-        worker.channel = channel
-        cause = "its channel closed"
-        try:
-            while True:
-                message = await channel.receive()
-                if worker.process is not process:
-                    return  # an older process of this slot
-                try:
-                    self._handle(worker, message)
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise ChannelError(f"{message!r:.200}: {exc!r}") from None
-        except ChannelClosed:
-            pass
-        except ChannelError as exc:
-            cause = f"it sent a malformed message ({exc})"
-        finally:
-            channel.close()
-        if worker.process is process:
-            await self._worker_died(worker, cause)
-
-    def _handle(self, worker: WorkerInfo, message: dict[str, Any]) -> None:
-        kind = message["t"]
-        worker.last_report = time.monotonic()
-        if kind == "load":
-            worker.cpu = float(message.get("cpu", 0.0))
-            worker.lag = float(message.get("lag", 0.0))
-            worker.agents = int(message.get("agents", 0))
-            counters = message.get("counters")
-            if isinstance(counters, dict):
-                worker.counters = {k: int(v) for k, v in counters.items() if k in COUNTERS}
+    def _on_message(self, worker: WorkerInfo, kind: str, message: dict[str, Any]) -> None:
+        """A worker's message, after the pool kept its load and readiness."""
+        if kind in ("load", "ready"):
             self._pump()
         elif kind == "connected":
             job = self._jobs.get(message.get("job", ""))
@@ -259,6 +101,11 @@ class Supervisor:
                 job.connected = True
                 if job.connected_at is None:  # the first attempt's dispatch latency
                     job.connected_at = time.monotonic()
+                    # the worker's side of the first attempt (monotonic is system-wide)
+                    for stage in ("received", "connected"):
+                        value = message.get(stage)
+                        if isinstance(value, float):
+                            job.stages.setdefault(stage, value)
                     latency = job.connected_at - job.submitted_at
                     self._on_event("latency", {"seconds": latency})
             self._changed.set()
@@ -267,36 +114,12 @@ class Supervisor:
             if job is not None and job.worker == worker.index:
                 outcome = str(message.get("outcome", "ok"))
                 self._finish(job, outcome, str(message.get("error", "")))
-        elif kind == "ready":
-            worker.ready = True
-            worker.ready_event.set()
-            logger.info("worker %d ready (pid %s)", worker.index, worker.pid)
-            self._pump()
-        elif kind == "broken":
-            worker.error = str(message.get("error"))
-            logger.error("worker %d cannot run jobs: %s", worker.index, worker.error)
-            worker.ready_event.set()  # start() reports it
-        elif kind == "stopped":
-            pass
 
-    async def _worker_died(self, worker: WorkerInfo, cause: str) -> None:
-        process = worker.process
-        worker.process = None
-        worker.ready = False
-        worker.ready_event.set()
-        if process is not None and process.is_alive():
-            process.kill()
-        if process is not None:
-            await asyncio.get_running_loop().run_in_executor(None, process.join, 5.0)
-        exitcode = getattr(process, "exitcode", None)
-        for name, value in worker.counters.items():
-            worker.retired[name] = worker.retired.get(name, 0) + value
-        worker.counters = {}
-        worker.cpu = worker.lag = 0.0
-        worker.agents = 0
-        orphans = list(worker.jobs.values())
-        worker.jobs.clear()
-        if self._stopping:  # close() stopped it: its jobs are over
+    def _on_died(
+        self, worker: WorkerInfo, cause: str, exitcode: Any, orphans: list[JobInfo]
+    ) -> None:
+        """A worker died (the pool restarts it): its jobs are placed again."""
+        if self._pool.stopping:  # close() stopped it: its jobs are over
             for job in orphans:
                 job.worker = None
                 self._finish(job, "cancelled", "")
@@ -315,18 +138,6 @@ class Supervisor:
             job.connected = False
         # a starting job is placed again by _start_job, which sees its worker gone
         self._background(self._recover([j for j in orphans if j.state != "starting"]))
-        lived = time.monotonic() - worker.started_at
-        worker.failures = 0 if lived >= STABLE_SECONDS else worker.failures + 1
-        delay = RESTART_BACKOFF[min(worker.failures, len(RESTART_BACKOFF) - 1)]
-        if not self._draining:
-            self._background(self._restart(worker, delay))
-
-    async def _restart(self, worker: WorkerInfo, delay: float) -> None:
-        await asyncio.sleep(delay)
-        if self._closed or self._draining or worker.process is not None:
-            return
-        worker.restarts += 1
-        self._spawn(worker)
 
     async def _recover(self, jobs: list[JobInfo]) -> None:
         """Places the jobs of a dead worker again: with the same agent peer where it still
@@ -359,23 +170,8 @@ class Supervisor:
         self._pump()
 
     def _watchdog_check(self) -> None:
+        self._pool.kill_silent()
         now = time.monotonic()
-        for worker in self.workers:
-            process = worker.process
-            if process is None:
-                continue
-            limit = (
-                self._options.worker_timeout if worker.ready else self._options.worker_start_timeout
-            )
-            if now - worker.last_report > limit:
-                logger.error(
-                    "worker %d (pid %s) sent nothing for %.1f s: killing it",
-                    worker.index,
-                    worker.pid,
-                    now - worker.last_report,
-                )
-                process.kill()  # its channel closes: _read_worker handles the death
-                worker.last_report = now
         deadline_passed = [j for j in self._waiting if j.wait_deadline <= now]
         for job in deadline_passed:
             self._waiting.remove(job)
@@ -390,6 +186,7 @@ class Supervisor:
         """Takes no new job, gives running jobs ``timeout`` seconds to end, cancels the
         rest, waits for their agent peers to be deleted, and stops the workers."""
         self._draining = True
+        self._pool.restarts_allowed = False
         while self._waiting:
             self._refuse(self._waiting.popleft(), "draining")
         self._drain_deadline = time.monotonic() + timeout
@@ -419,30 +216,11 @@ class Supervisor:
         """Stops the workers now (running jobs are cancelled by their worker) and waits
         for the peer deletions in flight."""
         self._draining = True
-        self._stopping = True
-        for worker in self.workers:
-            if worker.channel is not None and worker.process is not None:
-                with contextlib.suppress(ChannelError):
-                    worker.channel.send({"t": "stop"})
-        loop = asyncio.get_running_loop()
-        processes = [w.process for w in self.workers if w.process is not None]
-        for process in processes:
-            await loop.run_in_executor(None, process.join, 15.0)
-            if process.is_alive():
-                process.kill()
-                await loop.run_in_executor(None, process.join, 5.0)
-        # the workers' last "ended" messages are handled (their peers get deleted)
-        readers = [w.reader for w in self.workers if w.reader is not None]
-        if readers:
-            await asyncio.wait(readers, timeout=5.0)
+        await self._pool.stop()
         self._closed = True
         for job in list(self._jobs.values()):
             self._finish(job, "cancelled", "")
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=self._options.rest_timeout)
-        for task in self._tasks:
-            task.cancel()
+        await self._tasks.finish(self._options.rest_timeout)
 
     # -- jobs ------------------------------------------------------------------------
     @property
@@ -538,7 +316,7 @@ class Supervisor:
 
     def capacity(self) -> int:
         """The jobs the ready workers could hold at once (``max_jobs`` each)."""
-        return sum(self._options.max_jobs for w in self.workers if w.ready and w.process)
+        return capacity(self.workers, self._options)
 
     def release(self, job_id: str) -> None:
         """Ends a job here but keeps its agent peer (another box takes the room over)."""
@@ -565,16 +343,7 @@ class Supervisor:
                     channel.send({"t": "cancel", "job": job.id})
 
     def _find_worker(self) -> WorkerInfo | None:
-        options = self._options
-        best: WorkerInfo | None = None
-        for worker in self.workers:
-            if not worker.ready or worker.process is None:
-                continue
-            if len(worker.jobs) >= options.max_jobs or worker.cpu >= options.max_load:
-                continue
-            if best is None or (len(worker.jobs), worker.cpu) < (len(best.jobs), best.cpu):
-                best = worker
-        return best
+        return least_loaded(self.workers, self._options)
 
     def _pump(self) -> None:
         """Places waiting jobs, in order, while a worker has room."""
@@ -586,12 +355,14 @@ class Supervisor:
             job.state = "starting"
             job.worker = worker.index
             worker.jobs[job.id] = job
+            job.stages.setdefault("placed", time.monotonic())
             self._background(self._start_job(job, worker))
 
     async def _start_job(self, job: JobInfo, worker: WorkerInfo) -> None:
         if job.peer is None:
             try:
                 job.peer = await self._rest.create_agent_peer(job.request.room_id)
+                job.stages.setdefault("peer", time.monotonic())
             except (FishjamApiError, ValueError) as exc:
                 worker.jobs.pop(job.id, None)
                 job.worker = None
@@ -626,6 +397,7 @@ class Supervisor:
         }
         try:
             worker.channel.send(message)
+            job.stages.setdefault("handed", time.monotonic())
         except ChannelError as exc:
             worker.jobs.pop(job.id, None)
             self._finish(job, "failed", f"cannot hand it to worker {worker.index}: {exc}")
@@ -679,16 +451,8 @@ class Supervisor:
                 )
 
     def _background(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("supervisor task failed", exc_info=task.exception())
+        return self._tasks.spawn(coroutine)
 
     def pending_deletions(self) -> int:
         """Background tasks still running (peer deletions, recoveries, restarts)."""
-        return sum(1 for t in self._tasks if not t.done())
+        return self._tasks.pending()
