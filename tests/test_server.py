@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -258,7 +259,12 @@ async def test_stop_drains_running_jobs_that_end_by_themselves(
     ids=["sigterm-drains", "sigint-twice-stops-now"],
 )
 async def test_signals_drain_or_stop_and_exit_0(
-    local_fishjam: Any, signals: list[signal.Signals], drain_timeout: float, limit: float, said: str
+    local_fishjam: Any,
+    tmp_path: Path,
+    signals: list[signal.Signals],
+    drain_timeout: float,
+    limit: float,
+    said: str,
 ) -> None:
     env = {
         **os.environ,
@@ -270,8 +276,10 @@ async def test_signals_drain_or_stop_and_exit_0(
         sys.executable, "-P", "-m", "fishjam_fast", "serve", "server_apps:slow_exit",
         "--fishjam-url", local_fishjam.url, "--workers", "1", "--metrics-port", "0",
         "--source", "none", "--drain-timeout", str(drain_timeout),
-        env=env, stderr=asyncio.subprocess.PIPE,
+        env=env, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
     )  # fmt: skip
+    # (not from the repository's root: serve puts its working directory first on the
+    # workers' path, where the source tree, without the extension, would be imported)
     assert process.stderr is not None
     lines: list[str] = []
     try:
@@ -403,8 +411,6 @@ async def test_http_dispatch_is_refused_without_a_configured_token(
 async def test_the_example_entrypoint_echoes_its_room(
     local_fishjam: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pathlib import Path
-
     examples = Path(__file__).parent.parent / "examples"
     monkeypatch.syspath_prepend(str(examples))
     server = AgentServer(
