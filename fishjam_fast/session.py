@@ -440,7 +440,7 @@ class AgentSession(SessionLifecycle):
         (``SO_RCVLOWAT``; ``coalesce=False``: per chunk). The callback must not block;
         its exceptions go to the loop's exception handler. It replaces
         ``on_track_data``; images still go to :meth:`receive`; it stays across
-        reconnections. See docs/windows.md.
+        reconnections. See the README, "Audio in windows".
 
         Args:
             callback: Called with each window; None stops the windows.
