@@ -457,12 +457,16 @@ def _proxy_for(url: str, proxy: str | bool | None) -> str | None:
         return None
     if isinstance(proxy, str):
         return proxy
+    # the environment once when it names no proxy (the common case): proxy_bypass reads
+    # it all again, so it is asked only when there is a proxy to bypass
+    proxies = urllib.request.getproxies()
+    if not proxies:
+        return None
     parts = urllib.parse.urlsplit(url)
     secure = parts.scheme == "wss"
     port = parts.port or (443 if secure else 80)
     if urllib.request.proxy_bypass(f"{parts.hostname}:{port}"):
         return None
-    proxies = urllib.request.getproxies()
     names = ("wss", "socks", "https") if secure else ("ws", "socks", "https", "http")
     name = next((name for name in names if name in proxies), None)
     if name is None:
