@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ from .metrics import ServerMetrics
 from .notifications import NotificationSource
 from .options import ServerOptions
 from .supervisor import Supervisor
+from .tasks import BackgroundTasks
 
 __all__ = ["AgentServer"]
 
@@ -115,7 +116,8 @@ class AgentServer:
         self._runner: Any = None
         self._stop = asyncio.Event()
         self._drain = True
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # the reconciliation loop and one-off reconciliations; failures are logged
+        self._tasks = BackgroundTasks("agent server task")
         self._reconciling: asyncio.Lock | None = None
         self._held: list[Any] | None = None
         self.http_url: str | None = None
@@ -286,8 +288,7 @@ class AgentServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel()
         if self._rest is not None:
             await self._rest.aclose()
             self._rest = None
@@ -469,10 +470,8 @@ class AgentServer:
             await asyncio.sleep(interval)
             await self.reconcile()
 
-    def _background(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _background(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.spawn(coroutine)
 
 
 class _ClusterCollector:

@@ -34,7 +34,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentError
@@ -43,6 +43,7 @@ from . import leases
 from .dispatch import EndJob, StartJob
 from .job import JobRequest
 from .supervisor import ServerDrainingError, ServerFullError
+from .tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -125,7 +126,7 @@ class Cluster:
         supervisor: Supervisor,
         rest: AsyncFishjamClient,
         *,
-        on_reset: Callable[[], Awaitable[None]] | None = None,
+        on_reset: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         assert options.redis_url is not None
         self._options = options
@@ -149,7 +150,8 @@ class Cluster:
         # job key -> its description in Redis (to register it again after a reset)
         self._records: dict[str, dict[str, str]] = {}
         self._actions: asyncio.Queue[StartJob | EndJob] = asyncio.Queue(MAX_ACTIONS)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Redis updates in the background: a failure (Redis restarting) is one WARNING
+        self._tasks = BackgroundTasks("Redis update", expected=(Exception,))
         self._to_record: list[list[str]] = []  # RECORD arguments waiting for a pipeline
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
@@ -241,9 +243,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while self._owned and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=max(0.1, deadline - time.monotonic()))
+        await self._tasks.wait(max(0.1, deadline - time.monotonic()))
 
     async def drain(self, timeout: float) -> None:
         """Takes no more jobs and lets this box's jobs end within ``timeout`` seconds,
@@ -274,10 +274,8 @@ class Cluster:
         """Stops every loop and closes the Redis connection (updates in flight get a
         second to land)."""
         self._closing = True
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
-        for task in [*self._loops, *self._tasks]:
+        await self._tasks.finish(1.0)
+        for task in self._loops:
             task.cancel()
         if self._redis is not None:
             with contextlib.suppress(Exception):
@@ -730,16 +728,8 @@ class Cluster:
         self.operations += 1
         return await awaitable
 
-    def _background(self, coroutine: Awaitable[Any]) -> None:
-        async def guarded() -> None:
-            try:
-                await coroutine
-            except Exception as exc:
-                logger.warning("Redis update failed: %s", exc)
-
-        task = asyncio.create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _background(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.spawn(coroutine)
 
     def collect(self) -> Iterator[Metric]:
         """The fleet's gauges as this box last saw them (for the Prometheus registry)."""
