@@ -362,15 +362,22 @@ def unsent_bytes(socket: Any) -> int:
 class TransportBase:
     """What both transports share: why the connection ended, and waiting to write.
 
-    A subclass sets ``_closed`` (None while open), ``_drainers`` (a list) and ``_loop``,
-    provides ``write`` and ``writing_paused``, and calls :meth:`_wake_drainers` when
-    writing resumes or the connection ends.
+    A subclass provides ``_closed`` (None while open) and ``_loop``, which this class
+    only reads (the picows transport's are its native listener's, readonly), sets
+    ``_drainers`` (a list), provides ``write`` and ``writing_paused``, and calls
+    :meth:`_wake_drainers` when writing resumes or the connection ends.
     """
 
-    _closed: TransportClosed | None
     _drainers: list[asyncio.Future[None]]
-    _loop: asyncio.AbstractEventLoop
     _dispatcher: Dispatcher | None
+
+    if TYPE_CHECKING:  # read here; each transport holds them (see the docstring)
+
+        @property
+        def _closed(self) -> TransportClosed | None: ...
+
+        @property
+        def _loop(self) -> asyncio.AbstractEventLoop: ...
 
     _close_told = False
     _unsent_noted = False
