@@ -11,7 +11,7 @@ from picows import WSFrame, WSListener, WSTransport
 from typing_extensions import Buffer
 
 from fishjam_fast.transport._queue import BoundedQueue
-from fishjam_fast.transport.base import TransportClosed, TransportOptions
+from fishjam_fast.transport.base import TrackEncoder, TransportClosed, TransportOptions
 
 class FrameListener(WSListener):
     def __init__(self, options: TransportOptions) -> None:
@@ -62,6 +62,9 @@ class FrameListener(WSListener):
         """Frames, masks and writes one binary message (picows copies it)."""
     def write_client_frames(self, frames: Buffer) -> bool:
         """Writes frames the caller framed and masked straight to the socket."""
+    def write_track_data(self, encoder: TrackEncoder, data: Buffer) -> int:
+        """Writes one ``track_data`` message now, copying ``data`` once (the native
+        TrackDataEncoder's: framed in a reused buffer); returns the message's size."""
     def fail(self, code: int, reason: str, abort: bool = False) -> None:
         """Fails the connection: sends ``code`` and ``reason``, tells every waiter now."""
     def begin_close(self) -> None:

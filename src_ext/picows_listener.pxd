@@ -1,6 +1,6 @@
 from picows.picows cimport WSFrame, WSListener, WSTransport
 
-from fishjam_fast._ext cimport Dispatcher
+from fishjam_fast._ext cimport Dispatcher, TrackDataEncoder, codec_track_data_into
 from fishjam_fast.transport._queue cimport BoundedQueue
 
 
@@ -31,6 +31,9 @@ cdef class FrameListener(WSListener):
         object _ping_timer             # TimerHandle of the next keepalive ping, or None
         object _pong_deadline          # TimerHandle failing the connection, or None
         object _abort_timer            # TimerHandle dropping the socket, or None
+        # write_track_data's frame: HEADROOM bytes for picows' header, then the message
+        # encoded in place; kept between writes up to max_message_size
+        bytearray _out
         # the session's native Dispatcher (decodes, routes), or None; typed, so a frame
         # is handed on by a C call (set_dispatcher refuses any other object)
         public Dispatcher _dispatcher
@@ -41,6 +44,7 @@ cdef class FrameListener(WSListener):
     cpdef recv(self)
     cpdef write(self, frame)
     cpdef bint write_client_frames(self, frames) except -1
+    cpdef Py_ssize_t write_track_data(self, encoder, data) except -1
 
     # Hook: the connection ended (`_closed` was just set). The default fails the
     # waiting reader (recv raises the cause); PicowsTransport extends it (drainers,

@@ -36,6 +36,10 @@ from fishjam_fast.transport.base import TransportClosed, closed_by_server, dropp
 # a close reason must fit a control frame: 125 bytes minus the 2-byte code
 cdef Py_ssize_t _MAX_REASON_BYTES = 123
 
+# bytes picows needs in front of a message it frames in place
+# (send_reuse_external_bytearray: the longest client header, 2 + 8 + 4-byte mask)
+cdef Py_ssize_t HEADROOM = 14
+
 
 cdef tuple _close_frame(object view):
     """The code and reason of a close frame's payload (picows checked the UTF-8)."""
@@ -71,6 +75,7 @@ cdef class FrameListener(WSListener):
         self._ping_timer = None
         self._pong_deadline = None
         self._abort_timer = None
+        self._out = bytearray(HEADROOM)
         self._dispatcher = None
 
     # -- picows callbacks ------------------------------------------------------------
@@ -455,6 +460,33 @@ cdef class FrameListener(WSListener):
             return False
         self._socket.write(frames)
         return True
+
+    cpdef Py_ssize_t write_track_data(self, encoder, data) except -1:
+        """Writes one ``track_data`` message of ``encoder``'s track carrying ``data``
+        (any buffer) now, without waiting; returns the message's size.
+
+        One copy: the message is encoded into a buffer this connection keeps, after
+        picows' headroom, and picows frames and masks it there
+        (``send_reuse_external_bytearray``). What the socket does not take at once
+        picows hands to the event loop as a copy of its own, so the buffer is free
+        again when this returns. A buffer grown past ``max_message_size`` is not kept.
+        An encoder other than the native TrackDataEncoder encodes a new bytes (its
+        ``encode``), written as :meth:`write` does.
+        """
+        if self._closed is not None:
+            self._raise_closed()
+        if type(encoder) is not TrackDataEncoder:
+            frame = encoder.encode(data)
+            self._ws.send(WSMsgType.BINARY, frame)
+            return len(frame)
+        out = self._out
+        cdef Py_ssize_t size = codec_track_data_into(
+            out, HEADROOM, (<TrackDataEncoder>encoder)._id_field, data
+        )
+        self._ws.send_reuse_external_bytearray(WSMsgType.BINARY, out, HEADROOM)
+        if size > self._max_size:
+            self._out = bytearray(HEADROOM)  # the bound: a rare large one is not kept
+        return size
 
     def get_extra_info(self, name):
         """The socket transport's ``get_extra_info(name)`` (None before it connected)."""
