@@ -1,5 +1,7 @@
 # Declarations of the codec layer (included by _ext.pyx before codec.pyx).
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
+
 # AgentRequest keys (field << 3 | WT_LEN): the oneof members.
 cdef enum:
     KEY_AUTH_REQUEST = 0x0A
@@ -25,6 +27,20 @@ ctypedef int (*codec_payload_writer)(
 
 # The encoded TrackData.track_id field (key, length, UTF-8), b"" if empty.
 cdef bytes codec_track_id_field(object track_id)
+
+# Encodes the track_data messages of one track (its id field encoded once); declared
+# here so that the picows transport's listener reads the id field in C.
+cdef class TrackDataEncoder:
+    cdef readonly str track_id   # the track the frames belong to
+    cdef bytes _id_field         # the encoded TrackData.track_id field
+
+# Writes AgentRequest{track_data{<id_field>, data}} into `out` from `offset` on and
+# resizes `out` to end exactly there (the payload copied once, from any buffer);
+# returns the message's size. The first `offset` bytes are left as they are (the
+# picows listener frames the message in that headroom).
+cdef Py_ssize_t codec_track_data_into(
+    bytearray out, Py_ssize_t offset, bytes id_field, object data
+) except -1
 
 # The one framing loop: `count` units as consecutive track_data frames of `chunk`
 # units each; returns (buffer, offsets) as frame_track_data documents.

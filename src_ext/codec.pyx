@@ -219,16 +219,44 @@ cdef bytes _encode_track_data(bytes id_field, object data):
         return out
     _data_view(data, &view)
     try:
-        size = _track_data_size(id_field_n, view.len)
-        out = PyBytes_FromStringAndSize(NULL, size)
-        start = <unsigned char *>PyBytes_AS_STRING(out)
-        p = _write_track_data(start, PyBytes_AS_STRING(id_field), id_field_n, view.len)
-        _copy_data(p, &view)
-        if FJ_DEBUG:
-            wbuf_check_written(start, p + view.len, size, "encode_track_data")
+        out = PyBytes_FromStringAndSize(NULL, _track_data_size(id_field_n, view.len))
+        _fill_track_data(<unsigned char *>PyBytes_AS_STRING(out), id_field, &view)
     finally:
         PyBuffer_Release(&view)
     return out
+
+
+cdef inline Py_ssize_t _fill_track_data(
+    unsigned char *start, bytes id_field, Py_buffer *view
+) except -1:
+    """Writes the whole track_data message carrying ``view`` at ``start`` (room for
+    _track_data_size bytes); returns its size."""
+    cdef Py_ssize_t id_field_n = PyBytes_GET_SIZE(id_field)
+    cdef unsigned char *p = _write_track_data(
+        start, PyBytes_AS_STRING(id_field), id_field_n, view.len
+    )
+    _copy_data(p, view)
+    if FJ_DEBUG:
+        wbuf_check_written(
+            start, p + view.len, _track_data_size(id_field_n, view.len), "track_data"
+        )
+    return p + view.len - start
+
+
+cdef Py_ssize_t codec_track_data_into(
+    bytearray out, Py_ssize_t offset, bytes id_field, object data
+) except -1:
+    cdef Py_buffer view
+    _data_view(data, &view)
+    try:
+        PyByteArray_Resize(
+            out, offset + _track_data_size(PyBytes_GET_SIZE(id_field), view.len)
+        )
+        return _fill_track_data(
+            <unsigned char *>PyByteArray_AS_STRING(out) + offset, id_field, &view
+        )
+    finally:
+        PyBuffer_Release(&view)
 
 
 def encode_track_data(track_id, data):
@@ -250,8 +278,7 @@ cdef class TrackDataEncoder:
     exact size and copies the payload into it once.
     """
 
-    cdef readonly str track_id   # the track the frames belong to
-    cdef bytes _id_field         # the encoded TrackData.track_id field
+    # (fields: declared in codec.pxd)
 
     def __init__(self, track_id):
         self._id_field = codec_track_id_field(track_id)

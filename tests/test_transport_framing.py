@@ -128,9 +128,15 @@ def test_the_picows_transport_runs_on_the_compiled_listener(transport: str) -> N
 
     assert issubclass(PicowsTransport, FrameListener)
     # compiled with its declarations (fishjam_fast/_picows_listener.pxd): the fields
-    # are C members, not entries of an instance dict looked up per frame
-    for field in ("_queue", "_closed", "_write_paused", "_ws", "_dispatcher"):
+    # are C members, not entries of an instance dict looked up per frame, and only the
+    # listener changes them (readonly to Python, the subclass included)
+    for field in ("_queue", "_closed", "_ws", "_socket", "_dispatcher", "options"):
         assert type(FrameListener.__dict__[field]).__name__ == "getset_descriptor"
+    for field in ("_fragments", "_reading_paused", "_write_paused", "_pending_pong"):
+        assert field not in FrameListener.__dict__  # C only: not reachable from Python
+    # the subclass overrides only the hooks the listener declares, and its own
+    overridden = set(vars(PicowsTransport)) & set(vars(FrameListener))
+    assert overridden <= {"__init__", "__doc__", "__module__", "on_ended", "resume_writing"}
     # the dispatcher is the native one, called in C per frame: nothing else is taken
     assert _hotpath.Dispatcher.__module__ == "fishjam_fast._ext"
     from fishjam_fast import _session_py
@@ -138,6 +144,8 @@ def test_the_picows_transport_runs_on_the_compiled_listener(transport: str) -> N
     listener = FrameListener.__new__(FrameListener)  # no connection: the field only
     with pytest.raises(TypeError):
         listener._dispatcher = _session_py.Dispatcher(None, {}, None)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        listener._closed = None  # type: ignore[misc]
 
 
 async def test_a_receive_cancelled_while_waiting_loses_no_message() -> None:

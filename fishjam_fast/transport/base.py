@@ -217,6 +217,14 @@ class Dispatcher(Protocol):
         """Counts and decodes a frame; the message for ``receive()``, or None."""
 
 
+class TrackEncoder(Protocol):
+    """What :meth:`Transport.write_track_data` takes: a track's ``TrackDataEncoder``
+    (``fishjam_fast._codec``; the native one lets picows write with one copy)."""
+
+    def encode(self, data: Buffer, /) -> bytes:
+        """The whole ``AgentRequest{track_data{...}}`` message carrying ``data``."""
+
+
 class Transport(Protocol):
     """What an AgentSession needs from a connection."""
 
@@ -253,6 +261,22 @@ class Transport(Protocol):
 
         Raises:
             TransportClosed: the connection is closed (nothing was written).
+        """
+
+    def write_track_data(self, encoder: TrackEncoder, data: Buffer) -> int:
+        """Writes one ``track_data`` message of ``encoder``'s track carrying ``data`` now,
+        without waiting (as :meth:`write` of ``encoder.encode(data)``, byte for byte).
+
+        picows with the native encoder copies ``data`` once: it is encoded into a
+        buffer the connection reuses and framed there. websockets encodes a new
+        ``bytes`` and frames it into another: two copies, its honest cost.
+
+        Returns:
+            The message's size in bytes (the WebSocket frame's payload).
+
+        Raises:
+            TransportClosed: the connection is closed (nothing was written).
+            TypeError: ``data`` is not a buffer.
         """
 
     @property
@@ -362,15 +386,22 @@ def unsent_bytes(socket: Any) -> int:
 class TransportBase:
     """What both transports share: why the connection ended, and waiting to write.
 
-    A subclass sets ``_closed`` (None while open), ``_drainers`` (a list) and ``_loop``,
-    provides ``write`` and ``writing_paused``, and calls :meth:`_wake_drainers` when
-    writing resumes or the connection ends.
+    A subclass provides ``_closed`` (None while open) and ``_loop``, which this class
+    only reads (the picows transport's are its native listener's, readonly), sets
+    ``_drainers`` (a list), provides ``write`` and ``writing_paused``, and calls
+    :meth:`_wake_drainers` when writing resumes or the connection ends.
     """
 
-    _closed: TransportClosed | None
     _drainers: list[asyncio.Future[None]]
-    _loop: asyncio.AbstractEventLoop
     _dispatcher: Dispatcher | None
+
+    if TYPE_CHECKING:  # read here; each transport holds them (see the docstring)
+
+        @property
+        def _closed(self) -> TransportClosed | None: ...
+
+        @property
+        def _loop(self) -> asyncio.AbstractEventLoop: ...
 
     _close_told = False
     _unsent_noted = False
@@ -409,6 +440,13 @@ class TransportBase:
     def write_client_frames(self, frames: Buffer) -> bool:
         """See :meth:`Transport.write_client_frames`: here, never (False)."""
         return False
+
+    def write_track_data(self, encoder: TrackEncoder, data: Buffer) -> int:
+        """See :meth:`Transport.write_track_data`: here, encoded then written (the
+        picows transport's native listener frames it in place instead)."""
+        frame = encoder.encode(data)
+        self.write(frame)
+        return len(frame)
 
     if TYPE_CHECKING:  # provided by each transport (picows: by its FrameListener base)
 

@@ -159,6 +159,9 @@ class AgentClientConnection(ClientConnection):
 class WebsocketsTransport(TransportBase):
     """A Transport on the websockets asyncio client, opened without compression."""
 
+    _closed: TransportClosed | None
+    _loop: asyncio.AbstractEventLoop
+
     def __init__(self, ws: AgentClientConnection, options: TransportOptions) -> None:
         self._ws = ws
         self._protocol = ws.agent_protocol
