@@ -252,7 +252,7 @@ class Agent:
             transport, first = await self._open_authenticated(stats)
         session = AgentSession(self, transport, stats=stats)
         if first is not None:
-            session._backlog.append(first)
+            session._conn.backlog.append(first)
         try:
             yield session
         finally:

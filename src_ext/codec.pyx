@@ -250,8 +250,7 @@ cdef class TrackDataEncoder:
     exact size and copies the payload into it once.
     """
 
-    cdef readonly str track_id   # the track the frames belong to
-    cdef bytes _id_field         # the encoded TrackData.track_id field
+    # (fields: codec.pxd)
 
     def __init__(self, track_id):
         self._id_field = codec_track_id_field(track_id)

@@ -1,6 +1,6 @@
 from picows.picows cimport WSFrame, WSListener, WSTransport
 
-from fishjam_fast._ext cimport Dispatcher
+from fishjam_fast._connection cimport Connection
 from fishjam_fast.transport._queue cimport BoundedQueue
 
 
@@ -16,9 +16,10 @@ cdef class FrameListener(WSListener):
         public bint _write_paused    # the write buffer is above its high-water mark
         public WSTransport _ws       # picows' transport, set in on_ws_connected
         public object _loop          # the running loop (recv's futures)
-        # the session's native Dispatcher (decodes, routes), or None; typed, so a frame
-        # is handed on by a C call (set_dispatcher refuses any other object)
-        public Dispatcher _dispatcher
+        # the session core (fishjam_fast/_connection.py, compiled: decodes, routes), or
+        # None; typed, so a frame is handed on by a C call (set_dispatcher refuses any
+        # other object)
+        public Connection _dispatcher
 
     cpdef deliver(self, object message, Py_ssize_t size=*)
     cpdef recv_nowait(self)

@@ -21,7 +21,6 @@ from fishjam_fast import (
     _notifications_py,
     _pcm,
     _pcm_py,
-    _session_py,
 )
 from tests.conftest import native_extension
 
@@ -65,7 +64,7 @@ def test_extension_defines_exactly_the_selected_names() -> None:
 
 
 def test_fallback_defines_exactly_the_selected_names() -> None:
-    fallback = (_messages_py, _codec_py, _pcm_py, _session_py, _notifications_py)
+    fallback = (_messages_py, _codec_py, _pcm_py, _notifications_py)
     assert _defined(*fallback) == set(_codec.NAMES)
 
 
