@@ -27,7 +27,9 @@ cdef object _TrackData, _TrackImage
 
 @cython.final
 cdef class TrackSender:
-    cdef readonly TrackDataEncoder encoder   # the track's encoder (its id field, in C)
+    # the track's encoder: the extension's TrackDataEncoder (its id field is read in C),
+    # or the pure-Python codec's under FISHJAM_FAST_NO_EXTENSIONS=1
+    cdef readonly object encoder
     cdef readonly Py_ssize_t frame_bytes     # PCM16: 2 * channels; Opus: 1
     cdef readonly double seconds_per_byte    # PCM16: playout seconds per byte; Opus: 0
     cdef readonly PlayoutClock clock         # the track's playout clock

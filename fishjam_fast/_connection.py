@@ -436,12 +436,16 @@ class Connection:
             return NOT_OPEN
         if nowait and self.transport.writing_paused:
             return DECLINED  # the general path raises AgentWouldBlockError
-        if COMPILED:  # the codec's C encoder, on the encoder's C field (compiled only)
+        encoder = sender.encoder
+        # compiled, with the extension's encoder (not the pure-Python codec's, as under
+        # FISHJAM_FAST_NO_EXTENSIONS=1): the codec's C encoder on the encoder's C field
+        if COMPILED and type(encoder) is TrackDataEncoder:  # type: ignore[name-defined]  # noqa: F821
             frame = _encode_track_data(  # type: ignore[name-defined]  # noqa: F821
-                sender.encoder._id_field, data
+                cython.cast(TrackDataEncoder, encoder)._id_field,  # type: ignore[name-defined]  # noqa: F821
+                data,
             )
         else:
-            frame = sender.encoder.encode(data)
+            frame = encoder.encode(data)
         seconds = size * sender.seconds_per_byte
         clock = sender.clock
         now = ends_at = sent = 0.0
