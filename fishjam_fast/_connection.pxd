@@ -70,3 +70,24 @@ cdef class Connection:
                    ends_at=cython.double, sent=cython.double, result=cython.int,
                    clock=PlayoutClock)
     cpdef int send_chunk(self, TrackSender sender, object data, bint nowait) except -1
+
+
+# the am_anext slot of an async iterator, as `async for` calls it (_Receiver.__anext__)
+cdef extern from *:
+    """
+    static PyObject *fj_anext(PyObject *iterator) {
+        PyAsyncMethods *methods = Py_TYPE(iterator)->tp_as_async;
+        if (methods != NULL && methods->am_anext != NULL) {
+            return methods->am_anext(iterator);
+        }
+        return PyObject_CallMethod(iterator, "__anext__", NULL);
+    }
+    """
+    object _anext "fj_anext"(object iterator)
+
+
+@cython.final
+cdef class _Receiver:
+    cdef Connection _connection
+    cdef object _messages         # the generator, once made
+    cdef object _generator(self)

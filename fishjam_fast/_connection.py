@@ -465,9 +465,10 @@ class _Receiver:
     """``receive()``'s async generator: the generator made on first use.
 
     Compiled, the generator is Cython's, which warns when it is collected unstarted
-    ("coroutine ... was never awaited"), where CPython's does not: ``session.receive()``
-    kept and never iterated must not warn, so the generator is made by the first
-    ``__anext__``, ``asend``, ``athrow`` or ``aclose``, each delegating to it.
+    ("coroutine ... was never awaited"; still so in Cython 3.3), where CPython's does
+    not: ``session.receive()`` kept and never iterated must not warn, so the generator
+    is made by the first ``__anext__``, ``asend``, ``athrow`` or ``aclose``, each
+    delegating to it.
     """
 
     __slots__ = ("_connection", "_messages")
@@ -485,6 +486,8 @@ class _Receiver:
         return self
 
     def __anext__(self) -> Any:
+        if COMPILED:  # the generator's C slot, as `async for` calls it (compiled only)
+            return _anext(self._generator())  # type: ignore[name-defined]  # noqa: F821
         return self._generator().__anext__()
 
     def asend(self, value: Any) -> Any:
