@@ -57,14 +57,14 @@ cdef class Connection:
     cpdef object dispatch(self, object frame)
     cdef object dispatch_at(self, const unsigned char *data, Py_ssize_t size)
     cdef object _route(self, object message)
-    cdef int _count_received(self, Py_ssize_t size, object error) except -1
+    cpdef int count_received(self, Py_ssize_t size, object error) except -1
     cpdef object accept_frame(self, object frame)
     cpdef keep_arrived(self, object pending)
     # sending
     cpdef int write(self, object frame) except -1
     cpdef int write_client_frames(self, object frames, Py_ssize_t count,
                                   Py_ssize_t size) except -1
-    cdef int _count_sent(self, Py_ssize_t count, Py_ssize_t size) except -1
+    cpdef int count_sent(self, Py_ssize_t count, Py_ssize_t size) except -1
 
     @cython.locals(size=Py_ssize_t, seconds=cython.double, now=cython.double,
                    ends_at=cython.double, sent=cython.double, result=cython.int,

@@ -131,9 +131,10 @@ class TrackSender:
 class Connection:
     """The state and the per-message work of one agent session's connection.
 
-    Made by ``AgentSession`` (one per session, kept across reconnections: only
-    :attr:`transport` changes), handed to every transport the session uses as its
-    dispatcher (``Transport.set_dispatcher``).
+    Made by ``Agent.connect`` before the first connection (None: no transport yet; the
+    authentication is counted here) and handed to the ``AgentSession``; one per
+    session, kept across reconnections (only :attr:`transport` changes), handed to
+    every transport the session uses as its dispatcher (``Transport.set_dispatcher``).
 
     Attributes:
         transport: The transport in use.
@@ -171,9 +172,11 @@ class Connection:
     )
 
     def __init__(
-        self, transport: Transport, stats: SessionStats, loop: asyncio.AbstractEventLoop
+        self, transport: Transport | None, stats: SessionStats, loop: asyncio.AbstractEventLoop
     ) -> None:
-        self.transport = transport
+        # None until the session takes its first transport (Agent.connect authenticates
+        # first, counting here)
+        self.transport: Transport = transport  # type: ignore[assignment]
         self.stats = stats
         self.loop = loop
         self.read_lock = _locks.ReadLock()
@@ -200,14 +203,14 @@ class Connection:
         size = len(frame) if type(frame) is bytes else memoryview(frame).nbytes
         windows = self.windows
         if windows is not None and windows.take_frame(frame):
-            self._count_received(size, None)  # a peer's audio, copied into its ring
+            self.count_received(size, None)  # a peer's audio, copied into its ring
             return None
         try:
             message = _codec.decode_response(frame)
         except AgentProtocolError as exc:
-            self._count_received(size, exc)
+            self.count_received(size, exc)
             return None
-        self._count_received(size, None)
+        self.count_received(size, None)
         return self._route(message)
 
     def dispatch_at(self, data: Any, size: int) -> IncomingTrackData | IncomingTrackImage | None:
@@ -219,14 +222,14 @@ class Connection:
         """
         windows = self.windows
         if windows is not None and windows.take(data, size):
-            self._count_received(size, None)  # a peer's audio, copied into its ring
+            self.count_received(size, None)  # a peer's audio, copied into its ring
             return None
         try:
             message = _decode(data, size)  # type: ignore[name-defined]  # noqa: F821
         except AgentProtocolError as exc:
-            self._count_received(size, exc)
+            self.count_received(size, exc)
             return None
-        self._count_received(size, None)
+        self.count_received(size, None)
         return self._route(message)
 
     def _route(self, message: Any) -> IncomingTrackData | IncomingTrackImage | None:
@@ -255,9 +258,10 @@ class Connection:
             return message
         return None  # authenticated again, or a kind this version does not know
 
-    def _count_received(self, size: int, error: Exception | None) -> int:
+    def count_received(self, size: int, error: Exception | None) -> int:
         """The one place incoming frames are counted: ``size`` bytes read; ``error``:
-        the frame was malformed (skipped, logged)."""
+        the frame was malformed (skipped, logged). (The agent's authentication, read
+        before the session takes the transport, is counted here too.)"""
         stats = self.stats
         stats.messages_received += 1
         stats.bytes_received += size
@@ -388,7 +392,7 @@ class Connection:
         except TransportClosed as closed:
             self._lost(transport, closed)
             return NOT_OPEN
-        self._count_sent(1, len(frame) if type(frame) is bytes else memoryview(frame).nbytes)
+        self.count_sent(1, len(frame) if type(frame) is bytes else memoryview(frame).nbytes)
         return WRITTEN_FULL if transport.writing_paused else WRITTEN
 
     def write_client_frames(self, frames: Buffer, count: int, size: int) -> int:
@@ -405,10 +409,14 @@ class Connection:
         transport = self.transport
         if not (transport.takes_client_frames and transport.write_client_frames(frames)):
             return DECLINED
-        self._count_sent(count, size)
+        self.count_sent(count, size)
         return WRITTEN_FULL if transport.writing_paused else WRITTEN
 
-    def _count_sent(self, count: int, size: int) -> int:
+    def count_sent(self, count: int, size: int) -> int:
+        """The one place outgoing messages are counted: ``count`` messages of ``size``
+        bytes in all, written (by :meth:`write`, :meth:`write_client_frames`, and the
+        authentication and the tracks re-added on a new connection before the session
+        takes it)."""
         stats = self.stats
         stats.messages_sent += count
         stats.bytes_sent += size

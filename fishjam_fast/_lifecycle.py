@@ -276,7 +276,7 @@ class SessionLifecycle:
                 self.agent,
                 policy,
                 cause,
-                stats,
+                self._conn,
                 lambda: list(self._tracks.values()),
                 since=since,
                 delays=delays,

@@ -92,14 +92,25 @@ class AgentSession(SessionLifecycle):
     """
 
     def __init__(
-        self, agent: Agent, transport: Transport, *, stats: SessionStats | None = None
+        self,
+        agent: Agent,
+        transport: Transport,
+        *,
+        stats: SessionStats | None = None,
+        conn: Connection | None = None,
     ) -> None:
-        """Wraps an authenticated transport (done by :meth:`Agent.connect`)."""
+        """Wraps an authenticated transport (done by :meth:`Agent.connect`, with the
+        session core ``conn`` that counted the authentication)."""
         self.agent = agent
-        self.stats = stats if stats is not None else SessionStats(connected_at=time.monotonic())
+        if conn is None:
+            if stats is None:
+                stats = SessionStats(connected_at=time.monotonic())
+            conn = Connection(transport, stats, asyncio.get_running_loop())
+        conn.transport = transport
+        self.stats = conn.stats
         # the session core: the connection's state and per-message work (it counts,
         # decodes and routes every frame where the transport reads it)
-        conn = self._conn = Connection(transport, self.stats, asyncio.get_running_loop())
+        self._conn = conn
         self._init_lifecycle()
         # the one call back into the session: a read or write found the connection lost;
         # and a transport's own report of its end, told at once, read or not (nothing

@@ -96,7 +96,7 @@ def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     only (the picows transport's per-frame path calls the compiled Connection in C):
     with picows it is skipped.
     """
-    from fishjam_fast import _connection, session, track
+    from fishjam_fast import _connection, agent, session, track
 
     transport = (
         request.getfixturevalue("transport") if "transport" in request.fixturenames else None
@@ -104,6 +104,7 @@ def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     if request.param == "python" and transport == "picows":
         pytest.skip("the uncompiled session core runs on the websockets transport")
     module = compiled(_connection) if request.param == "native" else uncompiled(_connection)
+    monkeypatch.setattr(agent, "Connection", module.Connection)  # Agent.connect makes it
     monkeypatch.setattr(session, "Connection", module.Connection)
     monkeypatch.setattr(track, "TrackSender", module.TrackSender)
     return str(request.param)
