@@ -1,16 +1,13 @@
 """Type stub of the native extension (src_ext/_ext.pyx); see _codec_py.py for the
 reference semantics, which the extension shares."""
 
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
 
 from .enums import TrackType
-
-if TYPE_CHECKING:
-    pass
 
 # exactly NAMES of fishjam_fast/_codec.py, and NATIVE (tests/test_build.py checks)
 NATIVE: Final[bool]
