@@ -272,6 +272,7 @@ def test_pure_python_build_runs_a_session(tmp_path: Path, how: str) -> None:
     """Without the extension (not built: the session core's .py runs uncompiled) and with
     it switched off (the compiled session core with the pure-Python codec), a session
     sends what the native build sends."""
+    pytest.importorskip("fishjam_fast.local.server")  # (the script runs the local Fishjam)
     if how == "not-built":
         cwd, env = _package_without_extension(tmp_path), {"FISHJAM_FAST_NO_EXTENSIONS": ""}
     else:
