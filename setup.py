@@ -35,7 +35,14 @@ DEBUG = _flag("FISHJAM_FAST_DEBUG")
 STALE_EXTENSIONS = [
     f"{where}fishjam_fast/{name}*.{suffix}"
     for where in ("build/**/", "")
-    for name in ("_ext", "_playout", "_locks", "_picows_listener", "transport/_queue")
+    for name in (
+        "_ext",
+        "_playout",
+        "_locks",
+        "_connection",
+        "_picows_listener",
+        "transport/_queue",
+    )
     for suffix in ("so", "pyd")
 ]
 """Where earlier builds leave the compiled extension: setuptools packages whatever is in
@@ -131,17 +138,20 @@ def _extensions() -> list[Extension]:
         extra_compile_args=compile_args,
     )
     # modules compiled from their Python source (Cython's pure-Python mode with an
-    # augmenting .pxd beside each): one source for both builds. The playout clock, whose
-    # C fields _ext cimports; the read lock, which the session's receive loop takes by C
-    # calls; the receive queue, which the picows listener cimports
+    # augmenting .pxd beside each): one source for both builds. The playout clock and the
+    # read lock, whose C fields and methods the session core uses; the receive queue,
+    # which the picows listener cimports; the session core (the Connection), which the
+    # listener cimports and which cimports _ext's decoder and encoder (so it needs _ext's
+    # C headers and NumPy's, as the listener)
     one_source = [
         Extension(
             f"fishjam_fast.{module.replace('/', '.')}",
             sources=[f"fishjam_fast/{module}.py"],
+            include_dirs=[numpy.get_include(), "src_ext"],
             define_macros=macros,
             extra_compile_args=compile_args,
         )
-        for module in ("_playout", "_locks", "transport/_queue")
+        for module in ("_playout", "_locks", "transport/_queue", "_connection")
     ]
     extensions = [extension, *one_source]
     include_path = ["src_ext", "."]
@@ -182,8 +192,8 @@ def _picows_listener(
     extension = Extension(
         "fishjam_fast._picows_listener",
         sources=["src_ext/picows_listener.pyx"],
-        # it cimports the session's Dispatcher from fishjam_fast._ext (a direct C call
-        # per frame): _ext's declarations bring their C headers and NumPy's
+        # it cimports the session core's Connection (a direct C call per frame), which
+        # cimports _ext's declarations: they bring their C headers and NumPy's
         include_dirs=[numpy.get_include(), "src_ext"],
         define_macros=macros,
         extra_compile_args=compile_args,

@@ -3,8 +3,9 @@ PCM16 kernels of :mod:`._pcm`): the compiled extension ``_ext`` or the pure-Pyth
 reference (``_messages_py``, ``_codec_py``); :mod:`._native` decides which.
 
 Both export exactly :data:`~._native.NAMES` (tests/test_build.py checks it), so choosing
-is taking those names from one side. The session's per-message path is selected one
-layer up (:mod:`._hotpath`), the ServerMessage decoder in :mod:`._notifications`.
+is taking those names from one side. The ServerMessage decoder is selected in
+:mod:`._notifications`; the session core (:mod:`._connection`) is one source, compiled
+where the extension is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from ._native import (
     NATIVE,
     NOTIFICATION_NAMES,
     PCM_NAMES,
-    SESSION_NAMES,
     missing_extension_message,
     take,
 )
@@ -55,7 +55,6 @@ __all__ = [
     "NAMES",
     "NATIVE",
     "NOTIFICATION_NAMES",
-    "SESSION_NAMES",
     "missing_extension_message",
     *MESSAGE_NAMES,
     *CODEC_NAMES,

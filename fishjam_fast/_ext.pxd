@@ -19,10 +19,4 @@ include "messages.pxd"   # the decoded message classes and their fields
 include "codec.pxd"      # AgentRequest keys; the track_data framing loop (frame_*)
 include "notifications.pxd"  # the ServerMessage decoder's field kinds (NK_*)
 include "pcm.pxd"        # PCM16 kernels (pcm_*)
-# the playout clock: its own module, compiled from fishjam_fast/_playout.py (one source
-# for the compiled and the pure-Python build)
-from fishjam_fast._playout cimport PlayoutClock
-# the session's read lock, compiled from fishjam_fast/_locks.py the same way
-from fishjam_fast._locks cimport ReadLock
-include "session_hot.pxd"  # the per-message path of a session (Dispatcher)
 include "windows.pxd"      # audio windows: per-track rings (_WindowAssembler)

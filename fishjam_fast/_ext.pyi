@@ -1,19 +1,13 @@
 """Type stub of the native extension (src_ext/_ext.pyx); see _codec_py.py for the
 reference semantics, which the extension shares."""
 
-import asyncio
-from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
 
 from .enums import TrackType
-
-if TYPE_CHECKING:
-    from .session import AgentSession
-    from .track import OutgoingTrack
 
 # exactly NAMES of fishjam_fast/_codec.py, and NATIVE (tests/test_build.py checks)
 NATIVE: Final[bool]
@@ -90,49 +84,3 @@ def pcm16_to_float32(data: Buffer) -> npt.NDArray[np.float32]: ...
 def frame_pcm16(
     track_id: str, samples: npt.NDArray[np.generic] | Buffer, channels: int, samples_per_chunk: int
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]: ...
-
-# The per-message path of a session (src_ext/session_hot.pyx); _session_py documents it
-class Dispatcher:
-    stats: Any
-    on_track_data: Callable[[IncomingTrackData], object] | None
-    on_closed: Callable[[Any, Any], object] | None
-    windows: Any  # audio windows: the session's _WindowAssembler, or None
-    def __init__(
-        self, stats: Any, image_waiters: dict[str, Any], loop: asyncio.AbstractEventLoop
-    ) -> None: ...
-    def dispatch(self, frame: Buffer, /) -> IncomingTrackData | IncomingTrackImage | None: ...
-
-def accept_frame(
-    session: AgentSession, frame: bytes | IncomingTrackData | IncomingTrackImage
-) -> IncomingTrackData | IncomingTrackImage | None: ...
-async def read_message(session: AgentSession) -> IncomingTrackData | IncomingTrackImage | None: ...
-def receive_messages(
-    session: AgentSession,
-) -> AsyncGenerator[IncomingTrackData | IncomingTrackImage]: ...
-def write_now(session: AgentSession, frame: Buffer) -> bool: ...
-
-class TrackSender:
-    @property
-    def session(self) -> Any: ...
-    @property
-    def encoder(self) -> Any: ...
-    @property
-    def frame_bytes(self) -> int: ...
-    @property
-    def seconds_per_byte(self) -> float: ...
-    @property
-    def clock(self) -> Any: ...
-    enabled: bool
-    def __init__(
-        self,
-        session: Any,
-        encoder: Any,
-        frame_bytes: int,
-        seconds_per_byte: float,
-        clock: Any,
-        enabled: bool,
-    ) -> None: ...
-
-def send_chunk_now(
-    track: OutgoingTrack, data: Any, nowait: bool = False
-) -> bool | Buffer | None: ...

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
@@ -31,7 +30,7 @@ from .logs import logger
 from .transport.base import NORMAL_CLOSE_CODES, Transport, TransportClosed
 
 if TYPE_CHECKING:
-    from ._codec import IncomingTrackData, IncomingTrackImage
+    from ._connection import Connection
     from .agent import Agent
     from .stats import SessionStats
     from .track import OutgoingTrack
@@ -43,29 +42,35 @@ meant something on the old one (the reconnection re-adds the live tracks, and no
 is queued on the server after a drop), or ``"fail"`` with AgentConnectionError at once
 (image captures are never repeated behind the application's back)."""
 
+SendPolicy = Literal["resend", "skip", "fail", "now"]
+"""``AgentSession._send``'s wait-or-fail policy: an :data:`AfterDrop` (waits for room
+in the write buffer, and what becomes of the frames after a drop), or ``"now"``: never
+waits; raises AgentConnectionError unless the connection is open now and
+AgentWouldBlockError while the write buffer is full, having sent nothing
+(``send_chunk_nowait``, ``send_pcm_nowait``)."""
+
 
 class SessionLifecycle:
     """The state of a session's connection, and what happens when it ends."""
 
     agent: Agent
     stats: SessionStats
-    _transport: Transport
-    _backlog: deque[IncomingTrackData | IncomingTrackImage]
-    _image_waiters: dict[str, asyncio.Future[IncomingTrackImage]]
+    # the session core: the connection's state (transport, outage and closed state,
+    # backlog, image waiters) lives there; it calls _lost through its on_lost field
+    _conn: Connection
 
     async def _use_transport(self, transport: Transport) -> None:
         """Switches to a new connection (the session defines it)."""
         raise NotImplementedError
 
     def _init_lifecycle(self) -> None:
-        self._closed: TransportClosed | None = None
+        # (self._conn.closed: what ended the session, None while it goes on)
         # live tracks, re-added on a new connection after a drop
         self._tracks: dict[str, OutgoingTrack] = {}
         self._state: SessionState = "connected"
         self._listeners: list[Callable[[SessionStateChange], object]] = []
-        # while reconnecting: resolved when connected again (or closed by disconnect()),
-        # failed with the error that ended the session otherwise
-        self._outage: asyncio.Future[None] | None = None
+        # (self._conn.outage: while reconnecting, resolved when connected again, or
+        # closed by disconnect(); failed with the error that ended the session otherwise)
         self._drop: AgentConnectionError | None = None  # what started the outage
         self._reconnector: asyncio.Task[None] | None = None
         # the application ended the session (disconnect()): a drop now ends it too
@@ -79,17 +84,25 @@ class SessionLifecycle:
     @property
     def closed(self) -> bool:
         """True once the connection has ended, for whatever reason."""
-        return self._closed is not None
+        return self._conn.closed is not None
 
     @property
     def close_code(self) -> int | None:
         """The WebSocket close code once the session ended (1006: dropped), else None."""
-        return self._closed.code if self._closed is not None else self._transport.close_code
+        return (
+            self._conn.closed.code
+            if self._conn.closed is not None
+            else self._conn.transport.close_code
+        )
 
     @property
     def close_reason(self) -> str:
         """The server's close reason once the session ended, e.g. ``"Peer removed"``."""
-        return self._closed.reason if self._closed is not None else self._transport.close_reason
+        return (
+            self._conn.closed.reason
+            if self._conn.closed is not None
+            else self._conn.transport.close_reason
+        )
 
     @property
     def state(self) -> SessionState:
@@ -175,11 +188,11 @@ class SessionLifecycle:
         """Ends the session for good; ``error``: what ended it, for those waiting out an
         outage (None: a normal close); ``lost_audio``, ``unsent_bytes``: what the end
         cost (see :class:`SessionStateChange`)."""
-        if self._closed is None:
-            self._closed = closed
+        if self._conn.closed is None:
+            self._conn.closed = closed
             self.stats.closed_at = time.monotonic()
             self._fail_image_waiters(connection_error(closed, "the session ended"))
-            outage, self._outage = self._outage, None
+            outage, self._conn.outage = self._conn.outage, None
             if outage is not None and not outage.done():
                 if error is None:
                     outage.set_result(None)
@@ -192,18 +205,18 @@ class SessionLifecycle:
             self._set_state("closed", cause, lost_audio, unsent_bytes)
 
     def _fail_image_waiters(self, error: AgentConnectionError) -> None:
-        for waiter in self._image_waiters.values():
+        for waiter in self._conn.image_waiters.values():
             if not waiter.done():
                 waiter.set_exception(error)
                 waiter.exception()  # its request may have ended first: not "lost"
-        self._image_waiters.clear()
+        self._conn.image_waiters.clear()
 
     def _lost(self, transport: Transport, closed: TransportClosed) -> None:
         """``transport`` closed: reconnect if it was abnormal and the policy allows,
         otherwise end the session."""
-        if transport is not self._transport or self._closed is not None:
+        if transport is not self._conn.transport or self._conn.closed is not None:
             return  # an older connection, or the session already ended
-        if self._outage is not None:
+        if self._conn.outage is not None:
             return  # already reconnecting
         policy = self.agent._reconnect_policy
         lost: dict[str, float] = {}
@@ -214,7 +227,7 @@ class SessionLifecycle:
             self._end(closed, None, lost, unsent)
             return
         loop = asyncio.get_running_loop()
-        self._outage = loop.create_future()
+        self._conn.outage = loop.create_future()
         drop = self._drop = connection_error(closed, "the connection to Fishjam was lost")
         self._fail_image_waiters(
             connection_error(closed, "the connection was lost; the image request was not re-sent")
@@ -263,7 +276,7 @@ class SessionLifecycle:
                 self.agent,
                 policy,
                 cause,
-                stats,
+                self._conn,
                 lambda: list(self._tracks.values()),
                 since=since,
                 delays=delays,
@@ -278,7 +291,7 @@ class SessionLifecycle:
         self._connected_at = time.monotonic()
         self._last_outage = (since, delays)
         if first is not None:
-            self._backlog.append(first)
+            self._conn.backlog.append(first)
         stats.reconnects += 1
         for track in self._tracks.values():
             track._connection_replaced()
@@ -289,7 +302,7 @@ class SessionLifecycle:
             stats.reconnect_attempts - attempts,
             len(self._tracks),
         )
-        outage, self._outage = self._outage, None
+        outage, self._conn.outage = self._conn.outage, None
         self._drop = None
         self._set_state("connected", None)
         if outage is not None and not outage.done():
@@ -303,7 +316,7 @@ class SessionLifecycle:
                 and it reconnects.
             AgentAuthError: the reconnection was refused while waiting.
         """
-        outage = self._outage
+        outage = self._conn.outage
         if outage is not None:
             if after_drop == "fail":
                 assert self._drop is not None
@@ -313,7 +326,7 @@ class SessionLifecycle:
             if after_drop == "skip":
                 return False
             await asyncio.shield(outage)
-        if self._closed is not None:
+        if self._conn.closed is not None:
             raise self._closed_error()
         return True
 
@@ -331,13 +344,13 @@ class SessionLifecycle:
         Raises:
             AgentConnectionError: the session is closed.
         """
-        if self._closed is not None:
+        if self._conn.closed is not None:
             raise self._closed_error()
         self._tracks.pop(track.id, None)
 
     def _closed_error(self) -> AgentConnectionError:
         """What sending on an ended session raises: says who ended it."""
-        closed = self._closed
+        closed = self._conn.closed
         assert closed is not None
         if self._disconnected:
             return connection_error(closed, "the session is closed")
@@ -358,14 +371,14 @@ class SessionLifecycle:
             plain SDK's ``disconnect()`` returns None; code that ignores the result
             is unaffected.
         """
-        if self._closed is None:
+        if self._conn.closed is None:
             self._disconnected = True
         reconnector = self._reconnector
         if reconnector is not None and not reconnector.done():
             reconnector.cancel()
             await asyncio.wait((reconnector,))
-        transport = self._transport
-        already = self._closed is not None or self._outage is not None
+        transport = self._conn.transport
+        already = self._conn.closed is not None or self._conn.outage is not None
         await transport.close()
         unsent = 0 if already else transport.unsent_bytes
         if unsent:
@@ -376,7 +389,7 @@ class SessionLifecycle:
                 self.agent.id,
                 unsent,
             )
-        if self._outage is not None:
+        if self._conn.outage is not None:
             self._end(TransportClosed(1000, "", True))
             return unsent
         code = transport.close_code or 1000

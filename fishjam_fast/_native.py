@@ -8,8 +8,9 @@ extension is missing and not switched off on purpose, importing warns
 times slower.
 
 The selectors, each over its layer (lowest first): ``_pcm`` (PCM16 kernels),
-``_codec`` (messages and the agent protocol's codec), ``_hotpath`` (the session's
-per-message path), ``_notifications`` (the ServerMessage decoder). Importing only this
+``_codec`` (messages and the agent protocol's codec), ``_notifications`` (the
+ServerMessage decoder). (The session core, ``_connection``, is one source compiled in
+Cython's pure-Python mode: no selector.) Importing only this
 module and the extension, this one sits below all of them.
 """
 
@@ -49,21 +50,10 @@ CODEC_NAMES = (
 PCM_NAMES = ("frame_pcm16", "pcm16_bytes", "pcm16_into", "pcm16_to_float32")
 """PCM16 kernels (``_pcm_py`` in the fallback)."""
 
-SESSION_NAMES = (
-    "Dispatcher",
-    "TrackSender",
-    "accept_frame",
-    "read_message",
-    "receive_messages",
-    "send_chunk_now",
-    "write_now",
-)
-"""The per-message path of a session (``_session_py`` in the fallback)."""
-
 NOTIFICATION_NAMES = ("decode_server_message",)
 """The ServerMessage decoder (``_notifications_py`` in the fallback: google.protobuf)."""
 
-NAMES = MESSAGE_NAMES + CODEC_NAMES + PCM_NAMES + SESSION_NAMES + NOTIFICATION_NAMES
+NAMES = MESSAGE_NAMES + CODEC_NAMES + PCM_NAMES + NOTIFICATION_NAMES
 """Everything either implementation exports, besides the ``NATIVE`` flag."""
 
 BUILD_HINT = (

@@ -2,9 +2,9 @@
 # aiohttp compiles reader_c from reader_py.py): setup.py compiles that one source into
 # the extension module fishjam_fast._playout, which Python imports before the .py
 # beside it; without a compiler the .py runs as it is. These declarations make the
-# class a cdef class with C fields, so that the session's send path (session_hot.pyx)
-# and audio windows (windows.pyx), which cimport it through fishjam_fast/_ext.pxd,
-# move a track's clock with C field writes and call its methods through the vtable.
+# class a cdef class with C fields, so that the session core's send path (the compiled
+# fishjam_fast/_connection.py, which cimports it in _connection.pxd) moves a track's
+# clock with C field reads and writes and calls its methods through the vtable.
 
 # a nanosecond (see the .py): a C constant in the compiled module
 cdef double _EPSILON

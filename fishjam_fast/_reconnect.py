@@ -25,8 +25,8 @@ from .transport.base import TransportClosed
 
 if TYPE_CHECKING:
     from ._codec import IncomingTrackData, IncomingTrackImage
+    from ._connection import Connection
     from .agent import Agent
-    from .stats import SessionStats
     from .track import OutgoingTrack
     from .transport.base import Transport
 
@@ -237,7 +237,7 @@ def transient(error: AgentConnectionError | AgentAuthError) -> bool:
 
 
 async def connect_with_retries(
-    agent: Agent, policy: ReconnectPolicy, stats: SessionStats
+    agent: Agent, policy: ReconnectPolicy, conn: Connection
 ) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
     """:meth:`Agent.connect`'s attempts under ``policy`` (``retry_connect``): the first
     at once, then after each transient failure the policy's next delay, while the
@@ -248,6 +248,7 @@ async def connect_with_retries(
         AgentConnectionError: a failure that is not transient (at once), or the budget
             was spent: it says how many attempts were made and the last cause.
     """
+    stats = conn.stats  # (the session core ``conn`` counts each attempt's traffic)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + policy.budget
     delays = policy.delays()
@@ -257,7 +258,7 @@ async def connect_with_retries(
         delay = math.inf
         try:
             async with asyncio.timeout_at(deadline if math.isfinite(deadline) else None):
-                return await agent._open_authenticated(stats)
+                return await agent._open_authenticated(conn)
         except (AgentConnectionError, AgentAuthError) as exc:
             if not transient(exc):
                 raise
@@ -296,7 +297,7 @@ async def reopen(
     agent: Agent,
     policy: ReconnectPolicy,
     cause: TransportClosed,
-    stats: SessionStats,
+    conn: Connection,
     live_tracks: Callable[[], Iterable[OutgoingTrack]],
     *,
     since: float | None = None,
@@ -320,6 +321,7 @@ async def reopen(
             if any, gave none that worked).
         AgentConnectionError: the budget was spent; it says the last cause.
     """
+    stats = conn.stats  # (the session core ``conn`` counts each attempt's traffic)
     loop = asyncio.get_running_loop()
     deadline = (loop.time() if since is None else since) + policy.budget
     open_timeout = agent._options.open_timeout
@@ -339,7 +341,7 @@ async def reopen(
         attempt_deadline = min(deadline, loop.time() + open_timeout)
         try:
             async with asyncio.timeout_at(attempt_deadline):
-                return await _attempt(agent, token, stats, live_tracks)
+                return await _attempt(agent, token, conn, live_tracks)
         except _Refused as refused:
             if refused.reason in TRANSIENT_REFUSALS:
                 last = AgentConnectionError(
@@ -390,10 +392,11 @@ async def _fresh_token(provider: TokenProvider, refusal: str, deadline: float) -
 async def _attempt(
     agent: Agent,
     token: str,
-    stats: SessionStats,
+    conn: Connection,
     live_tracks: Callable[[], Iterable[OutgoingTrack]],
 ) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
-    """One attempt: open, authenticate with ``token``, re-add the tracks.
+    """One attempt: open, authenticate with ``token``, re-add the tracks (counted in
+    the session core ``conn``, whose transport the new one is not yet).
 
     Raises:
         _Refused: the server refused the token.
@@ -403,7 +406,7 @@ async def _attempt(
     authenticated = False
     try:
         try:
-            first = await agent._authenticate(transport, token, stats)
+            first = await agent._authenticate(transport, token, conn)
             authenticated = True
         except AgentAuthError as refused:
             if transport.close_code == 1000:
@@ -416,8 +419,7 @@ async def _attempt(
         frames = [memoryview(track._add_track_frame()) for track in live_tracks()]
         if frames:
             await transport.send_many(frames)
-            stats.messages_sent += len(frames)
-            stats.bytes_sent += sum(frame.nbytes for frame in frames)
+            conn.count_sent(len(frames), sum(frame.nbytes for frame in frames))
     except TransportClosed as closed:
         await transport.close()
         raise connection_error(closed, "the connection dropped while re-adding tracks") from None

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage, Track
+from ._connection import Connection
 from ._reconnect import (
     ReconnectPolicy,
     SessionStateChange,
@@ -243,16 +244,17 @@ class Agent:
                 (see :class:`ReconnectPolicy`); then the error says how many attempts
                 were made and the last cause.
         """
-        stats = SessionStats()
+        # the session core, first: it counts the authentication's traffic
+        conn = Connection(None, SessionStats(), asyncio.get_running_loop())
         policy = self._reconnect_policy
         if policy is not None and policy.retry_connect:
-            transport, first = await connect_with_retries(self, policy, stats)
+            transport, first = await connect_with_retries(self, policy, conn)
         else:
-            stats.connect_attempts += 1
-            transport, first = await self._open_authenticated(stats)
-        session = AgentSession(self, transport, stats=stats)
+            conn.stats.connect_attempts += 1
+            transport, first = await self._open_authenticated(conn)
+        session = AgentSession(self, transport, conn=conn)
         if first is not None:
-            session._backlog.append(first)
+            session._conn.backlog.append(first)
         try:
             yield session
         finally:
@@ -261,7 +263,7 @@ class Agent:
             await session.disconnect()
 
     async def _open_authenticated(
-        self, stats: SessionStats
+        self, conn: Connection
     ) -> tuple[Transport, IncomingTrackData | IncomingTrackImage | None]:
         """Opens a connection and authenticates, all within ``open_timeout``."""
         timeout = self._options.open_timeout
@@ -269,7 +271,7 @@ class Agent:
         try:
             async with asyncio.timeout(timeout):
                 transport = await self._open()
-                return transport, await self._authenticate(transport, self._token, stats)
+                return transport, await self._authenticate(transport, self._token, conn)
         except TimeoutError:
             if transport is None:
                 what = "no WebSocket connection"
@@ -292,9 +294,10 @@ class Agent:
         return await self._transport_factory(self._socket_url, self._options)
 
     async def _authenticate(
-        self, transport: Transport, token: str, stats: SessionStats
+        self, transport: Transport, token: str, conn: Connection
     ) -> IncomingTrackData | IncomingTrackImage | None:
-        """Authenticates on a new connection, counting the traffic in ``stats``.
+        """Authenticates on a new connection, counting the traffic in the session core
+        ``conn`` (whose transport it is not yet).
 
         Returns:
             The audio or image message the server answered with, if it was not
@@ -309,8 +312,7 @@ class Agent:
         request = _codec.encode_auth_request(token)
         try:
             transport.write(request)
-            stats.messages_sent += 1
-            stats.bytes_sent += len(request)
+            conn.count_sent(1, len(request))
             # Fishjam answers `authenticated`, or closes the socket with the reason
             frame = await transport.recv()
         except TransportClosed as closed:
@@ -322,13 +324,12 @@ class Agent:
                 closed.code,
                 closed.reason,
             ) from None
-        stats.messages_received += 1
-        stats.bytes_received += len(frame)
+        conn.count_received(len(frame), None)
         try:
             message = _codec.decode_response(frame)
         except AgentProtocolError as exc:
             raise AgentConnectionError(f"malformed answer to authentication: {exc}") from exc
-        stats.connected_at = time.monotonic()
+        conn.stats.connected_at = time.monotonic()
         if isinstance(message, IncomingTrackData | IncomingTrackImage):
             return message
         return None

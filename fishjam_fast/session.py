@@ -15,15 +15,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _codec, _hotpath
+from . import _codec
 from . import windows as _windows  # audio windows
 from ._codec import IncomingTrackData, IncomingTrackImage
-from ._lifecycle import AfterDrop, SessionLifecycle
-from ._locks import ReadLock
+from ._connection import NOT_OPEN, WRITTEN, WRITTEN_FULL, Connection
+from ._lifecycle import SendPolicy, SessionLifecycle
 from ._options import (
     CHANNEL_COUNTS,
     MAX_METADATA_BYTES,
@@ -33,13 +32,15 @@ from ._options import (
     track_params,
 )
 from ._reconnect import SessionState, SessionStateChange, connection_error
-from .errors import AgentConnectionError, AgentError
+from .errors import AgentConnectionError, AgentError, AgentWouldBlockError
 from .stats import SessionStats
 from .track import OutgoingTrack
 from .transport.base import Transport, TransportClosed
 from .windows import AudioStream, AudioWindows, TrackAudio  # audio windows
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Generator
+
     from typing_extensions import Buffer
 
     from .agent import Agent
@@ -67,6 +68,20 @@ MAX_BACKLOG = 1024
 """Messages ``request_image`` may set aside for ``receive()`` while it reads itself."""
 
 
+class _Done:
+    """What ``_send`` returns when nothing is left to wait for: awaiting it returns at
+    once (no coroutine made for the usual frame)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # (a generator: awaiting it finishes at once)
+
+
+_DONE = _Done()
+
+
 class AgentSession(SessionLifecycle):
     """An authenticated connection of an agent to Fishjam.
 
@@ -77,141 +92,178 @@ class AgentSession(SessionLifecycle):
     """
 
     def __init__(
-        self, agent: Agent, transport: Transport, *, stats: SessionStats | None = None
+        self,
+        agent: Agent,
+        transport: Transport,
+        *,
+        stats: SessionStats | None = None,
+        conn: Connection | None = None,
     ) -> None:
-        """Wraps an authenticated transport (done by :meth:`Agent.connect`)."""
+        """Wraps an authenticated transport (done by :meth:`Agent.connect`, with the
+        session core ``conn`` that counted the authentication)."""
         self.agent = agent
-        self.stats = stats if stats is not None else SessionStats(connected_at=time.monotonic())
-        self._transport = transport
+        if conn is None:
+            if stats is None:
+                stats = SessionStats(connected_at=time.monotonic())
+            conn = Connection(transport, stats, asyncio.get_running_loop())
+        conn.transport = transport
+        self.stats = conn.stats
+        # the session core: the connection's state and per-message work (it counts,
+        # decodes and routes every frame where the transport reads it)
+        self._conn = conn
         self._init_lifecycle()
-        self._receiving = False  # a receive() loop is waiting for the next message
-        self._read_lock = ReadLock()
-        # messages read by request_image while receive() was not reading
-        self._backlog: deque[IncomingAgentMessage] = deque()
-        self._image_waiters: dict[str, asyncio.Future[IncomingTrackImage]] = {}
-        # counts, decodes and routes every frame, where the transport reads it
-        self._dispatcher = _hotpath.Dispatcher(
-            self.stats, self._image_waiters, asyncio.get_running_loop()
-        )
-        self._dispatcher.on_closed = self._transport_closed
-        transport.set_dispatcher(self._dispatcher)
+        # the one call back into the session: a read or write found the connection lost;
+        # and a transport's own report of its end, told at once, read or not (nothing
+        # happens if it is an old connection, or already known)
+        conn.on_lost = conn.on_closed = self._lost
+        transport.set_dispatcher(conn)
 
-    def _transport_closed(self, transport: Transport, closed: TransportClosed) -> None:
-        """A transport's connection ended: told at once, read or not (Dispatcher)."""
-        self._lost(transport, closed)  # nothing if it is an old one, or already known
+    @property
+    def _transport(self) -> Transport:
+        """The transport in use (the session core's)."""
+        return self._conn.transport
 
     async def _use_transport(self, transport: Transport) -> None:
         """Switches to a new connection (a reconnection): what the lost one still held
         for ``receive()`` goes to the backlog first, in order (bounded by the lost
         connection's own buffers, and in time by ``close_timeout``)."""
-        lock = self._read_lock
+        conn = self._conn
+        lock = conn.read_lock
         limit = self.agent._options.close_timeout
         try:
             async with asyncio.timeout(limit):
                 await lock.acquire()  # a receive() reading the lost one lets go at its end
         except TimeoutError:  # (cannot happen: a reader of the lost connection ends)
-            self._transport = transport
-            transport.set_dispatcher(self._dispatcher)
+            conn.transport = transport
+            transport.set_dispatcher(conn)
             return
         try:
             async with asyncio.timeout(limit):
                 while True:  # the lost one: what it holds, then TransportClosed
-                    message = await self._read_message()
+                    message = await conn.read_message()
                     if message is not None:
-                        self._backlog.append(message)
+                        conn.backlog.append(message)
         except (TransportClosed, TimeoutError):
             pass
         finally:
-            self._transport = transport
+            conn.transport = transport
             lock.release()
-        transport.set_dispatcher(self._dispatcher)
+        transport.set_dispatcher(conn)
 
     # -- sending -----------------------------------------------------------------
 
-    async def _send(
-        self, frame: Buffer | list[memoryview], after_drop: AfterDrop = "resend"
-    ) -> None:
-        """Sends one frame, or a list of frames, in order.
+    def _send(
+        self,
+        frame: Buffer | list[memoryview],
+        policy: SendPolicy = "resend",
+        *,
+        waiting: str = "send_chunk",
+    ) -> Awaitable[None]:
+        """Sends one frame, or a list of frames, in order: the one way out of the
+        session (tracks, interrupts, captures, track changes all send through it).
 
-        The one way out of the session: tracks send through it too. Each frame is
-        counted in ``stats`` as the transport writes it, before any wait for the write
-        buffer, so a cancelled send leaves ``stats`` saying exactly what went out.
-        While the session reconnects it waits; ``after_drop`` says what becomes of the
-        frames not yet written then (frames written to the lost connection are not
-        written again).
+        Each frame is written and counted by the session core (``Connection.write``)
+        before any wait for the write buffer, so a cancelled send leaves ``stats``
+        saying exactly what went out. ``policy`` says whether to wait or fail: with an
+        :data:`~fishjam_fast._lifecycle.AfterDrop` it waits while the write buffer is
+        full and while the session reconnects, and says what becomes of the frames not
+        yet written after a drop (frames written to the lost connection are not
+        written again); ``"now"`` never waits: it raises before writing anything when
+        it would have to (``waiting`` names the call that waits instead, for the
+        message).
+
+        Returns:
+            What to await: done at once when nothing is left to wait for (``"now"``
+            never leaves anything).
 
         Raises:
-            AgentConnectionError: the session is closed, or the connection was lost
-                and not restored.
+            AgentConnectionError: the session is closed, or the connection was lost and
+                not restored; with ``"now"``: not open now (reconnecting), or the
+                write found the connection gone.
+            AgentWouldBlockError: ``"now"`` only: the write buffer is full.
             AgentAuthError: the server refused the token on reconnection.
         """
-        if not isinstance(frame, list) and self._write_now(frame):
+        conn = self._conn
+        if policy == "now":
+            self._check_now(waiting)
+            for part in frame if isinstance(frame, list) else (frame,):
+                if conn.write(part) == NOT_OPEN:
+                    self._check_now(waiting)  # it found the connection gone: raises
+                    raise AgentConnectionError("the connection to Fishjam was lost")
+            return _DONE
+        if not isinstance(frame, list):
             # one frame on an open connection: the path every audio chunk takes
-            if self._transport.writing_paused:
-                await self._drain()
-            return
-        stats = self.stats
-        frames = frame if isinstance(frame, list) else [memoryview(frame)]
+            result = conn.write(frame)
+            if result == WRITTEN:
+                return _DONE
+            if result == WRITTEN_FULL:
+                return self._drain()
+            frame = [memoryview(frame)]
+        return self._send_through(frame, policy)
+
+    async def _send_through(self, frames: list[memoryview], after_drop: SendPolicy) -> None:
+        """``_send`` of frames that may wait: out in order, through an outage."""
+        conn = self._conn
         done = 0
         while True:
-            if (self._outage is not None or self._closed is not None) and not (
-                await self._through_outage(after_drop)
+            if (conn.outage is not None or conn.closed is not None) and not (
+                await self._through_outage(after_drop)  # type: ignore[arg-type]
             ):
                 return
-            transport = self._transport
-            try:
-                while done < len(frames):
-                    part = frames[done]
-                    transport.write(part)
-                    done += 1
-                    stats.messages_sent += 1
-                    stats.bytes_sent += part.nbytes
-                    if transport.writing_paused:
+            while done < len(frames):
+                result = conn.write(frames[done])
+                if result == NOT_OPEN:
+                    break  # lost (the session was told): through the outage, or raise
+                done += 1
+                if result == WRITTEN_FULL:
+                    transport = conn.transport
+                    try:
                         await transport.drain()
+                    except TransportClosed as closed:
+                        self._lost(transport, closed)
+                        if done == len(frames) and conn.outage is not None:
+                            return  # all written; the next send waits for the reconnection
+                        break
+            else:
                 return
-            except TransportClosed as closed:
-                self._lost(transport, closed)
-                if done == len(frames) and self._outage is not None:
-                    return  # all written; the next send waits for the reconnection
-                # ended (the check above raises), or reconnecting: the rest goes after
 
-    def _write_now(self, frame: Buffer) -> bool:
-        """Writes one frame now if the connection is open, and counts it.
-
-        Returns False when nothing was written (closed, reconnecting, or the write
-        found the connection gone): then :meth:`_send` decides.
-        """
-        return _hotpath.write_now(self, frame)
-
-    def _check_open_now(self) -> None:
-        """For sends that do not wait: raises unless the connection is open now.
+    def _check_now(self, waiting: str) -> None:
+        """For sends that do not wait: raises unless the connection is open now and its
+        write buffer has room.
 
         Raises:
             AgentConnectionError: the session is closed, or reconnecting.
+            AgentWouldBlockError: the write buffer is full.
         """
-        if self._closed is not None:
+        conn = self._conn
+        if conn.closed is not None:
             raise self._closed_error()
-        if self._outage is not None:
+        if conn.outage is not None:
             drop = self._drop
             raise AgentConnectionError(
-                f"the session is reconnecting ({drop}); nothing was sent: send_chunk "
-                "waits for the new connection, send_chunk_nowait does not",
+                f"the session is reconnecting ({drop}); nothing was sent: {waiting} "
+                f"waits for the new connection, {waiting}_nowait does not",
                 drop.code if drop is not None else 1006,
                 drop.reason if drop is not None else "",
             )
+        if conn.transport.writing_paused:
+            raise AgentWouldBlockError(
+                "the connection's write buffer is full (the network or the server is "
+                f"slower than the audio); nothing was sent: {waiting} waits for room"
+            )
 
     async def _drain(self) -> None:
-        """Waits while the write buffer is full, after :meth:`_write_now` wrote.
+        """Waits while the write buffer is full, after a frame was written.
 
         Raises:
             AgentConnectionError: the connection ended while waiting, not restored.
         """
-        transport = self._transport
+        transport = self._conn.transport
         try:
             await transport.drain()
         except TransportClosed as closed:
             self._lost(transport, closed)
-            if self._outage is None:
+            if self._conn.outage is None:
                 raise self._closed_error() from None
 
     async def add_track(self, options: Any, *, max_queued: float | None = None) -> OutgoingTrack:
@@ -303,10 +355,11 @@ class AgentSession(SessionLifecycle):
             AgentConnectionError: the session ended first, or the connection dropped
                 (the request is not re-sent after a reconnection).
         """
-        if track_id in self._image_waiters:
+        waiters = self._conn.image_waiters
+        if track_id in waiters:
             raise AgentError(f"an image of track {track_id} is already being requested")
         waiter: asyncio.Future[IncomingTrackImage] = asyncio.get_running_loop().create_future()
-        self._image_waiters[track_id] = waiter
+        waiters[track_id] = waiter
         try:
             await self.capture_image(track_id)
             try:
@@ -317,13 +370,14 @@ class AgentSession(SessionLifecycle):
                     f"no image of track {track_id!r} came within {timeout} s"
                 ) from None
         finally:
-            if self._image_waiters.get(track_id) is waiter:
-                del self._image_waiters[track_id]
+            if waiters.get(track_id) is waiter:
+                del waiters[track_id]
 
     async def _await_image(self, waiter: asyncio.Future[IncomingTrackImage]) -> IncomingTrackImage:
-        lock = self._read_lock
+        conn = self._conn
+        lock = conn.read_lock
         while not waiter.done():
-            if len(self._backlog) >= MAX_BACKLOG:
+            if len(conn.backlog) >= MAX_BACKLOG:
                 # nobody consumes receive(): stop reading rather than buffer without bound
                 return await waiter
             acquire = asyncio.ensure_future(lock.acquire())
@@ -343,7 +397,7 @@ class AgentSession(SessionLifecycle):
                     break
                 message = await self._read_or_image(waiter)
                 if message is not None:
-                    self._backlog.append(message)
+                    conn.backlog.append(message)
             except TransportClosed as closed:
                 # _end() has failed the waiter with an AgentConnectionError; receive()
                 # learns of the close from self._closed
@@ -364,7 +418,8 @@ class AgentSession(SessionLifecycle):
         Raises:
             TransportClosed: the connection ended.
         """
-        transport = self._transport
+        conn = self._conn
+        transport = conn.transport
         try:
             item = transport.recv_nowait()
             if item is None:
@@ -381,7 +436,7 @@ class AgentSession(SessionLifecycle):
         except TransportClosed as closed:
             self._lost(transport, closed)
             raise
-        return _hotpath.accept_frame(self, item)
+        return conn.accept_frame(item)
 
     # -- receiving ---------------------------------------------------------------
 
@@ -412,7 +467,7 @@ class AgentSession(SessionLifecycle):
             raise TypeError(
                 f"on_track_data takes a callable or None, not {type(callback).__name__}"
             )
-        self._dispatcher.on_track_data = callback
+        self._conn.on_track_data = callback
 
     # audio windows: on_audio and audio() are fishjam_fast/windows.py's
     def on_audio(
@@ -494,14 +549,6 @@ class AgentSession(SessionLifecycle):
             max_buffered_ms=max_buffered_ms, max_tracks=max_tracks, coalesce=coalesce,
         )  # fmt: skip
 
-    async def _read_message(self) -> IncomingAgentMessage | None:
-        """Reads a frame; the message in it for the application, or None: try again.
-
-        Raises:
-            TransportClosed: the connection ended.
-        """
-        return await _hotpath.read_message(self)
-
     def receive(self) -> AsyncIterator[IncomingAgentMessage]:
         """Iterates over the messages Fishjam sends the agent.
 
@@ -523,8 +570,8 @@ class AgentSession(SessionLifecycle):
             AgentError: another task is iterating ``receive()`` of this session (it
                 waits for the next message while this one asks for it).
         """
-        # native (src_ext/session_hot.pyx) or Python (_session_py.py): one body each
-        return _hotpath.receive_messages(self)
+        # the session core's receive loop (compiled where the extension is)
+        return self._conn.receive()
 
     async def recv(self, timeout: float | None = None) -> IncomingAgentMessage:
         """The next message, waiting at most ``timeout`` seconds.
@@ -575,14 +622,14 @@ class AgentSession(SessionLifecycle):
         # a receive() iterator for one step: its read is cancellation-safe (nothing is
         # lost when the deadline cancels it); throwing it away leaves the session as
         # it was (the backlog, the read lock)
-        messages = _hotpath.receive_messages(self)
+        messages = self._conn.receive()
         try:
             async with asyncio.timeout(timeout):
                 return await anext(messages)
         except StopAsyncIteration:
             raise (
                 self._closed_error()
-                if self._closed is not None
+                if self._conn.closed is not None
                 else AgentConnectionError("the session has ended")
             ) from None
         except TimeoutError:

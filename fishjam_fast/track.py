@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codec, _hotpath, _pcm, _pcm_py, pcm
+from . import _codec, _pcm, _pcm_py, pcm
 from . import windows as _windows  # audio windows: send_pcm_nowait
+from ._connection import WRITTEN, WRITTEN_FULL, TrackSender
 from ._options import TrackParams, track_params
 from ._pcm_stream import PcmStream
 from ._playout import PlayoutClock
@@ -56,13 +57,10 @@ class OutgoingTrack:
 
     __slots__ = (
         "_clock",
-        "_encoder",
-        "_frame_bytes",
+        "_conn",
         "_interrupts",
         "_max_queued",
         "_params",
-        "_removed",
-        "_seconds_per_byte",
         "_send",
         "_sender",
         "_sleepers",
@@ -92,23 +90,19 @@ class OutgoingTrack:
         self._params = params
         # the session's one way out: frames go through it, closed or not
         self._send = session._send
-        self._encoder = _codec.TrackDataEncoder(id)
-        # PCM16 chunks must hold whole sample frames; Opus packets are opaque
-        self._frame_bytes = params.frame_bytes if params.is_pcm16 else 1
-        self._removed = False
-        # playout: seconds per PCM16 byte (0 for Opus: its clock never moves)
-        self._clock = PlayoutClock()
-        self._seconds_per_byte = (
-            1.0 / (params.frame_bytes * params.sample_rate) if params.is_pcm16 else 0.0
-        )
-        # send_chunk's native shortcut reads the track from here (C fields)
-        self._sender = _hotpath.TrackSender(
-            session,
-            self._encoder,
-            self._frame_bytes,
-            self._seconds_per_byte,
+        # the session core, whose send_chunk sends a plain chunk in one call
+        self._conn = session._conn
+        # what sending needs of the track, kept in one place, which the session core's
+        # chunk shortcut reads (C fields when compiled): the encoder; the bytes of a
+        # sample frame (PCM16 chunks must hold whole ones; Opus packets are opaque: 1);
+        # playout seconds per PCM16 byte (0 for Opus: its clock never moves); the clock
+        self._clock = PlayoutClock()  # (the sender's, named here for the track's own use)
+        self._sender = TrackSender(
+            _codec.TrackDataEncoder(id),
+            params.frame_bytes if params.is_pcm16 else 1,
+            1.0 / (params.frame_bytes * params.sample_rate) if params.is_pcm16 else 0.0,
             self._clock,
-            self._max_queued is None,
+            self._max_queued is not None,
         )
         self._interrupts = 0  # bumped when the queue is dropped: ends wait_for_playout()
         # pacing waits and wait_for_playout(), woken early by interrupt() and remove()
@@ -121,7 +115,11 @@ class OutgoingTrack:
     @property
     def removed(self) -> bool:
         """True once the track was removed with :meth:`remove`."""
-        return self._removed
+        return bool(self._sender.removed)
+
+    @property
+    def _removed(self) -> bool:
+        return bool(self._sender.removed)
 
     @property
     def max_queued(self) -> float | None:
@@ -214,17 +212,14 @@ class OutgoingTrack:
             AgentError: the track was removed.
             AgentConnectionError: the session is closed, or the connection was lost.
         """
-        # a plain bytes chunk: framed, clocked, written and counted in one native call
-        # (_hotpath.send_chunk_now; the pure-Python build declines, and so does it for
-        # anything else: then the path below does the same, or raises)
-        pending = _hotpath.send_chunk_now(self, data)
-        if pending is None:
+        # a plain bytes chunk on an open connection: framed, clocked, written and counted
+        # by one call of the session core (C calls when compiled); anything else (or a
+        # connection not open) takes the path below, which does the same, waits or raises
+        result = self._conn.send_chunk(self._sender, data, False)
+        if result == WRITTEN:
             return
-        if pending is True:
+        if result == WRITTEN_FULL:
             await self.session._drain()
-            return
-        if pending is not False:  # framed and clocked, not written: the connection is down
-            await self._send(pending)
             return
         self._check_not_removed()
         frame, seconds = self._frame_chunk(data)
@@ -233,12 +228,7 @@ class OutgoingTrack:
                 await self._pace(seconds)
             # counted when handed to the transport, which writes it before any wait
             self._clock.add(seconds, time.monotonic())
-        session = self.session
-        if session._write_now(frame):  # no _send coroutine for the usual chunk
-            if session._transport.writing_paused:
-                await session._drain()
-        else:
-            await self._send(frame)
+        await self._send(frame)
 
     def send_chunk_nowait(self, data: Buffer) -> None:
         """Sends a chunk of audio now, without waiting; for ``on_track_data`` callbacks.
@@ -259,19 +249,14 @@ class OutgoingTrack:
                 mark, or the chunk would queue more than ``max_queued``.
             AgentConnectionError: the session is closed, or reconnecting.
         """
-        pending = _hotpath.send_chunk_now(self, data, True)
-        if pending is None or pending is True:
+        result = self._conn.send_chunk(self._sender, data, True)
+        if result == WRITTEN or result == WRITTEN_FULL:
             return
-        # declined (nothing was done): the general path, which raises where it must
+        # nothing was done: the general path, which raises where it must
         self._check_not_removed()
         frame, seconds = self._frame_chunk(data)
         session = self.session
-        session._check_open_now()
-        if session._transport.writing_paused:
-            raise AgentWouldBlockError(
-                "the connection's write buffer is full (the network or the server is "
-                "slower than the audio); nothing was sent: send_chunk waits for room"
-            )
+        session._check_now("send_chunk")  # not open, or the write buffer is full: raises
         now = time.monotonic()
         limit = self._max_queued
         if seconds and limit is not None and self._clock.wait_before(seconds, limit, now) > 0.0:
@@ -279,8 +264,7 @@ class OutgoingTrack:
                 f"sending {seconds:.3f} s now would queue more than max_queued={limit:g} s; "
                 "nothing was sent: send_chunk waits for room"
             )
-        if not session._write_now(frame):
-            session._check_open_now()  # it found the connection gone: raises
+        self._send(frame, "now")  # (never waits: nothing to await)
         if seconds:
             self._clock.add(seconds, now)
 
@@ -318,11 +302,12 @@ class OutgoingTrack:
         Raises:
             TypeError, ValueError: as :meth:`send_chunk`.
         """
+        sender = self._sender
         if isinstance(data, np.ndarray):
             frame: Buffer = self._frame_array(data)
             size = 2 * data.size  # PCM16 bytes (validated by _frame_array)
         else:
-            frame_bytes = self._frame_bytes
+            frame_bytes = sender.frame_bytes
             size = 0
             if frame_bytes != 1:
                 size = _payload_size(data)
@@ -332,8 +317,8 @@ class OutgoingTrack:
                         f"a PCM16 {layout} chunk must be a multiple of {frame_bytes} bytes "
                         f"(whole 16-bit samples for every channel), got {size} bytes"
                     )
-            frame = self._encoder.encode(data)
-        return frame, size * self._seconds_per_byte
+            frame = sender.encoder.encode(data)
+        return frame, size * sender.seconds_per_byte
 
     def _frame_array(self, samples: npt.NDArray[Any]) -> memoryview:
         """One track_data frame holding all of ``samples`` as PCM16."""
@@ -347,7 +332,7 @@ class OutgoingTrack:
             self.id, samples, params.channels, max(1, samples.size)
         )
         if len(offsets) == 1:  # no samples: an empty chunk, as b"" would send
-            return memoryview(self._encoder.encode(b""))
+            return memoryview(self._sender.encoder.encode(b""))
         return buffer.data
 
     async def send_pcm(
@@ -521,8 +506,7 @@ class OutgoingTrack:
         if self._removed:
             return
         self.session._forget_track(self)  # not re-added by a reconnection from now on
-        self._removed = True
-        self._sender.enabled = False
+        self._sender.removed = True
         self._clock.clear(time.monotonic())
         self._wake_sleepers()
         await self._send(_codec.encode_remove_track(self.id), "skip")

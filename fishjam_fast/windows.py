@@ -29,10 +29,10 @@ import numpy.typing as npt
 
 from . import _codec, _pcm
 from . import _native as _native_module
+from ._connection import DECLINED
 from ._options import CHANNEL_COUNTS, PCM16_SAMPLE_RATES
 from ._reconnect import connection_error
 from .errors import AgentError, AgentWouldBlockError
-from .transport.base import TransportClosed
 
 # the compiled extension, or None in the pure-Python build (windows refuse there)
 _ext: Any = _native_module.EXT
@@ -176,18 +176,19 @@ class AudioWindows:
         slots = max(2, -(-int(max_buffered_ms) // int(window_ms)))
         self.session = session
         self._assembler = ext._WindowAssembler(
-            session.stats, loop, TrackAudio, sample_rate, channels, window, slots,
+            loop, TrackAudio, sample_rate, channels, window, slots,
             max_tracks, time.monotonic(), coalesce,
         )  # fmt: skip
         self._assembler.deliver = deliver
-        self._assembler.session = session
+        # the ticker follows the session core (its declared closed and transport fields)
+        self._assembler.session = session._conn
         self._ended: Callable[[], object] | None = None
         self.window_ms = window_ms
         self.sample_rate = sample_rate
         self.channels = channels
 
     def _start(self) -> None:
-        self._assembler._attach(self.session._transport)
+        self._assembler._attach(self.session._conn.transport)
         _ticker(asyncio.get_running_loop()).add(self)
 
     def stop(self) -> None:
@@ -196,11 +197,11 @@ class AudioWindows:
         if assembler.closed:
             return
         assembler.stop()
-        dispatcher = self.session._dispatcher
-        if dispatcher.windows is assembler:
-            dispatcher.windows = None
-            if dispatcher.on_track_data is _windows_reader:
-                dispatcher.on_track_data = None
+        conn = self.session._conn
+        if conn.windows is assembler:
+            conn.windows = None
+            if conn.on_track_data is _windows_reader:
+                conn.on_track_data = None
         if getattr(self.session, "_audio_windows", None) is self:
             self.session._audio_windows = None
         _ticker(asyncio.get_running_loop()).remove(self)
@@ -267,12 +268,12 @@ def on_audio(
 
 
 def _install(session: AgentSession, windows: AudioWindows) -> None:
-    if session._closed is not None:
+    conn = session._conn
+    if conn.closed is not None:
         raise session._closed_error()
     session._audio_windows = windows  # type: ignore[attr-defined]
-    dispatcher = session._dispatcher
-    dispatcher.windows = windows._assembler
-    dispatcher.on_track_data = _windows_reader  # (on_audio replaces on_track_data)
+    conn.windows = windows._assembler
+    conn.on_track_data = _windows_reader  # (on_audio replaces on_track_data)
     windows._start()
 
 
@@ -324,7 +325,7 @@ class AudioStream:
                 return self._pending.popleft()
             if self._done:
                 session = self.windows.session
-                ended = session._closed
+                ended = session._conn.closed
                 if ended is not None and not ended.ok:
                     raise connection_error(ended, "the connection to Fishjam was lost")
                 raise StopAsyncIteration
@@ -426,13 +427,28 @@ def _ticker(loop: asyncio.AbstractEventLoop) -> _Ticker:
 
 def send_pcm_nowait(track: OutgoingTrack, samples: Any, chunk_ms: int = 20) -> float:
     """``OutgoingTrack.send_pcm_nowait`` (documented there)."""
-    if _ext is not None:
-        # int16 or bytes on an open picows connection, unpaced, not removed: validated,
-        # framed, masked, written and clocked by one native call, first (an echo's
-        # every window comes here); None: declined, nothing done, the path below
-        seconds: float | None = _ext._send_window_now(track, samples, chunk_ms)
-        if seconds is not None:
-            return seconds
+    session = track.session
+    conn = session._conn
+    sender = track._sender
+    if (
+        _ext is not None
+        and not (sender.paced or sender.removed)
+        and conn.transport.takes_client_frames
+        and not conn.transport.writing_paused
+    ):
+        # int16 or bytes on an unpaced track, on picows: validated, framed and masked
+        # by one native call into one buffer, which the session core writes to the
+        # socket at once and counts (an echo's every window comes here); None:
+        # declined, nothing done, the path below
+        framed = _ext._frame_window(
+            sender.encoder, sender.frame_bytes, sender.seconds_per_byte, samples, chunk_ms
+        )
+        if framed is not None:
+            frames, count, size, seconds = framed
+            now = time.monotonic()
+            if conn.write_client_frames(frames, count, size) != DECLINED:
+                sender.clock.add(seconds, now)
+                return float(seconds)
     track._check_not_removed()
     params = track._params
     if not params.is_pcm16:
@@ -449,14 +465,7 @@ def send_pcm_nowait(track: OutgoingTrack, samples: Any, chunk_ms: int = 20) -> f
         return 0.0
     sample_frames = _sample_frames(samples, params.channels)
     seconds = sample_frames / rate
-    session = track.session
-    session._check_open_now()
-    transport = session._transport
-    if transport.writing_paused:
-        raise AgentWouldBlockError(
-            "the connection's write buffer is full (the network or the server is "
-            "slower than the audio); nothing was sent: send_pcm waits for room"
-        )
+    session._check_now("send_pcm")  # not open, or the write buffer is full: raises
     now = time.monotonic()
     clock = track._clock
     limit = track._max_queued
@@ -465,31 +474,27 @@ def send_pcm_nowait(track: OutgoingTrack, samples: Any, chunk_ms: int = 20) -> f
             f"sending {seconds:.3f} s now would queue more than max_queued={limit:g} s; "
             "nothing was sent: send_pcm waits for room"
         )
-    stats = session.stats
     # picows: every frame masked into one buffer, handed to the socket in one write
-    # (the transport's declared write_client_frames)
-    if transport.takes_client_frames and transport.write_client_frames(
-        _native()._ws_client_frames(buffer, offsets)
+    if conn.transport.takes_client_frames and (
+        conn.write_client_frames(
+            _native()._ws_client_frames(buffer, offsets), count, int(offsets[-1])
+        )
+        != DECLINED
     ):
-        stats.messages_sent += count
-        stats.bytes_sent += int(offsets[-1])
         clock.add(seconds, now)
         return seconds
+    # elsewhere (websockets) one frame per chunk, written back to back by the session's
+    # one send (never waiting), counted as send_chunk counts them
     view = buffer.data
-    # elsewhere (websockets) one frame per chunk, written back to back, counted as
-    # send_chunk counts them
-    written = 0
+    stats = session.stats
+    before = stats.messages_sent
     try:
-        for start, end in pairwise(offsets.tolist()):
-            transport.write(view[start:end])
-            stats.messages_sent += 1
-            stats.bytes_sent += end - start
-            written += 1
-    except TransportClosed as closed:
-        session._lost(transport, closed)
+        session._send([view[start:end] for start, end in pairwise(offsets.tolist())], "now",
+                      waiting="send_pcm")  # fmt: skip
+    except AgentError:
+        written = stats.messages_sent - before
         if written:  # what went out plays: the clock counts it
             clock.add(min(written * per_chunk, sample_frames) / rate, now)
-        session._check_open_now()  # raises: closed, or reconnecting
         raise
     clock.add(seconds, now)
     return seconds

@@ -10,7 +10,6 @@ fishjam_fast/_ext.pxd, the module's declarations, includes those .pxd files:
     codec     AgentRequest encoders, AgentResponse decoder
     notifications  the ServerMessage decoder (server notifications, webhooks)
     pcm       PCM16 packing kernels
-    session_hot  the per-message path of a session (receive loop, chunk sending)
     windows   audio windows: per-track rings, coalesced reads (on_audio)
 """
 
@@ -36,6 +35,5 @@ include "notifications.pyx"
 
 include "pcm.pyx"
 
-include "session_hot.pyx"
 # audio windows: the per-track rings of on_audio (fishjam_fast/windows.py)
 include "windows.pyx"

@@ -54,3 +54,17 @@ cdef tuple codec_frame_run(
 # in place when C-contiguous, else one copy in C order).
 ctypedef object (*buffer_decoder)(const unsigned char *data, Py_ssize_t n)
 cdef object decode_buffer(object frame, buffer_decoder decode)
+
+# The decoder of one whole AgentResponse held in C memory: the decoded message, or
+# AgentProtocolError. The session core (fishjam_fast/_connection.py, compiled) calls it
+# on picows' receive buffer.
+cdef object _decode(const unsigned char *data, Py_ssize_t n)
+
+# A whole track_data AgentRequest frame: `id_field` (codec_track_id_field) and `data`
+# (any buffer). The session core's chunk shortcut calls it.
+cdef bytes _encode_track_data(bytes id_field, object data)
+
+
+cdef class TrackDataEncoder:
+    cdef readonly str track_id   # the track the frames belong to
+    cdef bytes _id_field         # the encoded TrackData.track_id field

@@ -2,9 +2,9 @@
 """fishjam_fast._picows_listener: one picows connection, in C.
 
 picows parses each frame and calls ``on_ws_frame`` through its vtable; here a whole,
-unfragmented binary frame (every audio chunk) goes to the session's dispatcher
-(``fishjam_fast._ext.Dispatcher``), which decodes it from a view of picows' receive
-buffer, and what it returns for ``receive()`` is handed to the waiting reader (or
+unfragmented binary frame (every audio chunk) goes to the session core
+(``fishjam_fast._connection.Connection``, by a C call), which decodes it from a view of
+picows' receive buffer, and what it returns for ``receive()`` is handed to the waiting reader (or
 queued), without entering the interpreter; ``recv_nowait`` takes a queued one, also in
 C. Before a session exists (authentication) the frame is copied into a ``bytes``.
 
@@ -18,7 +18,7 @@ connection and the closing handshake. The Python ``PicowsTransport``
 websockets transport, through the hooks its ``.pxd`` declares.
 
 No Python twin: picows is itself compiled, and where fishjam_fast's extension is not
-built (the pure-Python build) there is no native Dispatcher to call either, so the
+built (the pure-Python build) there is no compiled Connection to call either, so the
 picows transport needs this module and the pure-Python build uses the websockets
 transport (``transport.choose.default_transport``).
 """
@@ -26,7 +26,7 @@ transport (``transport.choose.default_transport``).
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
-# (Dispatcher: cimported in picows_listener.pxd)
+# (Connection, TrackDataEncoder: cimported in picows_listener.pxd)
 
 import asyncio
 from asyncio import get_running_loop

@@ -22,10 +22,9 @@ cdef class _TrackRing:
 
 
 cdef class _WindowAssembler:
-    cdef object stats             # the session's SessionStats (frames are counted here)
     cdef object loop              # the session's loop (call_soon, exception handler)
     cdef public object deliver    # deliver(items): a window's TrackAudio list
-    cdef public object session    # the AgentSession (its _transport, _closed)
+    cdef public object session    # the session core (its declared transport, closed)
     cdef public object transport  # the transport whose socket `fd` is
     cdef object make_item         # TrackAudio(peer_id, track_id, rate, pcm, start, missing)
     cdef list tracks              # _TrackRing of each track heard (at most max_tracks)
@@ -59,7 +58,8 @@ cdef class _WindowAssembler:
     cdef readonly Py_ssize_t refused_tracks
     cdef readonly Py_ssize_t forced_reads
 
-    # the hook of the Dispatcher: True if the frame was a peer's audio, taken here
+    # the hook of the session core (Connection.dispatch_at): True if the frame was a
+    # peer's audio, taken here (the session core counts it)
     cdef bint take(self, const unsigned char *data, Py_ssize_t size) except -1
     # the ring of a track (made on its first chunk); None or _REFUSED: see windows.pyx
     cdef object _ring(self, ReadCursor *peer, ReadCursor *track_id, double now)

@@ -2,7 +2,7 @@
 #
 # Why: per 20 ms chunk an agent pays a socket read, an epoll wake-up and a Python call.
 # Agents that consume 50-200 ms blocks (speech-to-text, VAD, moderation) need neither.
-# Here the session's Dispatcher hands every frame to _WindowAssembler.take first: a
+# Here the session core (fishjam_fast/_connection.py) hands every frame to _WindowAssembler.take first: a
 # track_data frame is scanned where it lies (picows' receive buffer) and its samples
 # are copied once, into the track's ring of NumPy int16 (no bytes, no message object,
 # no Python call per chunk). A window is handed on when every sample of it arrived, or,
@@ -167,14 +167,13 @@ cdef class _TrackRing:
 cdef class _WindowAssembler:
     """Assembles one session's peers' audio into windows (see the top of this file).
 
-    Made by fishjam_fast.windows (which documents the behaviour); the session's
-    Dispatcher calls ``take`` for every frame, the per-loop ticker ``tick``.
+    Made by fishjam_fast.windows (which documents the behaviour); the session core
+    (Connection.dispatch_at) calls ``take`` for every frame, the per-loop ticker ``tick``.
     """
 
-    def __init__(self, stats, loop, make_item, Py_ssize_t sample_rate,
+    def __init__(self, loop, make_item, Py_ssize_t sample_rate,
                  Py_ssize_t channels, Py_ssize_t window, Py_ssize_t slots,
                  Py_ssize_t max_tracks, double clock0, bint coalesce):
-        self.stats = stats
         self.loop = loop
         self.make_item = make_item
         self.deliver = None
@@ -203,7 +202,7 @@ cdef class _WindowAssembler:
         self.next_due = 0.0
         self.closed = False
 
-    # -- receiving (the Dispatcher's hook) ----------------------------------------------
+    # -- receiving (the session core's hook) -------------------------------------------
 
     cdef bint take(self, const unsigned char *data, Py_ssize_t size) except -1:
         cdef ReadCursor peer, track_id, payload
@@ -218,9 +217,7 @@ cdef class _WindowAssembler:
         found = self._ring(&peer, &track_id, now)
         if found is None:
             return False  # invalid UTF-8 in an id: the decoder reports it
-        stats = self.stats
-        stats.messages_received += 1
-        stats.bytes_received += size
+        # (True from here on: the session core counts the frame as received)
         self.chunks += 1
         self.last_read = now
         if found is _REFUSED:
@@ -437,9 +434,9 @@ cdef class _WindowAssembler:
         if now >= self.check_at:
             self.check_at = now + WN_CHECK_SECONDS
             self.lowat_stale = True  # a track may have gone idle (WN_IDLE_SECONDS)
-            session = self.session
+            session = self.session  # the session core: its declared fields
             if session is not None:
-                if session._closed is not None:
+                if session.closed is not None:
                     # the session ended: what its peers sent last is handed on, padded
                     for ring in self.tracks:
                         if ring.fill:
@@ -448,7 +445,7 @@ cdef class _WindowAssembler:
                     if padded:
                         self.flush()
                     return 1
-                transport = session._transport
+                transport = session.transport
                 if transport is not self.transport:
                     self._attach(transport)
         # until when the kernel surely holds nothing unread for us
@@ -542,7 +539,7 @@ cdef class _WindowAssembler:
         return len(self.tracks)
 
     def take_frame(self, frame):
-        """take() for a frame held in any buffer (the Python Dispatcher's hook)."""
+        """take() for a frame held in any buffer (Connection.dispatch's hook)."""
         cdef Py_buffer view
         PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
         try:
@@ -656,28 +653,23 @@ def _ws_client_frames(cnp.ndarray buffer, cnp.ndarray offsets):
     return out
 
 
-def _send_window_now(track, samples, chunk_ms):
-    """send_pcm_nowait's native path, as send_chunk_now is send_chunk's: PCM16 ``bytes``
-    or a C-contiguous native int16 array, on an unpaced PCM16 track, on an open picows
-    connection whose write buffer has room. Frames every ``per_chunk`` sample frames as
-    the track_data send_chunk makes, masks them as WebSocket frames into one buffer,
-    writes it to the socket at once, counts them and moves the playout clock.
+def _frame_window(TrackDataEncoder encoder, Py_ssize_t frame_bytes, double seconds_per_byte,
+                  samples, chunk_ms):
+    """send_pcm_nowait's framing, in C: PCM16 ``bytes`` or a C-contiguous native int16
+    array of a PCM16 track (``frame_bytes`` per sample frame, ``seconds_per_byte``),
+    framed every ``chunk_ms`` as the track_data send_chunk makes and masked as
+    WebSocket client frames, into one buffer the session core writes to the socket at
+    once (``Connection.write_client_frames``, which counts them).
 
-    Returns the seconds sent, or None: declined, nothing done (the general path sends,
-    raises or says what is wrong).
+    Returns ``(frames, count, payload_bytes, seconds)``, or None: declined (the
+    general path frames, or says what is wrong).
     """
-    sender = track._sender
-    if type(sender) is not TrackSender:
-        return None
-    cdef TrackSender s = <TrackSender>sender
-    if not s.enabled or type(s.encoder) is not TrackDataEncoder or type(s.clock) is not PlayoutClock:
-        return None
-    if not s.seconds_per_byte:
+    if not seconds_per_byte:
         return None  # Opus
     if type(chunk_ms) is not int or not 10 <= chunk_ms <= 1000:
         return None  # (the general path says what is wrong)
     # the track's rate: seconds_per_byte is 1 / (rate * frame_bytes)
-    cdef Py_ssize_t rate = <Py_ssize_t>(1.0 / (s.seconds_per_byte * s.frame_bytes) + 0.5)
+    cdef Py_ssize_t rate = <Py_ssize_t>(1.0 / (seconds_per_byte * frame_bytes) + 0.5)
     cdef Py_ssize_t per_chunk = rate * <Py_ssize_t>chunk_ms // 1000
     cdef Py_buffer view
     if PyBytes_CheckExact(samples):
@@ -690,22 +682,12 @@ def _send_window_now(track, samples, chunk_ms):
         and (
             cnp.PyArray_NDIM(<cnp.ndarray>samples) == 1
             or (cnp.PyArray_NDIM(<cnp.ndarray>samples) == 2
-                and (<cnp.ndarray>samples).shape[1] * 2 == s.frame_bytes)
+                and (<cnp.ndarray>samples).shape[1] * 2 == frame_bytes)
         )
     ):
         return None
-    session = s.session
-    if session._outage is not None or session._closed is not None:
-        return None
-    transport = session._transport
-    if transport.writing_paused or transport.closed is not None:
-        return None
-    ws = getattr(transport, "_ws", None)  # picows' WSTransport
-    underlying = getattr(ws, "underlying_transport", None)
-    if underlying is None or ws.is_close_frame_sent:
-        return None
     PyObject_GetBuffer(samples, &view, PyBUF_SIMPLE)
-    cdef bytes id_field = (<TrackDataEncoder>s.encoder)._id_field
+    cdef bytes id_field = encoder._id_field
     cdef const char *id_s = PyBytes_AS_STRING(id_field)
     cdef Py_ssize_t id_n = PyBytes_GET_SIZE(id_field)
     cdef Py_ssize_t size, chunk_bytes, count, k, n, message, total = 0, sent_bytes = 0
@@ -714,10 +696,10 @@ def _send_window_now(track, samples, chunk_ms):
     cdef unsigned char *payload
     try:
         size = view.len
-        if size % s.frame_bytes or size == 0 or per_chunk <= 0:
+        if size % frame_bytes or size == 0 or per_chunk <= 0:
             return None
         _wn_seed()
-        chunk_bytes = per_chunk * s.frame_bytes
+        chunk_bytes = per_chunk * frame_bytes
         count = (size + chunk_bytes - 1) // chunk_bytes
         for k in range(count):
             n = min(chunk_bytes, size - k * chunk_bytes)
@@ -735,16 +717,7 @@ def _send_window_now(track, samples, chunk_ms):
             p += n
             _wn_mask(payload, message)
             sent_bytes += message
-        wbuf_check_written(<unsigned char *>PyByteArray_AS_STRING(out), p, total, "_send_window_now")
+        wbuf_check_written(<unsigned char *>PyByteArray_AS_STRING(out), p, total, "_frame_window")
     finally:
         PyBuffer_Release(&view)
-    underlying.write(out)
-    stats = session.stats
-    stats.messages_sent += count
-    stats.bytes_sent += sent_bytes
-    cdef double seconds = size * s.seconds_per_byte
-    cdef double now = _monotonic()
-    cdef PlayoutClock clock = <PlayoutClock>s.clock
-    clock.ends_at = (clock.ends_at if clock.ends_at > now else now) + seconds
-    clock.sent_seconds += seconds
-    return seconds
+    return out, count, sent_bytes, size * seconds_per_byte

@@ -85,28 +85,28 @@ ALL_TRANSPORTS = pytest.mark.parametrize("transport", ["picows", "websockets"], 
 """For transport tests: both transports (kept as a name: the transport tests use it)."""
 
 
-# -- the session's per-message path: native (_ext) or Python (_session_py) -------------
+# -- the session core: compiled (fishjam_fast._connection) or its .py uncompiled ---------
 @pytest.fixture(params=["native", "python"])
 def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The implementation of the session's per-message path every session here uses.
+    """The build of the session core (``fishjam_fast._connection``: the Connection and
+    each track's TrackSender) every session here uses: compiled, or its .py run by the
+    interpreter (what the pure-Python build runs).
 
-    The Python one is the pure-Python build's, which runs on the websockets transport
-    only (the picows transport's per-frame path calls the native dispatcher in C): with
-    picows it is skipped.
+    The uncompiled one is the pure-Python build's, which runs on the websockets transport
+    only (the picows transport's per-frame path calls the compiled Connection in C):
+    with picows it is skipped.
     """
-    from fishjam_fast import _hotpath, _session_py
+    from fishjam_fast import _connection, agent, session, track
 
     transport = (
         request.getfixturevalue("transport") if "transport" in request.fixturenames else None
     )
     if request.param == "python" and transport == "picows":
-        pytest.skip("the pure-Python session path runs on the websockets transport")
-
-    module: Any = (
-        native_extension() if request.param == "native" else SimpleNamespace(**vars(_session_py))
-    )
-    for name in _hotpath.SESSION_NAMES:
-        monkeypatch.setattr(_hotpath, name, getattr(module, name))
+        pytest.skip("the uncompiled session core runs on the websockets transport")
+    module = compiled(_connection) if request.param == "native" else uncompiled(_connection)
+    monkeypatch.setattr(agent, "Connection", module.Connection)  # Agent.connect makes it
+    monkeypatch.setattr(session, "Connection", module.Connection)
+    monkeypatch.setattr(track, "TrackSender", module.TrackSender)
     return str(request.param)
 
 

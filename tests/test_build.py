@@ -21,7 +21,6 @@ from fishjam_fast import (
     _notifications_py,
     _pcm,
     _pcm_py,
-    _session_py,
 )
 from tests.conftest import native_extension
 
@@ -65,7 +64,7 @@ def test_extension_defines_exactly_the_selected_names() -> None:
 
 
 def test_fallback_defines_exactly_the_selected_names() -> None:
-    fallback = (_messages_py, _codec_py, _pcm_py, _session_py, _notifications_py)
+    fallback = (_messages_py, _codec_py, _pcm_py, _notifications_py)
     assert _defined(*fallback) == set(_codec.NAMES)
 
 
@@ -232,3 +231,70 @@ def test_native_build_defaults_to_picows(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.delenv("FISHJAM_FAST_TRANSPORT", raising=False)
     assert default_transport() == "picows"
+
+
+_PURE_PYTHON_SESSION = """
+import asyncio, json
+import fishjam_fast
+from fishjam_fast import Agent, OutgoingAudioTrackOptions, _connection
+from fishjam_fast.local import LocalFishjam
+
+async def main():
+    async with LocalFishjam() as fj:
+        room = await fj.create_room()
+        peer = await fj.add_agent(room)
+        agent = Agent(peer.id, room, peer.token, fj.url)
+        async with agent.connect() as session:
+            track = await session.add_track(OutgoingAudioTrackOptions())
+            await track.send_chunk(b"\\x01\\x00" * 320)
+            track.send_chunk_nowait(b"\\x02\\x00" * 320)
+            await track.send_pcm(b"\\x03\\x00" * 640)
+            record = fj.agent(agent.id)
+            await fj.wait_for(
+                lambda: sum(r.HasField("track_data") for r in record.requests) == 4, 5.0
+            )
+            data = [r.track_data.data[:2].hex() for r in record.requests
+                    if r.HasField("track_data")]
+            print(json.dumps({
+                "native": fishjam_fast.NATIVE,
+                "compiled": not _connection.__file__.endswith(".py"),
+                "transport": agent.transport_name,
+                "sent": session.stats.messages_sent,
+                "data": data,
+            }))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["not-built", "switched-off"])
+def test_pure_python_build_runs_a_session(tmp_path: Path, how: str) -> None:
+    """Without the extension (not built: the session core's .py runs uncompiled) and with
+    it switched off (the compiled session core with the pure-Python codec), a session
+    sends what the native build sends."""
+    pytest.importorskip("fishjam_fast.local.server")  # (the script runs the local Fishjam)
+    if how == "not-built":
+        cwd, env = _package_without_extension(tmp_path), {"FISHJAM_FAST_NO_EXTENSIONS": ""}
+    else:
+        cwd, env = tmp_path, {"FISHJAM_FAST_NO_EXTENSIONS": "1"}
+    environ = {k: v for k, v in os.environ.items() if k != "FISHJAM_FAST_TRANSPORT"}
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _PURE_PYTHON_SESSION],
+        cwd=cwd,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["native"] is False
+    assert report["transport"] == "websockets"
+    # the authentication, add_track, then four track_data frames (send_pcm's 40 ms: two
+    # 20 ms chunks)
+    assert report["sent"] == 6
+    assert report["data"] == ["0100", "0200", "0300", "0300"]
+    if how == "not-built":
+        assert report["compiled"] is False
+    elif os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
+        assert report["compiled"] is True

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from fishjam_fast import Agent, IncomingTrackData
-from tests.conftest import ALL_TRANSPORTS
+from tests.conftest import ALL_TRANSPORTS, compiled, uncompiled
 from tests.hostile import BINARY, CONT, PING, PONG, HostileServer, Peer, frame, track_data
 
 pytestmark = [pytest.mark.usefixtures("transport"), ALL_TRANSPORTS]
@@ -122,7 +122,7 @@ async def test_a_control_frame_between_fragments_split_at_every_offset() -> None
 def test_the_picows_transport_runs_on_the_compiled_listener(transport: str) -> None:
     if transport != "picows":
         pytest.skip("the picows transport's listener")
-    from fishjam_fast import _hotpath
+    from fishjam_fast import _connection
     from fishjam_fast._picows_listener import FrameListener
     from fishjam_fast.transport.picows import PicowsTransport
 
@@ -137,13 +137,13 @@ def test_the_picows_transport_runs_on_the_compiled_listener(transport: str) -> N
     # the subclass overrides only the hooks the listener declares, and its own
     overridden = set(vars(PicowsTransport)) & set(vars(FrameListener))
     assert overridden <= {"__init__", "__doc__", "__module__", "on_ended", "resume_writing"}
-    # the dispatcher is the native one, called in C per frame: nothing else is taken
-    assert _hotpath.Dispatcher.__module__ == "fishjam_fast._ext"
-    from fishjam_fast import _session_py
-
+    # the dispatcher is the compiled session core, called in C per frame: nothing else
+    # is taken (not the uncompiled Connection of its own .py either)
+    assert compiled(_connection).Connection.__module__ == "fishjam_fast._connection"
+    python = uncompiled(_connection).Connection(None, None, None)  # type: ignore[arg-type]
     listener = FrameListener.__new__(FrameListener)  # no connection: the field only
     with pytest.raises(TypeError):
-        listener._dispatcher = _session_py.Dispatcher(None, {}, None)  # type: ignore[arg-type]
+        listener._dispatcher = python
     with pytest.raises(AttributeError):
         listener._closed = None  # type: ignore[misc]
 

@@ -209,7 +209,7 @@ def cannot_connect(
 
 
 class Dispatcher(Protocol):
-    """What a transport sees of the session's dispatcher (``_session_py.Dispatcher``)."""
+    """What a transport sees of the session's dispatcher (``_connection.Connection``)."""
 
     on_closed: Callable[[Any, TransportClosed], object] | None
 
