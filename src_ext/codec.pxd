@@ -63,8 +63,3 @@ cdef object _decode(const unsigned char *data, Py_ssize_t n)
 # A whole track_data AgentRequest frame: `id_field` (codec_track_id_field) and `data`
 # (any buffer). The session core's chunk shortcut calls it.
 cdef bytes _encode_track_data(bytes id_field, object data)
-
-
-cdef class TrackDataEncoder:
-    cdef readonly str track_id   # the track the frames belong to
-    cdef bytes _id_field         # the encoded TrackData.track_id field
