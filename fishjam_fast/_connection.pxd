@@ -3,23 +3,18 @@
 # module fishjam_fast._connection, which Python imports before the .py beside it; without
 # a compiler the .py runs as it is. Here the connection's state is C fields of a cdef
 # class: the picows listener (src_ext/picows_listener.pyx) cimports Connection and hands
-# it each frame by a C call (dispatch_at), and the chunk-out shortcut frames with the
-# codec's C encoder and moves the compiled PlayoutClock's C fields.
+# it each frame by a C call (dispatch_at), and the chunk-out shortcut moves the compiled
+# PlayoutClock's C fields and hands the chunk to the transport's write_track_data.
 
 cimport cython
 
-# the decoder and encoder of the agent protocol, the message classes, the audio windows'
-# assembler: C-level names of the extension fishjam_fast._ext (fishjam_fast/_ext.pxd)
-from fishjam_fast._ext cimport (
-    TrackDataEncoder,
-    _WindowAssembler,
-    _decode,
-    _encode_track_data,
-)
+# the decoder of the agent protocol and the audio windows' assembler: C-level names of
+# the extension fishjam_fast._ext (fishjam_fast/_ext.pxd)
+from fishjam_fast._ext cimport _WindowAssembler, _decode
 from fishjam_fast._locks cimport ReadLock
 from fishjam_fast._playout cimport PlayoutClock
 
-# True here (cython.compiled), False in the uncompiled .py: picks the C encoder
+# True here (cython.compiled), False in the uncompiled .py: _Receiver's C call
 cdef bint COMPILED
 # the decoded message classes (the extension's) that _route tells apart
 cdef object _TrackData, _TrackImage
@@ -27,8 +22,8 @@ cdef object _TrackData, _TrackImage
 
 @cython.final
 cdef class TrackSender:
-    # the track's encoder: the extension's TrackDataEncoder (its id field is read in C),
-    # or the pure-Python codec's under FISHJAM_FAST_NO_EXTENSIONS=1
+    # the track's encoder: the extension's TrackDataEncoder (the picows listener encodes
+    # with its C field), or the pure-Python codec's under FISHJAM_FAST_NO_EXTENSIONS=1
     cdef readonly object encoder
     cdef readonly Py_ssize_t frame_bytes     # PCM16: 2 * channels; Opus: 1
     cdef readonly double seconds_per_byte    # PCM16: playout seconds per byte; Opus: 0
@@ -67,7 +62,7 @@ cdef class Connection:
     cpdef int count_sent(self, Py_ssize_t count, Py_ssize_t size) except -1
 
     @cython.locals(size=Py_ssize_t, seconds=cython.double, now=cython.double,
-                   ends_at=cython.double, sent=cython.double, result=cython.int,
+                   ends_at=cython.double, sent=cython.double, written=Py_ssize_t,
                    clock=PlayoutClock)
     cpdef int send_chunk(self, TrackSender sender, object data, bint nowait) except -1
 

@@ -425,9 +425,10 @@ class Connection:
     def send_chunk(self, sender: TrackSender, data: object, nowait: bool) -> int:
         """``OutgoingTrack.send_chunk``'s (and ``send_chunk_nowait``'s) shortcut for a
         plain chunk: ``bytes`` holding whole samples, on an unpaced track not removed,
-        on an open connection (and for ``nowait``, a write buffer with room). Frames it,
-        moves the track's playout clock, writes it and counts it (compiled: all in C
-        calls, the codec's C encoder and the clock's C fields).
+        on an open connection (and for ``nowait``, a write buffer with room). Moves the
+        track's playout clock, has the transport encode and write it
+        (``Transport.write_track_data``: one copy of the audio on picows) and counts it
+        (compiled: the clock's C fields, no Python frame of its own).
 
         Returns:
             :data:`WRITTEN`, :data:`WRITTEN_FULL`, :data:`NOT_OPEN` (the connection is
@@ -444,16 +445,6 @@ class Connection:
             return NOT_OPEN
         if nowait and self.transport.writing_paused:
             return DECLINED  # the general path raises AgentWouldBlockError
-        encoder = sender.encoder
-        # compiled, with the extension's encoder (not the pure-Python codec's, as under
-        # FISHJAM_FAST_NO_EXTENSIONS=1): the codec's C encoder on the encoder's C field
-        if COMPILED and type(encoder) is TrackDataEncoder:  # type: ignore[name-defined]  # noqa: F821
-            frame = _encode_track_data(  # type: ignore[name-defined]  # noqa: F821
-                cython.cast(TrackDataEncoder, encoder)._id_field,  # type: ignore[name-defined]  # noqa: F821
-                data,
-            )
-        else:
-            frame = encoder.encode(data)
         seconds = size * sender.seconds_per_byte
         clock = sender.clock
         now = ends_at = sent = 0.0
@@ -462,11 +453,19 @@ class Connection:
             ends_at = clock.ends_at  # what it was: restored if nothing goes out
             sent = clock.sent_seconds
             clock.add(seconds, now)
-        result = self.write(frame)
-        if result == NOT_OPEN and seconds:
-            clock.ends_at = ends_at
-            clock.sent_seconds = sent
-        return result
+        transport = self.transport
+        try:
+            # encoded and written in one call: on picows with the extension's encoder,
+            # straight into the connection's reused buffer (one copy of the audio)
+            written = transport.write_track_data(sender.encoder, data)
+        except TransportClosed as closed:
+            self._lost(transport, closed)
+            if seconds:  # nothing went out: the clock did not move
+                clock.ends_at = ends_at
+                clock.sent_seconds = sent
+            return NOT_OPEN
+        self.count_sent(1, written)
+        return WRITTEN_FULL if transport.writing_paused else WRITTEN
 
 
 class _Receiver:

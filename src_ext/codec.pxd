@@ -61,5 +61,5 @@ cdef object decode_buffer(object frame, buffer_decoder decode)
 cdef object _decode(const unsigned char *data, Py_ssize_t n)
 
 # A whole track_data AgentRequest frame: `id_field` (codec_track_id_field) and `data`
-# (any buffer). The session core's chunk shortcut calls it.
+# (any buffer), as a new bytes (encode_track_data, TrackDataEncoder.encode).
 cdef bytes _encode_track_data(bytes id_field, object data)

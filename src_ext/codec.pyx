@@ -247,6 +247,20 @@ cdef Py_ssize_t codec_track_data_into(
     bytearray out, Py_ssize_t offset, bytes id_field, object data
 ) except -1:
     cdef Py_buffer view
+    cdef Py_ssize_t id_field_n, data_n, size
+    cdef unsigned char *start
+    cdef unsigned char *p
+    if PyBytes_CheckExact(data):  # the common case: no buffer-protocol round trip
+        id_field_n = PyBytes_GET_SIZE(id_field)
+        data_n = PyBytes_GET_SIZE(data)
+        size = _track_data_size(id_field_n, data_n)
+        PyByteArray_Resize(out, offset + size)
+        start = <unsigned char *>PyByteArray_AS_STRING(out) + offset
+        p = _write_track_data(start, PyBytes_AS_STRING(id_field), id_field_n, data_n)
+        memcpy(p, PyBytes_AS_STRING(data), data_n)
+        if FJ_DEBUG:
+            wbuf_check_written(start, p + data_n, size, "codec_track_data_into")
+        return size
     _data_view(data, &view)
     try:
         PyByteArray_Resize(
