@@ -49,7 +49,7 @@ except ImportError:  # no Cython installed: this file runs uncompiled
     COMPILED = False
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from typing_extensions import Buffer
 
@@ -95,6 +95,9 @@ _TrackImage = _codec.IncomingTrackImage
 _monotonic = time.monotonic
 _shield = asyncio.shield
 _CancelledError = asyncio.CancelledError
+_wait = asyncio.wait
+_ensure_future = asyncio.ensure_future
+_FIRST_COMPLETED = asyncio.FIRST_COMPLETED
 
 
 class TrackSender:
@@ -298,11 +301,19 @@ class Connection:
             if message is not None:
                 self.backlog.append(message)
 
-    async def read_message(self) -> IncomingTrackData | IncomingTrackImage | None:
+    async def read_message(
+        self, until: asyncio.Future[Any] | None = None
+    ) -> IncomingTrackData | IncomingTrackImage | None:
         """Reads a frame; the message in it for the application, or None: try again.
 
         No check of :attr:`closed` first: what the connection delivered before it
         ended is still read (the transport raises TransportClosed once it is all read).
+        A read cancelled as its message arrived keeps the message (:meth:`keep_arrived`).
+
+        Args:
+            until: A future (``request_image``'s waiter): the read gives up, returning
+                None, as soon as it is done (the image answering it was dispatched
+                where it arrived). The message not read stays queued in the transport.
 
         Raises:
             TransportClosed: the connection ended (``on_lost`` was called first: the
@@ -314,7 +325,12 @@ class Connection:
             if frame is None:
                 pending = transport.recv()
                 try:
-                    frame = await pending
+                    if until is None:
+                        frame = await pending
+                    else:
+                        frame = await self._read_until(pending, until)
+                        if frame is None:
+                            return None  # given up: the message stays queued
                 except _CancelledError:
                     # a message that came as the read was cancelled is kept
                     self.keep_arrived(pending)
@@ -323,6 +339,19 @@ class Connection:
             self._lost(transport, closed)
             raise
         return self.accept_frame(frame)
+
+    async def _read_until(self, pending: Awaitable[Any], until: asyncio.Future[Any]) -> Any:
+        """``pending`` (a transport's ``recv()``) once it is done, or None as soon as
+        ``until`` is done first (the read is cancelled: its message stays queued)."""
+        reading = _ensure_future(pending)  # (both transports' recv() is a future)
+        try:
+            await _wait((until, reading), return_when=_FIRST_COMPLETED)
+        finally:
+            if not reading.done():
+                reading.cancel()
+        if reading.cancelled():
+            return None
+        return reading.result()
 
     def receive(self) -> AsyncGenerator[IncomingTrackData | IncomingTrackImage]:
         """What ``AgentSession.receive()`` returns: an async generator over the

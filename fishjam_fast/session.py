@@ -395,7 +395,7 @@ class AgentSession(SessionLifecycle):
             try:
                 if waiter.done():
                     break
-                message = await self._read_or_image(waiter)
+                message = await conn.read_message(until=waiter)
                 if message is not None:
                     conn.backlog.append(message)
             except TransportClosed as closed:
@@ -406,37 +406,6 @@ class AgentSession(SessionLifecycle):
             finally:
                 lock.release()
         return waiter.result()
-
-    async def _read_or_image(
-        self, waiter: asyncio.Future[IncomingTrackImage]
-    ) -> IncomingAgentMessage | None:
-        """On a transport that dispatches frames as they arrive: the next message, or
-        None as soon as ``waiter`` is resolved (the image answering it was dispatched
-        where it arrived, without a read). Nothing is lost: a read given up before it
-        got a message leaves the next one queued.
-
-        Raises:
-            TransportClosed: the connection ended.
-        """
-        conn = self._conn
-        transport = conn.transport
-        try:
-            item = transport.recv_nowait()
-            if item is None:
-                pending = transport.recv()  # a future on such a transport
-                assert isinstance(pending, asyncio.Future)
-                try:
-                    await asyncio.wait((waiter, pending), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    if not pending.done():
-                        pending.cancel()
-                if pending.cancelled():
-                    return None
-                item = pending.result()
-        except TransportClosed as closed:
-            self._lost(transport, closed)
-            raise
-        return conn.accept_frame(item)
 
     # -- receiving ---------------------------------------------------------------
 
