@@ -1,7 +1,7 @@
-# The augmenting declarations of fishjam_fast/_locks.py (Cython's pure-Python mode, as
-# _playout.pxd): setup.py compiles that one source into fishjam_fast._locks, and the
-# session core's receive loop (the compiled fishjam_fast/_connection.py, through
-# _connection.pxd) cimports the class to take and release the lock by C calls, not by
+# The augmenting declarations of fishjam_fast/_core/locks.py (Cython's pure-Python mode, as
+# playout.pxd): setup.py compiles that one source into fishjam_fast._core.locks, and the
+# session core's receive loop (the compiled fishjam_fast/_core/connection.py, through
+# connection.pxd) cimports the class to take and release the lock by C calls, not by
 # reading its fields.
 
 cimport cython
