@@ -37,9 +37,9 @@ STALE_EXTENSIONS = [
     for where in ("build/**/", "")
     for name in (
         "_ext",
-        "_playout",
-        "_locks",
-        "_connection",
+        "_core/playout",
+        "_core/locks",
+        "_core/connection",
         "_picows_listener",
         "transport/_queue",
     )
@@ -151,7 +151,7 @@ def _extensions() -> list[Extension]:
             define_macros=macros,
             extra_compile_args=compile_args,
         )
-        for module in ("_playout", "_locks", "transport/_queue", "_connection")
+        for module in ("_core/playout", "_core/locks", "transport/_queue", "_core/connection")
     ]
     extensions = [extension, *one_source]
     include_path = ["src_ext", "."]

@@ -31,7 +31,7 @@ import soxr
 
 import fishjam_fast
 from fishjam_fast import _pcm
-from fishjam_fast._pcm_stream import PcmStream
+from fishjam_fast._core.pcm_stream import PcmStream
 from fishjam_fast.local import LocalFishjamProcess
 
 QUICK = os.environ.get("FISHJAM_FAST_BENCH_QUICK") == "1"

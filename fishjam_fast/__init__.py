@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import logs, pcm
 from ._codec import NATIVE, IncomingTrackData, IncomingTrackImage, Track
+from ._core.reconnect import ReconnectPolicy, SessionStateChange
 from ._dropin import install, uninstall
-from ._reconnect import ReconnectPolicy, SessionStateChange
 from ._version import __version__ as __version__
 from .agent import Agent
 from .enums import TrackEncoding, TrackType

@@ -4,7 +4,7 @@ reference (``_messages_py``, ``_codec_py``); :mod:`._native` decides which.
 
 Both export exactly :data:`~._native.NAMES` (tests/test_build.py checks it), so choosing
 is taking those names from one side. The ServerMessage decoder is selected in
-:mod:`._notifications`; the session core (:mod:`._connection`) is one source, compiled
+:mod:`._notifications`; the session core (:mod:`._core.connection`) is one source, compiled
 where the extension is.
 """
 

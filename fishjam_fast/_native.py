@@ -9,7 +9,7 @@ times slower.
 
 The selectors, each over its layer (lowest first): ``_pcm`` (PCM16 kernels),
 ``_codec`` (messages and the agent protocol's codec), ``_notifications`` (the
-ServerMessage decoder). (The session core, ``_connection``, is one source compiled in
+ServerMessage decoder). (The session core, ``_core.connection``, is one source compiled in
 Cython's pure-Python mode: no selector.) Importing only this
 module and the extension, this one sits below all of them.
 """

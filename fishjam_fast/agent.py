@@ -16,8 +16,8 @@ from typing import Any
 
 from . import _codec
 from ._codec import IncomingTrackData, IncomingTrackImage, Track
-from ._connection import Connection
-from ._reconnect import (
+from ._core.connection import Connection
+from ._core.reconnect import (
     ReconnectPolicy,
     SessionStateChange,
     TokenProvider,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from . import _notifications, events
-from ._reconnect import RECONNECT_CLOSE_CODES, ReconnectPolicy, reconnect_policy
+from ._core.reconnect import RECONNECT_CLOSE_CODES, ReconnectPolicy, reconnect_policy
 from .errors import AgentAuthError, AgentConnectionError, AgentProtocolError
 from .rest import fishjam_url
 from .transport.base import (

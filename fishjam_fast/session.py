@@ -6,7 +6,7 @@ errors, validation before sending, flow control, ``remove_track``, ``request_ima
 ``stats``, automatic reconnection). The track, its options and the counters live in
 their own modules (``track``, ``_options``, ``stats``) and are re-exported here under
 their old names; the connection's lifecycle (states, reconnection, the end of the
-session) is the base class in ``_lifecycle``.
+session) is the base class in ``_core.lifecycle``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from . import _codec
 from . import windows as _windows  # audio windows
 from ._codec import IncomingTrackData, IncomingTrackImage
-from ._connection import NOT_OPEN, WRITTEN, WRITTEN_FULL, Connection
-from ._lifecycle import SendPolicy, SessionLifecycle
+from ._core.connection import NOT_OPEN, WRITTEN, WRITTEN_FULL, Connection
+from ._core.lifecycle import SendPolicy, SessionLifecycle
+from ._core.reconnect import SessionState, SessionStateChange, connection_error
 from ._options import (
     CHANNEL_COUNTS,
     MAX_METADATA_BYTES,
@@ -31,7 +32,6 @@ from ._options import (
     OutgoingAudioTrackOptions,
     track_params,
 )
-from ._reconnect import SessionState, SessionStateChange, connection_error
 from .errors import AgentConnectionError, AgentError, AgentWouldBlockError
 from .stats import SessionStats
 from .track import OutgoingTrack
@@ -165,7 +165,7 @@ class AgentSession(SessionLifecycle):
         Each frame is written and counted by the session core (``Connection.write``)
         before any wait for the write buffer, so a cancelled send leaves ``stats``
         saying exactly what went out. ``policy`` says whether to wait or fail: with an
-        :data:`~fishjam_fast._lifecycle.AfterDrop` it waits while the write buffer is
+        :data:`~fishjam_fast._core.lifecycle.AfterDrop` it waits while the write buffer is
         full and while the session reconnects, and says what becomes of the frames not
         yet written after a drop (frames written to the lost connection are not
         written again); ``"now"`` never waits: it raises before writing anything when

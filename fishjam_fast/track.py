@@ -1,9 +1,9 @@
 """An agent's outgoing audio track: audio in, ``track_data`` frames out.
 
-Besides sending, a PCM16 track keeps a playout clock (``_playout``): the client's model
+Besides sending, a PCM16 track keeps a playout clock (``_core.playout``): the client's model
 of the server playing the track in real time, which gives ``queued_duration``,
 ``wait_for_playout()``, the seconds an ``interrupt()`` dropped, and pacing
-(``max_queued``). ``send_pcm`` keeps the stream state of ``_pcm_stream`` (resampler,
+(``max_queued``). ``send_pcm`` keeps the stream state of ``_core.pcm_stream`` (resampler,
 short-chunk carry) across calls.
 """
 
@@ -20,10 +20,10 @@ import numpy.typing as npt
 
 from . import _codec, _pcm, _pcm_py, pcm
 from . import windows as _windows  # audio windows: send_pcm_nowait
-from ._connection import WRITTEN, WRITTEN_FULL, TrackSender
+from ._core.connection import WRITTEN, WRITTEN_FULL, TrackSender
+from ._core.pcm_stream import PcmStream
+from ._core.playout import PlayoutClock
 from ._options import TrackParams, track_params
-from ._pcm_stream import PcmStream
-from ._playout import PlayoutClock
 from ._resample import check_rate
 from .enums import TrackType
 from .errors import AgentError, AgentWouldBlockError

@@ -29,9 +29,9 @@ import numpy.typing as npt
 
 from . import _codec, _pcm
 from . import _native as _native_module
-from ._connection import DECLINED
+from ._core.connection import DECLINED
+from ._core.reconnect import connection_error
 from ._options import CHANNEL_COUNTS, PCM16_SAMPLE_RATES
-from ._reconnect import connection_error
 from .errors import AgentError, AgentWouldBlockError
 
 # the compiled extension, or None in the pure-Python build (windows refuse there)

@@ -56,7 +56,7 @@ ctypedef object (*buffer_decoder)(const unsigned char *data, Py_ssize_t n)
 cdef object decode_buffer(object frame, buffer_decoder decode)
 
 # The decoder of one whole AgentResponse held in C memory: the decoded message, or
-# AgentProtocolError. The session core (fishjam_fast/_connection.py, compiled) calls it
+# AgentProtocolError. The session core (fishjam_fast/_core/connection.py, compiled) calls it
 # on picows' receive buffer.
 cdef object _decode(const unsigned char *data, Py_ssize_t n)
 

@@ -1,6 +1,6 @@
 from picows.picows cimport WSFrame, WSListener, WSTransport
 
-from fishjam_fast._connection cimport Connection
+from fishjam_fast._core.connection cimport Connection
 from fishjam_fast._ext cimport TrackDataEncoder, codec_track_data_into
 from fishjam_fast.transport._queue cimport BoundedQueue
 
@@ -35,7 +35,7 @@ cdef class FrameListener(WSListener):
         # write_track_data's frame: HEADROOM bytes for picows' header, then the message
         # encoded in place; kept between writes up to max_message_size
         bytearray _out
-        # the session core (fishjam_fast/_connection.py, compiled: decodes, routes), or
+        # the session core (fishjam_fast/_core/connection.py, compiled: decodes, routes), or
         # None; typed, so a frame is handed on by a C call (set_dispatcher refuses any
         # other object)
         public Connection _dispatcher

@@ -3,7 +3,7 @@
 
 picows parses each frame and calls ``on_ws_frame`` through its vtable; here a whole,
 unfragmented binary frame (every audio chunk) goes to the session core
-(``fishjam_fast._connection.Connection``, by a C call), which decodes it from a view of
+(``fishjam_fast._core.connection.Connection``, by a C call), which decodes it from a view of
 picows' receive buffer, and what it returns for ``receive()`` is handed to the waiting reader (or
 queued), without entering the interpreter; ``recv_nowait`` takes a queued one, also in
 C. Before a session exists (authentication) the frame is copied into a ``bytes``.

@@ -2,7 +2,7 @@
 #
 # Why: per 20 ms chunk an agent pays a socket read, an epoll wake-up and a Python call.
 # Agents that consume 50-200 ms blocks (speech-to-text, VAD, moderation) need neither.
-# Here the session core (fishjam_fast/_connection.py) hands every frame to _WindowAssembler.take first: a
+# Here the session core (fishjam_fast/_core/connection.py) hands every frame to _WindowAssembler.take first: a
 # track_data frame is scanned where it lies (picows' receive buffer) and its samples
 # are copied once, into the track's ring of NumPy int16 (no bytes, no message object,
 # no Python call per chunk). A window is handed on when every sample of it arrived, or,

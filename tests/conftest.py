@@ -85,10 +85,10 @@ ALL_TRANSPORTS = pytest.mark.parametrize("transport", ["picows", "websockets"], 
 """For transport tests: both transports (kept as a name: the transport tests use it)."""
 
 
-# -- the session core: compiled (fishjam_fast._connection) or its .py uncompiled ---------
+# -- the session core: compiled (fishjam_fast._core.connection) or its .py uncompiled ---------
 @pytest.fixture(params=["native", "python"])
 def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The build of the session core (``fishjam_fast._connection``: the Connection and
+    """The build of the session core (``fishjam_fast._core.connection``: the Connection and
     each track's TrackSender) every session here uses: compiled, or its .py run by the
     interpreter (what the pure-Python build runs).
 
@@ -96,14 +96,15 @@ def session_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     only (the picows transport's per-frame path calls the compiled Connection in C):
     with picows it is skipped.
     """
-    from fishjam_fast import _connection, agent, session, track
+    from fishjam_fast import agent, session, track
+    from fishjam_fast._core import connection
 
     transport = (
         request.getfixturevalue("transport") if "transport" in request.fixturenames else None
     )
     if request.param == "python" and transport == "picows":
         pytest.skip("the uncompiled session core runs on the websockets transport")
-    module = compiled(_connection) if request.param == "native" else uncompiled(_connection)
+    module = compiled(connection) if request.param == "native" else uncompiled(connection)
     monkeypatch.setattr(agent, "Connection", module.Connection)  # Agent.connect makes it
     monkeypatch.setattr(session, "Connection", module.Connection)
     monkeypatch.setattr(track, "TrackSender", module.TrackSender)

@@ -1,4 +1,4 @@
-"""The playout clock (fishjam_fast._playout), driven with made-up times: as compiled from
+"""The playout clock (fishjam_fast._core.playout), driven with made-up times: as compiled from
 its one source (Cython's pure-Python mode) and as that source runs uncompiled."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fishjam_fast import _playout
-from fishjam_fast._playout import PlayoutClock
+from fishjam_fast._core import playout
+from fishjam_fast._core.playout import PlayoutClock
 from tests.conftest import compiled, uncompiled
 
 
@@ -16,15 +16,15 @@ from tests.conftest import compiled, uncompiled
 def _implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs on both builds of the clock (the module's PlayoutClock name is
     switched)."""
-    module = uncompiled(_playout) if request.param == "python" else compiled(_playout)
+    module = uncompiled(playout) if request.param == "python" else compiled(playout)
     monkeypatch.setitem(globals(), "PlayoutClock", module.PlayoutClock)
 
 
 def test_both_builds_come_from_the_one_source() -> None:
-    """The compiled clock is a cdef class built from _playout.py (no twin in src_ext)."""
-    built = compiled(_playout).PlayoutClock
-    assert built.__module__ == "fishjam_fast._playout"
-    assert uncompiled(_playout).PlayoutClock is not built
+    """The compiled clock is a cdef class built from _core/playout.py (no twin in src_ext)."""
+    built = compiled(playout).PlayoutClock
+    assert built.__module__ == "fishjam_fast._core.playout"
+    assert uncompiled(playout).PlayoutClock is not built
     with pytest.raises(AttributeError):  # C fields only: the declared three
         built().elsewhere = 1.0  # type: ignore[attr-defined]
     src_ext = Path(__file__).resolve().parents[1] / "src_ext"

@@ -9,7 +9,7 @@ import pytest
 import soxr
 
 from fishjam_fast import _pcm, pcm
-from fishjam_fast._pcm_stream import PcmStream
+from fishjam_fast._core.pcm_stream import PcmStream
 from fishjam_fast.pcm import Resampler
 
 

@@ -236,7 +236,8 @@ def test_native_build_defaults_to_picows(monkeypatch: pytest.MonkeyPatch) -> Non
 _PURE_PYTHON_SESSION = """
 import asyncio, json
 import fishjam_fast
-from fishjam_fast import Agent, OutgoingAudioTrackOptions, _connection
+from fishjam_fast import Agent, OutgoingAudioTrackOptions
+from fishjam_fast._core import connection
 from fishjam_fast.local import LocalFishjam
 
 async def main():
@@ -257,7 +258,7 @@ async def main():
                     if r.HasField("track_data")]
             print(json.dumps({
                 "native": fishjam_fast.NATIVE,
-                "compiled": not _connection.__file__.endswith(".py"),
+                "compiled": not connection.__file__.endswith(".py"),
                 "transport": agent.transport_name,
                 "sent": session.stats.messages_sent,
                 "data": data,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from fishjam_fast import AgentAuthError, AgentConnectionError, FishjamNotifier, events
+from fishjam_fast._core.reconnect import ReconnectPolicy
 from fishjam_fast._proto.server_notifications_pb2 import ServerMessage
-from fishjam_fast._reconnect import ReconnectPolicy
 from fishjam_fast.notifier import NotifierAuthError, NotifierConnectionError
 from tests.hostile import BINARY, CLOSE, HostileServer, Peer, close_payload, frame
 from tests.wire import field_len, field_varint

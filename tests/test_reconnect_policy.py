@@ -9,7 +9,7 @@ import random
 import pytest
 
 from fishjam_fast import ReconnectPolicy
-from fishjam_fast._reconnect import reconnect_policy
+from fishjam_fast._core.reconnect import reconnect_policy
 
 
 def _take(policy: ReconnectPolicy, n: int, seed: int = 1) -> list[float]:

@@ -1,4 +1,4 @@
-"""The session's read lock (fishjam_fast._locks.ReadLock): asyncio.Lock's semantics with
+"""The session's read lock (fishjam_fast._core.locks.ReadLock): asyncio.Lock's semantics with
 a synchronous try_acquire, as compiled from its one source (the native receive loop
 takes it by C calls) and as that source runs uncompiled."""
 
@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from fishjam_fast import _locks
+from fishjam_fast._core import locks
 from tests.conftest import compiled, uncompiled
 
 
 @pytest.fixture(params=["python", "compiled"])
 def lock_class(request: pytest.FixtureRequest) -> Any:
-    module = uncompiled(_locks) if request.param == "python" else compiled(_locks)
+    module = uncompiled(locks) if request.param == "python" else compiled(locks)
     return module.ReadLock
 
 
@@ -57,6 +57,6 @@ def test_releasing_an_unheld_lock_is_an_error(lock_class: Any) -> None:
 
 
 def test_both_builds_come_from_the_one_source() -> None:
-    built = compiled(_locks).ReadLock
-    assert built.__module__ == "fishjam_fast._locks"
-    assert uncompiled(_locks).ReadLock is not built
+    built = compiled(locks).ReadLock
+    assert built.__module__ == "fishjam_fast._core.locks"
+    assert uncompiled(locks).ReadLock is not built

@@ -1,5 +1,5 @@
 """The session's per-message path on both builds of the session core (the compiled
-``fishjam_fast._connection`` and its ``.py`` uncompiled), both transports and both
+``fishjam_fast._core.connection`` and its ``.py`` uncompiled), both transports and both
 loops, against the local Fishjam: ``receive()``, the dispatcher (decoding where the
 transport reads), the synchronous ``on_track_data`` callback, ``send_chunk_nowait``, and
 a session that learns of a drop without reading (against hostile servers:

@@ -122,7 +122,7 @@ async def test_a_control_frame_between_fragments_split_at_every_offset() -> None
 def test_the_picows_transport_runs_on_the_compiled_listener(transport: str) -> None:
     if transport != "picows":
         pytest.skip("the picows transport's listener")
-    from fishjam_fast import _connection
+    from fishjam_fast._core import connection
     from fishjam_fast._picows_listener import FrameListener
     from fishjam_fast.transport.picows import PicowsTransport
 
@@ -139,8 +139,8 @@ def test_the_picows_transport_runs_on_the_compiled_listener(transport: str) -> N
     assert overridden <= {"__init__", "__doc__", "__module__", "on_ended", "resume_writing"}
     # the dispatcher is the compiled session core, called in C per frame: nothing else
     # is taken (not the uncompiled Connection of its own .py either)
-    assert compiled(_connection).Connection.__module__ == "fishjam_fast._connection"
-    python = uncompiled(_connection).Connection(None, None, None)  # type: ignore[arg-type]
+    assert compiled(connection).Connection.__module__ == "fishjam_fast._core.connection"
+    python = uncompiled(connection).Connection(None, None, None)  # type: ignore[arg-type]
     listener = FrameListener.__new__(FrameListener)  # no connection: the field only
     with pytest.raises(TypeError):
         listener._dispatcher = python

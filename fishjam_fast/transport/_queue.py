@@ -7,7 +7,7 @@ queued with its frame size. The transport asks whether the queue is at or past i
 bound (then it stops reading) and whether it has drained to a quarter of both bounds
 (then it reads again); what reading means, and what ending means, stay the transport's.
 
-One source for both builds (Cython's pure-Python mode, like ``fishjam_fast._playout``):
+One source for both builds (Cython's pure-Python mode, like ``fishjam_fast._core.playout``):
 setup.py compiles this file with the augmenting ``_queue.pxd`` beside it into the
 extension module ``fishjam_fast.transport._queue``, which the picows transport's
 compiled per-frame listener cimports (a C call per message); the websockets transport

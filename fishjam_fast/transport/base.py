@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 # Close codes of a connection that ended without an error (RFC 6455 section 7.4.1):
 # receive() ends without raising; 1005 is what a close frame without a code reads as.
-# 1001 (going away: a server shutting down) is also in _reconnect.RECONNECT_CLOSE_CODES,
+# 1001 (going away: a server shutting down) is also in _core.reconnect.RECONNECT_CLOSE_CODES,
 # which a reconnecting session checks first: it comes back instead of ending.
 NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005})
 
@@ -209,7 +209,7 @@ def cannot_connect(
 
 
 class Dispatcher(Protocol):
-    """What a transport sees of the session's dispatcher (``_connection.Connection``)."""
+    """What a transport sees of the session's dispatcher (``_core.connection.Connection``)."""
 
     on_closed: Callable[[Any, TransportClosed], object] | None
 

@@ -13,7 +13,7 @@ drive the clock with made-up times.
 
 One source for both builds (Cython's pure-Python mode, as aiohttp compiles ``reader_c``
 from ``reader_py.py``): setup.py compiles this file, with the augmenting
-``_playout.pxd`` beside it, into the extension module ``fishjam_fast._playout``, which
+``playout.pxd`` beside it, into the extension module ``fishjam_fast._core.playout``, which
 Python imports in place of this file; there the class is a cdef class with C fields that
 the session's send path and audio windows move directly. Without a compiler this file
 runs as it is. Keep it to what Cython compiles (no decorators on the methods, no

@@ -1,9 +1,9 @@
-# The augmenting declarations of fishjam_fast/_playout.py (Cython's pure-Python mode, as
+# The augmenting declarations of fishjam_fast/_core/playout.py (Cython's pure-Python mode, as
 # aiohttp compiles reader_c from reader_py.py): setup.py compiles that one source into
-# the extension module fishjam_fast._playout, which Python imports before the .py
+# the extension module fishjam_fast._core.playout, which Python imports before the .py
 # beside it; without a compiler the .py runs as it is. These declarations make the
 # class a cdef class with C fields, so that the session core's send path (the compiled
-# fishjam_fast/_connection.py, which cimports it in _connection.pxd) moves a track's
+# fishjam_fast/_core/connection.py, which cimports it in connection.pxd) moves a track's
 # clock with C field reads and writes and calls its methods through the vtable.
 
 # a nanosecond (see the .py): a C constant in the compiled module

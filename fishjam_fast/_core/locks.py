@@ -1,8 +1,8 @@
 # cython: annotation_typing=False
 """The session's read lock: who reads the connection next.
 
-One source for both builds (Cython's pure-Python mode, as ``_playout``): setup.py
-compiles this file with the augmenting ``_locks.pxd`` into ``fishjam_fast._locks``,
+One source for both builds (Cython's pure-Python mode, as ``playout``): setup.py
+compiles this file with the augmenting ``locks.pxd`` into ``fishjam_fast._core.locks``,
 whose cdef class the session's native receive loop takes and releases by C calls.
 Keep it to what Cython compiles (only the declared attributes).
 """

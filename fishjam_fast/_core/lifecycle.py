@@ -4,7 +4,7 @@
 :class:`SessionLifecycle` is the base of :class:`~fishjam_fast.session.AgentSession`. It
 decides what an end of the connection means (a normal close ends the session; an
 abnormal one starts a reconnection when the agent's policy allows), runs the outage
-(the attempts themselves are :func:`fishjam_fast._reconnect.reopen`), tells the
+(the attempts themselves are :func:`fishjam_fast._core.reconnect.reopen`), tells the
 application of every transition, and makes senders wait out an outage.
 ``session.py`` keeps sending and receiving; it calls :meth:`_lost` whenever its
 transport reports a close.
@@ -17,23 +17,23 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
-from . import logs
-from ._reconnect import (
+from .. import logs
+from ..errors import AgentAuthError, AgentConnectionError
+from ..logs import logger
+from ..transport.base import NORMAL_CLOSE_CODES, Transport, TransportClosed
+from .reconnect import (
     RECONNECT_CLOSE_CODES,
     SessionState,
     SessionStateChange,
     connection_error,
     reopen,
 )
-from .errors import AgentAuthError, AgentConnectionError
-from .logs import logger
-from .transport.base import NORMAL_CLOSE_CODES, Transport, TransportClosed
 
 if TYPE_CHECKING:
-    from ._connection import Connection
-    from .agent import Agent
-    from .stats import SessionStats
-    from .track import OutgoingTrack
+    from ..agent import Agent
+    from ..stats import SessionStats
+    from ..track import OutgoingTrack
+    from .connection import Connection
 
 AfterDrop = Literal["resend", "skip", "fail"]
 """What ``_send`` does with a frame when the connection drops before or while it is

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _pcm, pcm
-from ._resample import Resampler, check_rate
+from .. import _pcm, pcm
+from .._resample import Resampler, check_rate
 
 __all__ = ["PcmStream"]
 

@@ -17,9 +17,9 @@ and set its declared fields and call its methods; it calls back into the session
 through the declared ``on_lost`` field (the connection was lost: the session ends or
 reconnects).
 
-One source for both builds (Cython's pure-Python mode, as ``_playout`` and ``_locks``):
-setup.py compiles this file with the augmenting ``_connection.pxd`` into
-``fishjam_fast._connection``, a cdef class with C fields, which Python imports in place
+One source for both builds (Cython's pure-Python mode, as ``playout`` and ``locks``):
+setup.py compiles this file with the augmenting ``connection.pxd`` into
+``fishjam_fast._core.connection``, a cdef class with C fields, which Python imports in place
 of this file; the picows listener cimports it and hands it each frame by a C call
 (:meth:`Connection.dispatch_at`, compiled only). Without a compiler this file runs as it
 is (the pure-Python build). Keep it to what Cython compiles (only the declared
@@ -36,8 +36,9 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 # absolute: the tests load this file uncompiled under another name, outside the package
-from fishjam_fast import _codec, _locks
-from fishjam_fast._reconnect import connection_error
+from fishjam_fast import _codec
+from fishjam_fast._core import locks
+from fishjam_fast._core.reconnect import connection_error
 from fishjam_fast.errors import AgentError, AgentProtocolError
 from fishjam_fast.transport.base import TransportClosed
 
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from fishjam_fast._codec import IncomingTrackData, IncomingTrackImage
-    from fishjam_fast._playout import PlayoutClock
+    from fishjam_fast._core.playout import PlayoutClock
     from fishjam_fast.stats import SessionStats
     from fishjam_fast.transport.base import Transport
 
@@ -182,7 +183,7 @@ class Connection:
         self.transport: Transport = transport  # type: ignore[assignment]
         self.stats = stats
         self.loop = loop
-        self.read_lock = _locks.ReadLock()
+        self.read_lock = locks.ReadLock()
         self.backlog: deque[IncomingTrackData | IncomingTrackImage] = deque()
         self.image_waiters: dict[str, asyncio.Future[IncomingTrackImage]] = {}
         self.outage: asyncio.Future[None] | None = None

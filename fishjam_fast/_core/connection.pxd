@@ -1,6 +1,6 @@
-# The augmenting declarations of fishjam_fast/_connection.py (Cython's pure-Python mode,
-# as _playout.pxd and _locks.pxd): setup.py compiles that one source into the extension
-# module fishjam_fast._connection, which Python imports before the .py beside it; without
+# The augmenting declarations of fishjam_fast/_core/connection.py (Cython's pure-Python mode,
+# as playout.pxd and locks.pxd): setup.py compiles that one source into the extension
+# module fishjam_fast._core.connection, which Python imports before the .py beside it; without
 # a compiler the .py runs as it is. Here the connection's state is C fields of a cdef
 # class: the picows listener (src_ext/picows_listener.pyx) cimports Connection and hands
 # it each frame by a C call (dispatch_at), and the chunk-out shortcut moves the compiled
@@ -11,8 +11,8 @@ cimport cython
 # the decoder of the agent protocol and the audio windows' assembler: C-level names of
 # the extension fishjam_fast._ext (fishjam_fast/_ext.pxd)
 from fishjam_fast._ext cimport _WindowAssembler, _decode
-from fishjam_fast._locks cimport ReadLock
-from fishjam_fast._playout cimport PlayoutClock
+from fishjam_fast._core.locks cimport ReadLock
+from fishjam_fast._core.playout cimport PlayoutClock
 
 # True here (cython.compiled), False in the uncompiled .py: _Receiver's C call
 cdef bint COMPILED

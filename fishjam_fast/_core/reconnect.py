@@ -1,7 +1,7 @@
 """Automatic reconnection: the policy (backoff, jitter, budget), the session states, and
 one outage's attempts (open a transport, authenticate, re-add the live tracks).
 
-The session's lifecycle (``_lifecycle.py``, the base of ``AgentSession``) decides *when*
+The session's lifecycle (``lifecycle.py``, the base of ``AgentSession``) decides *when*
 to reconnect and keeps its tracks and its ``receive()`` iteration; this module does
 *how*. It only talks to the agent through its
 transport factory (``Agent._open``) and authentication step (``Agent._authenticate``),
@@ -18,17 +18,17 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from . import logs
-from .errors import AgentAuthError, AgentConnectionError
-from .logs import logger
-from .transport.base import TransportClosed
+from .. import logs
+from ..errors import AgentAuthError, AgentConnectionError
+from ..logs import logger
+from ..transport.base import TransportClosed
 
 if TYPE_CHECKING:
-    from ._codec import IncomingTrackData, IncomingTrackImage
-    from ._connection import Connection
-    from .agent import Agent
-    from .track import OutgoingTrack
-    from .transport.base import Transport
+    from .._codec import IncomingTrackData, IncomingTrackImage
+    from ..agent import Agent
+    from ..track import OutgoingTrack
+    from ..transport.base import Transport
+    from .connection import Connection
 
 __all__ = [
     "RECONNECT_CLOSE_CODES",
