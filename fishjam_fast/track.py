@@ -118,10 +118,6 @@ class OutgoingTrack:
         return bool(self._sender.removed)
 
     @property
-    def _removed(self) -> bool:
-        return bool(self._sender.removed)
-
-    @property
     def max_queued(self) -> float | None:
         """The pacing bound in seconds (see :meth:`AgentSession.add_track`), or None."""
         return self._max_queued
@@ -145,7 +141,7 @@ class OutgoingTrack:
         """
         target = self._clock.ends_at
         interrupts = self._interrupts
-        while self._interrupts == interrupts and not self._removed:
+        while self._interrupts == interrupts and not self.removed:
             left = target - time.monotonic()
             if left <= 0.0:
                 return
@@ -182,7 +178,7 @@ class OutgoingTrack:
             self._check_not_removed()
 
     def _check_not_removed(self) -> None:
-        if self._removed:
+        if self.removed:
             raise AgentError(f"track {self.id} was removed; add a new track to send audio")
 
     async def send_chunk(self, data: Buffer) -> None:
@@ -503,7 +499,7 @@ class OutgoingTrack:
         Raises:
             AgentConnectionError: the session is closed, or the connection was lost.
         """
-        if self._removed:
+        if self.removed:
             return
         self.session._forget_track(self)  # not re-added by a reconnection from now on
         self._sender.removed = True
