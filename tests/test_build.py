@@ -202,19 +202,27 @@ else:
 """
 
 
+def _pure_python_build(tmp_path: Path, how: str) -> tuple[Path, dict[str, str]]:
+    """Where and with which environment a script runs the pure-Python build: "not-built"
+    (a copy of the package without the extension) or "switched-off"
+    (``FISHJAM_FAST_NO_EXTENSIONS=1``); the default transport left to the build."""
+    if how == "not-built":
+        cwd, switch = _package_without_extension(tmp_path), ""
+    else:
+        cwd, switch = tmp_path, "1"
+    env = {k: v for k, v in os.environ.items() if k != "FISHJAM_FAST_TRANSPORT"}
+    return cwd, {**env, "FISHJAM_FAST_NO_EXTENSIONS": switch}
+
+
 @pytest.mark.parametrize("how", ["not-built", "switched-off"])
 def test_pure_python_build_uses_the_websockets_transport(tmp_path: Path, how: str) -> None:
     """The picows transport's per-frame path is compiled (no Python twin): without the
     extension the default is websockets, and asking for picows says what to do."""
-    if how == "not-built":
-        cwd, env = _package_without_extension(tmp_path), {"FISHJAM_FAST_NO_EXTENSIONS": ""}
-    else:
-        cwd, env = tmp_path, {"FISHJAM_FAST_NO_EXTENSIONS": "1"}
-    environ = {k: v for k, v in os.environ.items() if k != "FISHJAM_FAST_TRANSPORT"}
+    cwd, env = _pure_python_build(tmp_path, how)
     result = subprocess.run(
         [sys.executable, "-c", _PURE_PYTHON_TRANSPORT],
         cwd=cwd,
-        env={**environ, **env},
+        env=env,
         capture_output=True,
         text=True,
         check=True,
@@ -274,15 +282,11 @@ def test_pure_python_build_runs_a_session(tmp_path: Path, how: str) -> None:
     it switched off (the compiled session core with the pure-Python codec), a session
     sends what the native build sends."""
     pytest.importorskip("fishjam_fast.local.server")  # (the script runs the local Fishjam)
-    if how == "not-built":
-        cwd, env = _package_without_extension(tmp_path), {"FISHJAM_FAST_NO_EXTENSIONS": ""}
-    else:
-        cwd, env = tmp_path, {"FISHJAM_FAST_NO_EXTENSIONS": "1"}
-    environ = {k: v for k, v in os.environ.items() if k != "FISHJAM_FAST_TRANSPORT"}
+    cwd, env = _pure_python_build(tmp_path, how)
     result = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", _PURE_PYTHON_SESSION],
         cwd=cwd,
-        env={**environ, **env},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
