@@ -68,6 +68,22 @@ def check(floors: list[Floor], benchmarks: list[dict[str, Any]]) -> list[Verdict
     return verdicts
 
 
+def node_ids(floors: list[Floor], benchmarks: list[dict[str, Any]]) -> list[str]:
+    """The pytest node ids (``fullname``) of the floors' subjects and baselines, in order.
+
+    Several benchmarks of a parametrized test share one node id only when they are the
+    same test; each id appears once.
+    """
+    by_key = index(benchmarks)
+    ids: dict[str, None] = {}
+    for floor in floors:
+        for name in (floor.subject, floor.baseline):
+            bench = by_key.get((floor.group, name))
+            if bench is not None and bench.get("fullname"):
+                ids[bench["fullname"]] = None
+    return list(ids)
+
+
 def render(verdicts: list[Verdict]) -> list[str]:
     width = max(len(v.floor.name) for v in verdicts)
     lines = []

@@ -45,3 +45,23 @@ def test_metric_floors_read_extra_info() -> None:
         ],
     )
     assert verdict.ratio == 2.0 and not verdict.ok
+
+
+def test_node_ids_name_each_floor_s_two_benchmarks_once() -> None:
+    benchmarks = [
+        {**bench("g", "fast", 1.0), "fullname": "benchmarks/b.py::test_fast"},
+        {**bench("g", "slow", 9.0), "fullname": "benchmarks/b.py::test_pair[slow]"},
+        {**bench("h", "fast", 1.0), "fullname": "benchmarks/c.py::test_other"},
+        {**bench("h", "slow", 2.0), "fullname": "benchmarks/b.py::test_pair[slow]"},
+    ]
+    floors = [
+        ratios.Floor("x", "g", "fast", "slow", 1.0),
+        ratios.Floor("y", "h", "fast", "slow", 1.0),
+    ]
+    assert ratios.node_ids(floors, benchmarks) == [
+        "benchmarks/b.py::test_fast",
+        "benchmarks/b.py::test_pair[slow]",
+        "benchmarks/c.py::test_other",
+    ]
+    missing = ratios.Floor("z", "g", "fast", "absent", 1.0)
+    assert ratios.node_ids([missing], benchmarks) == ["benchmarks/b.py::test_fast"]
