@@ -38,6 +38,7 @@ STALE_EXTENSIONS = [
     for name in (
         "_ext",
         "_core/playout",
+        "_messages",
         "_core/locks",
         "_core/connection",
         "_picows_listener",
@@ -138,8 +139,9 @@ def _extensions() -> list[Extension]:
         extra_compile_args=compile_args,
     )
     # modules compiled from their Python source (Cython's pure-Python mode with an
-    # augmenting .pxd beside each): one source for both builds. The playout clock and the
-    # read lock, whose C fields and methods the session core uses; the receive queue,
+    # augmenting .pxd beside each): one source for both builds. The decoded message
+    # classes, whose C fields _ext's decoder stores; the playout clock and the read lock,
+    # whose C fields and methods the session core uses; the receive queue,
     # which the picows listener cimports; the session core (the Connection), which the
     # listener cimports and which cimports _ext's decoder and encoder (so it needs _ext's
     # C headers and NumPy's, as the listener)
@@ -151,7 +153,13 @@ def _extensions() -> list[Extension]:
             define_macros=macros,
             extra_compile_args=compile_args,
         )
-        for module in ("_core/playout", "_core/locks", "transport/_queue", "_core/connection")
+        for module in (
+            "_core/playout",
+            "_messages",
+            "_core/locks",
+            "transport/_queue",
+            "_core/connection",
+        )
     ]
     extensions = [extension, *one_source]
     include_path = ["src_ext", "."]

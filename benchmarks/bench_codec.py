@@ -161,11 +161,6 @@ def test_read_fields_native(benchmark: Any) -> None:
     assert _run(benchmark, _read_fields, native.decode_response(INCOMING)) == EXPECTED
 
 
-def test_read_fields_fallback_dataclass(benchmark: Any) -> None:
-    benchmark.group = "read 5 fields of a decoded track_data"
-    assert _run(benchmark, _read_fields, _codec_py.decode_response(INCOMING)) == EXPECTED
-
-
 def test_read_fields_google_protobuf(benchmark: Any) -> None:
     benchmark.group = "read 5 fields of a decoded track_data"
     message = PbResponse.FromString(INCOMING).track_data

@@ -1,6 +1,7 @@
-"""The selector of the agent protocol's messages and codec (and, named here too, the
-PCM16 kernels of :mod:`._pcm`): the compiled extension ``_ext`` or the pure-Python
-reference (``_messages_py``, ``_codec_py``); :mod:`._native` decides which.
+"""The selector of the agent protocol's codec (and, named here too, the PCM16 kernels of
+:mod:`._pcm`): the compiled extension ``_ext`` or the pure-Python reference
+(``_codec_py``); :mod:`._native` decides which. The message classes are not selected:
+both builds take them from :mod:`._messages` (one source, compiled where ``_ext`` is).
 
 Both export exactly :data:`~._native.NAMES` (tests/test_build.py checks it), so choosing
 is taking those names from one side. The ServerMessage decoder is selected in
@@ -12,6 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# not selected: one source for both builds (the compiled module where _ext is)
+from ._messages import Authenticated as Authenticated
+from ._messages import IncomingTrackData as IncomingTrackData
+from ._messages import IncomingTrackImage as IncomingTrackImage
+from ._messages import Track as Track
+from ._messages import UnknownResponse as UnknownResponse
 from ._native import (
     BUILD_HINT,
     CODEC_NAMES,
@@ -26,12 +33,7 @@ from ._native import (
 
 if TYPE_CHECKING:
     # the stub types both sides alike
-    from ._ext import Authenticated as Authenticated
-    from ._ext import IncomingTrackData as IncomingTrackData
-    from ._ext import IncomingTrackImage as IncomingTrackImage
-    from ._ext import Track as Track
     from ._ext import TrackDataEncoder as TrackDataEncoder
-    from ._ext import UnknownResponse as UnknownResponse
     from ._ext import decode_response as decode_response
     from ._ext import encode_add_track as encode_add_track
     from ._ext import encode_auth_request as encode_auth_request
@@ -45,9 +47,9 @@ if TYPE_CHECKING:
     from ._pcm import pcm16_into as pcm16_into
     from ._pcm import pcm16_to_float32 as pcm16_to_float32
 else:
-    from . import _codec_py, _messages_py, _pcm
+    from . import _codec_py, _pcm
 
-    globals().update(take(MESSAGE_NAMES + CODEC_NAMES, _messages_py, _codec_py))
+    globals().update(take(CODEC_NAMES, _codec_py))
     globals().update({name: getattr(_pcm, name) for name in PCM_NAMES})
 
 __all__ = [

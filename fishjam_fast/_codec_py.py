@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import DecodeError
 
-from ._messages_py import (
+from ._messages import (
     Authenticated,
     IncomingTrackData,
     IncomingTrackImage,

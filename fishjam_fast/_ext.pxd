@@ -15,7 +15,11 @@ cdef extern from "ext_debug.h":
 
 
 include "buffer.pxd"     # read cursor (rcur_*), exact-size writers (wbuf_*)
-include "messages.pxd"   # the decoded message classes and their fields
+# the decoded message classes and their C fields: one source, compiled from
+# fishjam_fast/_messages.py (its augmenting .pxd); the decoder makes them with __new__
+from fishjam_fast._messages cimport (
+    Authenticated, IncomingTrackData, IncomingTrackImage, Track, UnknownResponse,
+)
 include "codec.pxd"      # AgentRequest keys; the track_data framing loop (frame_*)
 include "notifications.pxd"  # the ServerMessage decoder's field kinds (NK_*)
 include "pcm.pxd"        # PCM16 kernels (pcm_*)

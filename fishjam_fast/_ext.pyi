@@ -1,50 +1,17 @@
 """Type stub of the native extension (src_ext/_ext.pyx); see _codec_py.py for the
 reference semantics, which the extension shares."""
 
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
 
-from .enums import TrackType
+# the message classes are fishjam_fast._messages' (one source: the .py is their stub)
+from ._messages import Authenticated, IncomingTrackData, IncomingTrackImage, UnknownResponse
 
 # exactly NAMES of fishjam_fast/_codec.py, and NATIVE (tests/test_build.py checks)
 NATIVE: Final[bool]
-
-class Track:
-    __match_args__: ClassVar[tuple[str, ...]]
-    id: str
-    type: TrackType | int
-    metadata: str
-    def __init__(self, id: str = "", type: TrackType | int = ..., metadata: str = "") -> None: ...
-
-class IncomingTrackData:
-    __match_args__: ClassVar[tuple[str, ...]]
-    peer_id: str
-    track: Track
-    data: bytes
-    def __init__(
-        self, peer_id: str = "", track: Track | None = None, data: bytes = b""
-    ) -> None: ...
-    @property
-    def pcm(self) -> npt.NDArray[np.int16]: ...
-    def samples(self) -> npt.NDArray[np.float32]: ...
-
-class IncomingTrackImage:
-    __match_args__: ClassVar[tuple[str, ...]]
-    track_id: str
-    content_type: str
-    data: bytes
-    def __init__(self, track_id: str = "", content_type: str = "", data: bytes = b"") -> None: ...
-
-class Authenticated:
-    __match_args__: ClassVar[tuple[str, ...]]
-
-class UnknownResponse:
-    __match_args__: ClassVar[tuple[str, ...]]
-    field_number: int
-    def __init__(self, field_number: int = 0) -> None: ...
 
 def encode_auth_request(token: str) -> bytes: ...
 def encode_add_track(

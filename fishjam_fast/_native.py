@@ -8,10 +8,11 @@ extension is missing and not switched off on purpose, importing warns
 times slower.
 
 The selectors, each over its layer (lowest first): ``_pcm`` (PCM16 kernels),
-``_codec`` (messages and the agent protocol's codec), ``_notifications`` (the
-ServerMessage decoder). (The session core, ``_core.connection``, is one source compiled in
-Cython's pure-Python mode: no selector.) Importing only this
-module and the extension, this one sits below all of them.
+``_codec`` (the agent protocol's codec, beside the message classes of ``_messages``),
+``_notifications`` (the ServerMessage decoder). (The session core, ``_core.connection``,
+and the message classes, ``_messages``, are one source each, compiled in Cython's
+pure-Python mode: no selector.) Importing only this module and the extension, this one
+sits below all of them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ MESSAGE_NAMES = (
     "Track",
     "UnknownResponse",
 )
-"""Decoded message classes (``_messages_py`` in the fallback)."""
+"""Decoded message classes: not selected, both builds take them from ``_messages`` (one
+source, compiled where the extension is), so ``_ext`` does not define them."""
 
 CODEC_NAMES = (
     "TrackDataEncoder",
@@ -53,7 +55,7 @@ PCM_NAMES = ("frame_pcm16", "pcm16_bytes", "pcm16_into", "pcm16_to_float32")
 NOTIFICATION_NAMES = ("decode_server_message",)
 """The ServerMessage decoder (``_notifications_py`` in the fallback: google.protobuf)."""
 
-NAMES = MESSAGE_NAMES + CODEC_NAMES + PCM_NAMES + NOTIFICATION_NAMES
+NAMES = CODEC_NAMES + PCM_NAMES + NOTIFICATION_NAMES
 """Everything either implementation exports, besides the ``NATIVE`` flag."""
 
 BUILD_HINT = (

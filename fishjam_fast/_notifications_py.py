@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from ._messages_py import Track
+from ._messages import Track
 from .enums import track_type
 from .errors import AgentProtocolError
 

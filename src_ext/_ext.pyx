@@ -6,7 +6,6 @@ includes small files, each with one job and its declarations in a .pxd beside it
 fishjam_fast/_ext.pxd, the module's declarations, includes those .pxd files:
 
     buffer    read cursor (rcur_*) and exact-size writers (wbuf_*); every read checked
-    messages  the decoded message classes (Track, IncomingTrackData, ...)
     codec     AgentRequest encoders, AgentResponse decoder
     notifications  the ServerMessage decoder (server notifications, webhooks)
     pcm       PCM16 packing kernels
@@ -29,7 +28,6 @@ NATIVE = True
 # what this module exports: NAMES in fishjam_fast/_codec.py (tests/test_build.py checks)
 
 include "buffer.pyx"
-include "messages.pyx"
 include "codec.pyx"
 include "notifications.pyx"
 

@@ -6,6 +6,7 @@ import asyncio
 import importlib.machinery
 import importlib.util
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -49,19 +50,30 @@ def native_extension() -> ModuleType:
 
 
 def _native_codec() -> SimpleNamespace:
+    from fishjam_fast import _messages
+
     _ext = native_extension()
-    return SimpleNamespace(**{name: getattr(_ext, name) for name in dir(_ext)})
+    messages = compiled(_messages)
+    exported = {name: getattr(_ext, name) for name in dir(_ext)}
+    exported.update({name: getattr(messages, name) for name in messages.__all__})
+    return SimpleNamespace(**exported)
 
 
 def _fallback_codec() -> SimpleNamespace:
-    from fishjam_fast import _codec_py, _messages_py
+    # the pure-Python build's: the reference codec over the uncompiled message classes
+    from fishjam_fast import _codec_py, _messages
 
-    return SimpleNamespace(**{**vars(_codec_py), **vars(_messages_py)})
+    messages = uncompiled(_messages)
+    # importable by its name, as the installed module is: pickle finds the classes there
+    sys.modules[messages.__name__] = messages
+    codec_py = with_messages(_codec_py, messages)
+    return SimpleNamespace(**{**vars(codec_py), **vars(messages)})
 
 
 @pytest.fixture(params=["native", "fallback"], scope="session")
 def codec(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """The codec functions and message classes of one implementation."""
+    """The codec functions and message classes of one build: the extension's codec with
+    the compiled ``_messages``, or the reference codec with the uncompiled ``_messages``."""
     return _native_codec() if request.param == "native" else _fallback_codec()
 
 
@@ -121,6 +133,23 @@ def uncompiled(module: ModuleType) -> ModuleType:
     assert spec is not None and spec.loader is not None
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
+    return loaded
+
+
+def with_messages(module: ModuleType, messages: ModuleType) -> ModuleType:
+    """``module``'s .py source run again (under another name) with ``messages`` as the
+    ``fishjam_fast._messages`` it imports: a pure-Python module over the uncompiled
+    message classes, where the installed package's import gives the compiled ones."""
+    name = module.__name__
+    spec = importlib.util.spec_from_file_location(f"{name}_over_messages", module.__file__)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    installed = sys.modules["fishjam_fast._messages"]
+    sys.modules["fishjam_fast._messages"] = messages
+    try:
+        spec.loader.exec_module(loaded)
+    finally:
+        sys.modules["fishjam_fast._messages"] = installed
     return loaded
 
 

@@ -17,12 +17,13 @@ import fishjam_fast
 from fishjam_fast import (
     _codec,
     _codec_py,
-    _messages_py,
+    _messages,
+    _native,
     _notifications_py,
     _pcm,
     _pcm_py,
 )
-from tests.conftest import native_extension
+from tests.conftest import compiled, native_extension, uncompiled
 
 
 def test_native_codec_loaded_where_expected() -> None:
@@ -64,8 +65,21 @@ def test_extension_defines_exactly_the_selected_names() -> None:
 
 
 def test_fallback_defines_exactly_the_selected_names() -> None:
-    fallback = (_messages_py, _codec_py, _pcm_py, _notifications_py)
+    fallback = (_codec_py, _pcm_py, _notifications_py)
     assert _defined(*fallback) == set(_codec.NAMES)
+
+
+def test_message_classes_come_from_one_source_in_both_builds() -> None:
+    # not selected: _codec re-exports _messages' classes (compiled where _ext is), which
+    # define exactly MESSAGE_NAMES compiled and uncompiled; _ext does not define them
+    names = set(_native.MESSAGE_NAMES)
+    assert set(_messages.__all__) == names == _defined(uncompiled(_messages))
+    assert not names & set(_codec.NAMES)
+    for name in names:
+        assert getattr(_codec, name) is getattr(_messages, name)
+    if os.environ.get("FISHJAM_FAST_EXPECT_NATIVE") == "1":
+        assert _defined(compiled(_messages)) == names
+        assert not names & set(dir(native_extension()))
 
 
 def test_extension_stub_declares_exactly_the_selected_names() -> None:
@@ -177,7 +191,7 @@ def test_pure_python_package_imports_in_any_order(tmp_path: Path) -> None:
     for module in (
         "fishjam_fast",
         "fishjam_fast.pcm",
-        "fishjam_fast._messages_py",
+        "fishjam_fast._messages",
         "fishjam_fast.agent",
     ):
         code = f"import {module}, fishjam_fast; assert not fishjam_fast.NATIVE"

@@ -84,6 +84,7 @@ def test_the_sdist_holds_the_sources_and_leaves_tests_out(tmp_path: Path) -> Non
         "fishjam_fast/_proto/agent_pb2.py",
         "fishjam_fast/_ext.pyi",
         "fishjam_fast/_core/playout.pxd",
+        "fishjam_fast/_messages.pxd",
         "fishjam_fast/_core/locks.pxd",
         "fishjam_fast/_core/connection.pxd",
         "fishjam_fast/transport/_queue.pxd",

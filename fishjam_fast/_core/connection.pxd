@@ -16,7 +16,7 @@ from fishjam_fast._core.playout cimport PlayoutClock
 
 # True here (cython.compiled), False in the uncompiled .py: _Receiver's C call
 cdef bint COMPILED
-# the decoded message classes (the extension's) that _route tells apart
+# the decoded message classes (fishjam_fast._messages, compiled) that _route tells apart
 cdef object _TrackData, _TrackImage
 
 

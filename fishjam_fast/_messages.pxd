@@ -1,9 +1,17 @@
-# Declarations of the message layer (messages.pyx): the decoded AgentResponse contents.
+# The augmenting declarations of fishjam_fast/_messages.py (Cython's pure-Python mode, as
+# _playout.pxd): setup.py compiles that one source into the extension module
+# fishjam_fast._messages, which Python imports before the .py beside it; without a
+# compiler the .py runs as it is. The decoded AgentResponse contents are cdef classes
+# here, and the native decoder (fishjam_fast._ext, which cimports them in _ext.pxd)
+# makes them with __new__ and stores their C fields directly.
 #
 # The fields are `cdef public`, Cython's own way to publish a C field as a Python
 # attribute (a getset descriptor: readable and settable). Cython initialises object
 # fields to None in tp_new and _Message.__delattr__ refuses deletion, so a field is
 # always a valid object and C code (the decoder) reads and writes it directly.
+
+# PCM16 on the wire (see the .py): a C global in the compiled module
+cdef object _PCM_LE16
 
 
 cdef class _Message:
