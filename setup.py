@@ -20,6 +20,7 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 
 def _flag(name: str) -> bool:
@@ -65,6 +66,42 @@ def remove_stale_extensions(*also: str) -> None:
     for path in sorted(stale):
         path.unlink()
         print(f"WARNING: removed the stale extension {path}", file=sys.stderr)
+
+
+class PruningBuildPy(build_py):
+    """Copies the package into build/lib, then deletes what an earlier build left there.
+
+    setuptools reuses build/lib and packages all of it: a module moved or deleted since
+    (``_playout.py`` after it moved into ``_core/``, or its compiled copy) would still be
+    installed, and a source checkout's wheel would differ from a fresh clone's. Kept:
+    the files this copy wrote, and the compiled modules of this build's extensions (build_ext
+    runs next and replaces them).
+    """
+
+    SOURCE_SUFFIXES = (".py", ".pyi", ".pxd", ".typed")
+    COMPILED_SUFFIXES = (".so", ".pyd")
+
+    def run(self) -> None:
+        super().run()
+        package = Path(self.build_lib) / "fishjam_fast"
+        if not package.is_dir():
+            return
+        written = {Path(p).resolve() for p in self.get_outputs(include_bytecode=False)}
+        extensions = {e.name for e in self.distribution.ext_modules or []}
+        for path in sorted(package.rglob("*")):
+            if not path.is_file():
+                continue
+            if path.suffix in self.SOURCE_SUFFIXES:
+                stale = path.resolve() not in written
+            elif path.suffix in self.COMPILED_SUFFIXES:
+                parts = path.relative_to(self.build_lib).with_suffix("").parts
+                module = ".".join((*parts[:-1], parts[-1].split(".")[0]))
+                stale = module not in extensions
+            else:
+                continue
+            if stale:
+                path.unlink()
+                print(f"removed {path}: an earlier build's, not in this one", file=sys.stderr)
 
 
 class OptionalBuildExt(build_ext):
@@ -186,7 +223,8 @@ def _picows_listener(
 ) -> tuple[Extension, str] | None:
     """The picows transport's per-frame listener: it cimports picows' picows.pxd.
 
-    Without picows at build time the transport uses its pure-Python listener.
+    Without picows at build time (it is a dependency: only a broken environment lacks
+    it) the listener is not built, and the default transport is websockets.
     """
     try:
         import picows
@@ -210,4 +248,7 @@ def _picows_listener(
     return extension, os.path.dirname(os.path.dirname(picows.__file__))
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=_extensions(),
+    cmdclass={"build_py": PruningBuildPy, "build_ext": OptionalBuildExt},
+)

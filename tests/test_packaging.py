@@ -61,6 +61,34 @@ def test_a_failed_compile_removes_the_stale_extension(tmp_path: Path) -> None:
     assert not [n for n in names if n.endswith((".so", ".pyd"))], names
 
 
+def test_a_module_an_earlier_build_left_in_build_lib_is_not_packaged(tmp_path: Path) -> None:
+    # a module moved since (_playout.py went into _core/) or deleted, and a compiled
+    # module no extension of this build makes: setuptools packages all of build/lib
+    tree = _source_copy(tmp_path)
+    lib = tree / "build" / "lib" / "fishjam_fast"
+    stale = [lib / "_playout.py", lib / "_playout.pxd", lib / f"_session_hot{SUFFIX}",
+             lib / "_core" / f"gone{SUFFIX}"]  # fmt: skip
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"# from an earlier build")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FISHJAM_FAST_")}
+    env["FISHJAM_FAST_SKIP_EXTENSION"] = "1"  # no compile: the copy is what is tested
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+         "--no-index", "-w", str(tmp_path / "dist"), str(tree)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert [path for path in stale if path.exists()] == []
+    assert "an earlier build's, not in this one" in output
+    (wheel,) = (tmp_path / "dist").glob("fishjam_fast-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "fishjam_fast/_core/playout.py" in names and "fishjam_fast/py.typed" in names
+    assert not [n for n in names if "_playout" in n.split("/")[-1] and "_core" not in n]
+    assert not [n for n in names if n.endswith((".so", ".pyd"))], names
+
+
 def test_the_sdist_holds_the_sources_and_leaves_tests_out(tmp_path: Path) -> None:
     tree = _source_copy(tmp_path)
     env = dict(os.environ, FISHJAM_FAST_SKIP_EXTENSION="1")
