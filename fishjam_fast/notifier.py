@@ -352,6 +352,23 @@ class FishjamNotifier:
         self._consumer_added()
         return handler
 
+    def remove_server_notification_handler(self, handler: Handler) -> bool:
+        """Unregisters a handler that :meth:`on_server_notification` registered.
+
+        The handler is called for no notification after this returns, including the
+        rest of the one being delivered (a handler may remove itself or another). A
+        handler registered twice is removed once. With no handler and no iterator
+        left, reading pauses until one comes (the server holds what follows).
+
+        Returns:
+            True if it was registered, False if not (nothing changes).
+        """
+        try:
+            self._handlers.remove(handler)
+        except ValueError:
+            return False
+        return True
+
     async def connect(self) -> None:
         """Connects, authenticates, subscribes, then delivers notifications until
         :meth:`close` (then it returns) or a failure (then it raises).
@@ -660,7 +677,10 @@ class FishjamNotifier:
             # comes (the server holds the rest), rather than losing it
             self._consumer_waiter = asyncio.get_running_loop().create_future()
             await self._consumer_waiter
-        for handler in self._handlers:
+        # a snapshot: a handler may remove itself or another while it runs
+        for handler in tuple(self._handlers):
+            if handler not in self._handlers:
+                continue  # removed by one called before it, for this notification
             try:
                 result = handler(notification)
                 if inspect.isawaitable(result):

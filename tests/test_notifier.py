@@ -367,3 +367,54 @@ async def test_a_handler_may_close_the_notifier() -> None:
                 await client._finished.wait()
     assert len(seen) == 1 and client.state == "closed"
     assert server.peers[0].close_received() is not None  # a clean closing handshake
+
+
+async def test_a_removed_handler_gets_nothing_after_its_removal() -> None:
+    more = asyncio.Event()
+
+    async def serve(peer: Peer) -> None:
+        await subscribe(peer)
+        await peer.send(frame(BINARY, peer_added(0)), frame(BINARY, peer_added(1)))
+        await more.wait()
+        await peer.send(frame(BINARY, peer_added(2)), frame(BINARY, peer_added(3)))
+        await peer.serve_pings()
+
+    async with HostileServer(serve) as server:
+        client = notifier(server.url)
+        kept: list[Any] = []
+        removed_later: list[Any] = []
+        removed_by_another: list[Any] = []
+        once: list[str] = []
+        seen_by_first: list[str] = []
+
+        def first(notification: Any) -> None:
+            # (called after remove_itself removed itself: not skipped)
+            seen_by_first.append(notification.peer_id)
+            # removes, during notification p1, a handler registered after it
+            if notification.peer_id == "p1":
+                assert client.remove_server_notification_handler(removed_by_another.append)
+                assert not client.remove_server_notification_handler(removed_by_another.append)
+
+        @client.on_server_notification
+        def remove_itself(notification: Any) -> None:
+            once.append(notification.peer_id)
+            assert client.remove_server_notification_handler(remove_itself)
+
+        client.on_server_notification(first)
+        client.on_server_notification(removed_by_another.append)
+        client.on_server_notification(removed_later.append)
+        client.on_server_notification(kept.append)
+        async with client:
+            while len(kept) < 2:
+                await asyncio.sleep(0.01)
+            assert client.remove_server_notification_handler(removed_later.append)
+            more.set()
+            while len(kept) < 4:
+                await asyncio.sleep(0.01)
+    assert [n.peer_id for n in kept] == ["p0", "p1", "p2", "p3"]
+    assert [n.peer_id for n in removed_later] == ["p0", "p1"]
+    assert [n.peer_id for n in removed_by_another] == ["p0"]
+    assert once == ["p0"]
+    assert seen_by_first == ["p0", "p1", "p2", "p3"]
+    assert client.stats.handler_errors == 0
+    assert not client.remove_server_notification_handler(print)
