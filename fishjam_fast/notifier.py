@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from . import _notifications, events
+from ._callbacks import Callbacks
 from ._core.reconnect import RECONNECT_CLOSE_CODES, ReconnectPolicy, reconnect_policy
 from .errors import AgentAuthError, AgentConnectionError, AgentProtocolError
 from .rest import fishjam_url
@@ -316,7 +317,7 @@ class FishjamNotifier:
         self._handlers: list[Handler] = []
         self._inboxes: list[_Inbox] = []
         self._consumer_waiter: asyncio.Future[None] | None = None  # _deliver waits for one
-        self._listeners: list[Callable[[NotifierStateChange], object]] = []
+        self._listeners: Callbacks[NotifierStateChange] = Callbacks()
         self._state: NotifierState = "idle"
         self._transport: Transport | None = None
         self._runner: asyncio.Task[Any] | None = None  # the task running connect()
@@ -520,13 +521,7 @@ class FishjamNotifier:
         Returns:
             A function that unregisters the callback.
         """
-        self._listeners.append(callback)
-
-        def unregister() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-
-        return unregister
+        return self._listeners.add(callback)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -548,11 +543,7 @@ class FishjamNotifier:
         if previous == state:
             return
         change = NotifierStateChange(state, previous, cause, time.monotonic())
-        for callback in list(self._listeners):
-            try:
-                callback(change)
-            except Exception:
-                logger.exception("a notifier on_state_change callback failed")
+        self._listeners.call(change, "a notifier on_state_change callback failed")
 
     async def _finish(self, error: BaseException | None) -> None:
         self._error = error

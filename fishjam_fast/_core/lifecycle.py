@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 from .. import logs
+from .._callbacks import Callbacks
 from ..errors import AgentAuthError, AgentConnectionError
 from ..logs import logger
 from ..transport.base import NORMAL_CLOSE_CODES, Transport, TransportClosed
@@ -68,7 +69,7 @@ class SessionLifecycle:
         # live tracks, re-added on a new connection after a drop
         self._tracks: dict[str, OutgoingTrack] = {}
         self._state: SessionState = "connected"
-        self._listeners: list[Callable[[SessionStateChange], object]] = []
+        self._listeners: Callbacks[SessionStateChange] = Callbacks()
         # (self._conn.outage: while reconnecting, resolved when connected again, or
         # closed by disconnect(); failed with the error that ended the session otherwise)
         self._drop: AgentConnectionError | None = None  # what started the outage
@@ -126,13 +127,7 @@ class SessionLifecycle:
         Returns:
             A function that unregisters the callback.
         """
-        self._listeners.append(callback)
-
-        def unregister() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-
-        return unregister
+        return self._listeners.add(callback)
 
     def _set_state(
         self,
@@ -156,11 +151,7 @@ class SessionLifecycle:
         change = SessionStateChange(
             state, previous, cause, time.monotonic(), lost_audio or {}, unsent_bytes
         )
-        for callback in tuple(self._listeners):
-            try:
-                callback(change)
-            except Exception:
-                logger.exception("a state-change callback of agent %s failed", self.agent.id)
+        self._listeners.call(change, "a state-change callback of agent %s failed", self.agent.id)
 
     def _loss(self, transport: Transport) -> tuple[dict[str, float], int]:
         """What the end of ``transport`` cost: each track's audio queued at the server
