@@ -66,27 +66,30 @@ def _judged(verdicts: list[ratios.Verdict]) -> list[ratios.Verdict]:
     return verdicts
 
 
-def _verdicts(config: Any) -> list[ratios.Verdict]:
-    benchmarks = _benchmarks(config)
-    return ratios.check(ratios.load_floors(), benchmarks) if benchmarks else []
+def _verdicts(benchmarks: list[dict[str, Any]]) -> list[ratios.Verdict]:
+    return _judged(ratios.check(ratios.load_floors(), benchmarks)) if benchmarks else []
 
 
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     if not GUARD:
         return
-    verdicts = _judged(_verdicts(session.config))
+    benchmarks = _benchmarks(session.config)
+    verdicts = _verdicts(benchmarks)
     if not verdicts or not all(v.ok for v in verdicts):
         session.exitstatus = 1
     if REMEASURE_FILE:
-        below = [v.floor for v in verdicts if v.ratio is not None and not v.ok]
-        node_ids = ratios.node_ids(below, _benchmarks(session.config))
+        # only timings get a second look: a failed test or a floor this run did not
+        # measure fails the guard as it is (an empty list: nothing to measure again)
+        below = [v.floor for v in verdicts if not v.ok]
+        second_look = exitstatus == 0 and all(v.ratio is not None for v in verdicts)
+        node_ids = ratios.node_ids(below, benchmarks) if second_look else []
         with open(REMEASURE_FILE, "w", encoding="utf-8") as file:
             file.writelines(f"{node_id}\n" for node_id in node_ids)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     write = terminalreporter.write_line
-    verdicts = _judged(_verdicts(terminalreporter.config))
+    verdicts = _verdicts(_benchmarks(terminalreporter.config))
     if verdicts:
         write("")
         write("ratio floors (benchmarks/floors.toml): baseline / fishjam_fast, same run")
