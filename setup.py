@@ -33,18 +33,19 @@ ANNOTATE = _flag("FISHJAM_FAST_CYTHON_ANNOTATE")
 DEBUG = _flag("FISHJAM_FAST_DEBUG")
 
 
+ONE_SOURCE_MODULES = (
+    "_core/playout",
+    "_messages",
+    "_core/locks",
+    "transport/_queue",
+    "_core/connection",
+)
+"""Modules compiled from their Python source (Cython's pure-Python mode), see _extensions."""
+
 STALE_EXTENSIONS = [
     f"{where}fishjam_fast/{name}*.{suffix}"
     for where in ("build/**/", "")
-    for name in (
-        "_ext",
-        "_core/playout",
-        "_messages",
-        "_core/locks",
-        "_core/connection",
-        "_picows_listener",
-        "transport/_queue",
-    )
+    for name in ("_ext", *ONE_SOURCE_MODULES, "_picows_listener")
     for suffix in ("so", "pyd")
 ]
 """Where earlier builds leave the compiled extension: setuptools packages whatever is in
@@ -94,7 +95,8 @@ class PruningBuildPy(build_py):
             if path.suffix in self.SOURCE_SUFFIXES:
                 stale = path.resolve() not in written
             elif path.suffix in self.COMPILED_SUFFIXES:
-                parts = path.relative_to(self.build_lib).with_suffix("").parts
+                # fishjam_fast/_core/connection.cpython-311-x86_64-linux-gnu.so
+                parts = path.relative_to(self.build_lib).parts
                 module = ".".join((*parts[:-1], parts[-1].split(".")[0]))
                 stale = module not in extensions
             else:
@@ -190,13 +192,7 @@ def _extensions() -> list[Extension]:
             define_macros=macros,
             extra_compile_args=compile_args,
         )
-        for module in (
-            "_core/playout",
-            "_messages",
-            "_core/locks",
-            "transport/_queue",
-            "_core/connection",
-        )
+        for module in ONE_SOURCE_MODULES
     ]
     extensions = [extension, *one_source]
     include_path = ["src_ext", "."]

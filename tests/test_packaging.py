@@ -37,6 +37,15 @@ def _source_copy(dest: Path) -> Path:
     return tree
 
 
+def _wheel(tree: Path, dist: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``pip wheel`` of the copied tree into ``dist``, with this environment's build tools."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+         "--no-index", "-w", str(dist), str(tree)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+
+
 def test_a_failed_compile_removes_the_stale_extension(tmp_path: Path) -> None:
     tree = _source_copy(tmp_path)
     stale_build = tree / "build" / "lib.old" / "fishjam_fast" / f"_ext{SUFFIX}"
@@ -46,11 +55,7 @@ def test_a_failed_compile_removes_the_stale_extension(tmp_path: Path) -> None:
         stale.write_bytes(b"an extension from an earlier build")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FISHJAM_FAST_")}
     env["CC"] = "false"  # every compile fails
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
-         "--no-index", "-w", str(tmp_path / "dist"), str(tree)],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
+    result = _wheel(tree, tmp_path / "dist", env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "building the fishjam_fast extension failed" in output
@@ -73,11 +78,7 @@ def test_a_module_an_earlier_build_left_in_build_lib_is_not_packaged(tmp_path: P
         path.write_bytes(b"# from an earlier build")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FISHJAM_FAST_")}
     env["FISHJAM_FAST_SKIP_EXTENSION"] = "1"  # no compile: the copy is what is tested
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
-         "--no-index", "-w", str(tmp_path / "dist"), str(tree)],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
+    result = _wheel(tree, tmp_path / "dist", env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert [path for path in stale if path.exists()] == []
