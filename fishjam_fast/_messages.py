@@ -1,7 +1,7 @@
 # cython: annotation_typing=False
 """Decoded AgentResponse contents: the message classes of both builds.
 
-One source (Cython's pure-Python mode, as ``_playout.py``): setup.py compiles this file,
+One source (Cython's pure-Python mode, as ``_core/playout.py``): setup.py compiles this file,
 with the augmenting ``_messages.pxd`` beside it, into the extension module
 ``fishjam_fast._messages``, which Python imports in place of this file. There each class
 is a cdef class whose fields are C fields: the native decoder (``fishjam_fast._ext``,

@@ -5,7 +5,7 @@ The session's lifecycle (``lifecycle.py``, the base of ``AgentSession``) decides
 to reconnect and keeps its tracks and its ``receive()`` iteration; this module does
 *how*. It only talks to the agent through its
 transport factory (``Agent._open``) and authentication step (``Agent._authenticate``),
-so it works on whatever :class:`~fishjam_fast._transport.Transport` the agent opens.
+so it works on whatever :class:`~fishjam_fast.transport.base.Transport` the agent opens.
 """
 
 from __future__ import annotations
